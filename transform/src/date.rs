@@ -1,0 +1,58 @@
+//! Sent timestamp (ms since the epoch) to a UTC calendar date.
+
+/// Latest accepted timestamp: 9999-12-31T23:59:59.999Z (PostgreSQL `date` goes further, but
+/// nothing later is a plausible SQS timestamp).
+const MAX_MS: i64 = 253_402_300_799_999;
+
+/// `YYYY-MM-DD` for a timestamp in `0..=MAX_MS`, else `None`.
+pub(crate) fn utc_date(sent_timestamp_ms: i64, out: &mut String) -> Option<()> {
+    if !(0..=MAX_MS).contains(&sent_timestamp_ms) {
+        return None;
+    }
+    let (y, m, d) = civil_from_days(sent_timestamp_ms / 86_400_000);
+    use std::fmt::Write;
+    write!(out, "{y:04}-{m:02}-{d:02}").ok()
+}
+
+/// Howard Hinnant's `civil_from_days`: proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn date(ms: i64) -> Option<String> {
+        let mut s = String::new();
+        utc_date(ms, &mut s).map(|_| s)
+    }
+
+    #[test]
+    fn known_dates_and_bounds() {
+        assert_eq!(date(0).as_deref(), Some("1970-01-01"));
+        assert_eq!(date(1_700_000_000_000).as_deref(), Some("2023-11-14"));
+        assert_eq!(date(951_782_400_000).as_deref(), Some("2000-02-29"));
+        assert_eq!(date(MAX_MS).as_deref(), Some("9999-12-31"));
+        assert_eq!(date(-1), None);
+        assert_eq!(date(MAX_MS + 1), None);
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_chrono(ms in 0..=MAX_MS) {
+            let expected = chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%d").to_string();
+            prop_assert_eq!(date(ms), Some(expected));
+        }
+    }
+}

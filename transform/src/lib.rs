@@ -1,0 +1,43 @@
+//! maskflow's transform: one SQS message in, one `user_logins` row or one rejection out.
+//!
+//! Pure computation, no I/O: the same code runs natively (the host's `unmask`, the tests) and
+//! as a WebAssembly module with the ABI in `ABI.md` (see [`abi`]), or from JavaScript through
+//! wasm-bindgen (feature `js`).
+//!
+//! ```
+//! use maskflow_transform::{Config, Key, Message, Transformer};
+//! let key = Key::new("k1", [7; 64]).unwrap();
+//! let mut t = Transformer::new(Config::with_keys(vec![key])).unwrap();
+//! let body = br#"{"user_id": "u1", "ip": "10.0.0.1", "app_version": "2.3.0"}"#;
+//! let row = t.transform(&Message { id: "m1", body, sent_timestamp_ms: 1_700_000_000_000 }).unwrap();
+//! assert_eq!(row.get(0), Some("u1"));
+//! assert!(row.get(2).unwrap().starts_with("k1."));
+//! assert_eq!(row.get(5), Some("2003000"));
+//! ```
+
+mod cache;
+pub mod config;
+mod date;
+mod error;
+mod ip;
+pub mod mask;
+mod outcome;
+mod reason;
+mod scan;
+mod transformer;
+pub mod version;
+
+#[cfg(target_arch = "wasm32")]
+pub mod abi;
+#[cfg(feature = "js")]
+mod js;
+
+pub use config::{Column, Config, KeyConfig, Kind, Mapping};
+pub use error::Error;
+pub use mask::{ColumnCipher, Key};
+pub use outcome::{Outcome, Row};
+pub use reason::{Reason, Rejection};
+pub use transformer::{Message, Transformer, Unmasked};
+
+/// Version of the WebAssembly ABI described in ABI.md; bumped on any incompatible change.
+pub const ABI_VERSION: u32 = 1;

@@ -1,0 +1,264 @@
+//! Deterministic masking with AES-256-SIV (RFC 5297), byte-identical to the `aes-siv` crate's
+//! `Aes256SivAead::encrypt(nonce, value)` (and so to VRL's `encrypt(v, "AES-256-SIV", key, iv)`).
+//!
+//! Why not call `aes-siv` per value: its AEAD API re-derives the same things every call (CMAC of
+//! the zero block, of the empty associated data, of the nonce; the CTR key schedule). The nonce
+//! of a column is a constant, so that whole S2V prefix is a constant too. [`ColumnCipher`]
+//! computes it once and leaves two AES block operations for a value of up to 16 bytes. The
+//! `aes-siv` crate is still used to decrypt and, in the tests, as the reference.
+
+use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
+use aes::Aes256;
+use aes_siv::aead::Aead;
+use aes_siv::Aes256SivAead;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use cmac::{Cmac, Mac};
+use dbl::Dbl;
+
+use crate::Error;
+
+pub const KEY_LEN: usize = 64;
+pub const NONCE_LEN: usize = 16;
+/// Length of the SIV tag that precedes the ciphertext.
+pub const TAG_LEN: usize = 16;
+
+type Block = aes::Block;
+
+/// One named 64-byte key (`k1`, `k2`, ...). The id prefixes every mask, so a key can be rotated
+/// and masks made with an older key can still be recovered.
+#[derive(Clone)]
+pub struct Key {
+    id: String,
+    bytes: [u8; KEY_LEN],
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({}, <redacted>)", self.id)
+    }
+}
+
+impl Key {
+    pub fn new(id: &str, bytes: [u8; KEY_LEN]) -> Result<Self, Error> {
+        let valid_id = !id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !valid_id {
+            return Err(Error::Key { id: id.chars().take(16).collect(), reason: "a key id is 1-16 characters of a-z and 0-9".into() });
+        }
+        Ok(Key { id: id.to_owned(), bytes })
+    }
+
+    /// Decodes standard base64 of exactly 64 bytes.
+    pub fn from_base64(id: &str, text: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::Key { id: id.to_owned(), reason: reason.to_owned() };
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| bad("not valid base64"))?;
+        let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|_| bad("an AES-256-SIV key is 64 bytes (88 base64 characters)"))?;
+        Key::new(id, bytes)
+    }
+
+    /// Parses a key file: one `id:base64` per line (a bare `base64` line means id `k1`). The
+    /// first key masks; all of them unmask. `#` starts a comment.
+    pub fn parse_key_file(text: &str) -> Result<Vec<Key>, Error> {
+        let keys = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|line| match line.split_once(':') {
+                Some((id, b64)) => Key::from_base64(id.trim(), b64),
+                None => Key::from_base64("k1", line),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(Error::NoKey);
+        }
+        Ok(keys)
+    }
+
+    /// The key-file line for this key (what `maskflow keygen` writes).
+    pub fn to_key_file_line(&self) -> String {
+        format!("{}:{}", self.id, STANDARD.encode(self.bytes))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Decrypts `tag || ciphertext` made under `nonce`; `None` when the tag does not verify.
+    fn open(&self, nonce: &[u8; NONCE_LEN], sealed: &[u8]) -> Option<Vec<u8>> {
+        let aead = <Aes256SivAead as aes_siv::aead::KeyInit>::new(&self.bytes.into());
+        aead.decrypt(aes_siv::Nonce::from_slice(nonce), sealed).ok()
+    }
+}
+
+/// AES-256-SIV encryption under one key and one fixed nonce, with the S2V prefix precomputed.
+#[derive(Clone)]
+pub struct ColumnCipher {
+    key_id: String,
+    /// CMAC keyed with the first half of the key; cloned per value (no key schedule per value).
+    mac: Cmac<Aes256>,
+    /// CTR key (second half), expanded once.
+    ctr_key: Aes256,
+    /// S2V state after the zero block, the empty associated data and the nonce.
+    prefix: Block,
+}
+
+impl ColumnCipher {
+    pub fn new(key: &Key, nonce: &[u8; NONCE_LEN]) -> Self {
+        let (mac_key, ctr_key) = key.bytes.split_at(KEY_LEN / 2);
+        let mac = <Cmac<Aes256> as KeyInit>::new_from_slice(mac_key).expect("32-byte CMAC key");
+        let cmac = |data: &[u8]| -> Block {
+            let mut m = mac.clone();
+            m.update(data);
+            m.finalize().into_bytes()
+        };
+        // RFC 5297 S2V over the headers [associated data = "", nonce], exactly as aes-siv's AEAD.
+        let mut prefix = cmac(&[0u8; 16]);
+        for header in [&[][..], &nonce[..]] {
+            prefix = prefix.dbl();
+            xor(&mut prefix, &cmac(header));
+        }
+        ColumnCipher { key_id: key.id.clone(), mac, ctr_key: Aes256::new_from_slice(ctr_key).expect("32-byte AES key"), prefix }
+    }
+
+    /// Appends `tag || ciphertext` of `plaintext` to `out`.
+    pub fn seal_into(&self, plaintext: &[u8], out: &mut Vec<u8>) {
+        let mut mac = self.mac.clone();
+        let mut state = self.prefix;
+        if plaintext.len() >= 16 {
+            let (head, tail) = plaintext.split_at(plaintext.len() - 16);
+            mac.update(head);
+            xor(&mut state, tail);
+        } else {
+            state = state.dbl();
+            xor(&mut state, plaintext);
+            state[plaintext.len()] ^= 0x80;
+        }
+        mac.update(&state);
+        let tag = mac.finalize().into_bytes();
+
+        let start = out.len();
+        out.extend_from_slice(&tag);
+        out.extend_from_slice(plaintext);
+        let mut iv = tag;
+        iv[8] &= 0x7f; // RFC 5297 section 2.6: clear bits 31 and 63 of the counter.
+        iv[12] &= 0x7f;
+        let mut ctr = ctr::Ctr128BE::<Aes256>::from_core(ctr::CtrCore::inner_iv_init(self.ctr_key.clone(), &iv));
+        ctr.apply_keystream(&mut out[start + TAG_LEN..]);
+    }
+
+    /// Appends the text form `<key-id>.<base64url(tag || ciphertext)>` to `out`.
+    pub fn mask_into(&self, plaintext: &[u8], scratch: &mut Vec<u8>, out: &mut String) {
+        scratch.clear();
+        self.seal_into(plaintext, scratch);
+        out.push_str(&self.key_id);
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(&scratch[..], out);
+    }
+
+    /// Length in characters of the mask of an `n`-byte value, without computing it.
+    pub fn mask_len(&self, n: usize) -> usize {
+        self.key_id.len() + 1 + (4 * (n + TAG_LEN)).div_ceil(3)
+    }
+
+    pub fn mask(&self, plaintext: &[u8]) -> String {
+        let mut out = String::new();
+        self.mask_into(plaintext, &mut Vec::new(), &mut out);
+        out
+    }
+}
+
+/// Reverses a mask: finds the key by its id and tries each nonce the mask may have been made
+/// under (SIV authenticates the nonce, so only the right one verifies). Returns the index of
+/// the matching nonce and the clear bytes.
+pub fn unmask(keys: &[Key], nonces: &[[u8; NONCE_LEN]], mask: &str) -> Result<(usize, Vec<u8>), Error> {
+    let (id, b64) = mask.trim().split_once('.').ok_or(Error::MaskFormat("no `.` after the key id"))?;
+    let sealed = URL_SAFE_NO_PAD.decode(b64).map_err(|_| Error::MaskFormat("not unpadded URL-safe base64 after the key id"))?;
+    if sealed.len() < TAG_LEN {
+        return Err(Error::MaskFormat("too short to hold an AES-SIV tag"));
+    }
+    let key = keys.iter().find(|k| k.id == id).ok_or_else(|| Error::UnknownKeyId(id.chars().take(16).collect()))?;
+    nonces
+        .iter()
+        .enumerate()
+        .find_map(|(i, nonce)| key.open(nonce, &sealed).map(|clear| (i, clear)))
+        .ok_or(Error::Authentication)
+}
+
+fn xor(acc: &mut Block, other: &[u8]) {
+    acc.iter_mut().zip(other).for_each(|(a, b)| *a ^= b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NONCE: &[u8; 16] = b"maskflow.ip.v001";
+
+    fn key(seed: u8) -> Key {
+        Key::new("k1", std::array::from_fn(|i| seed.wrapping_add(i as u8))).unwrap()
+    }
+
+    fn reference(key: &Key, nonce: &[u8; 16], value: &[u8]) -> Vec<u8> {
+        let aead = <Aes256SivAead as aes_siv::aead::KeyInit>::new(&key.bytes.into());
+        aead.encrypt(aes_siv::Nonce::from_slice(nonce), value).unwrap()
+    }
+
+    #[test]
+    fn rfc5297_aead_matches_the_crate_at_block_boundaries() {
+        let k = key(7);
+        let cipher = ColumnCipher::new(&k, NONCE);
+        for len in 0..70 {
+            let value: Vec<u8> = (0..len as u8).collect();
+            let mut out = Vec::new();
+            cipher.seal_into(&value, &mut out);
+            assert_eq!(out, reference(&k, NONCE, &value), "length {len}");
+        }
+    }
+
+    #[test]
+    fn unmask_reports_wrong_key_tampering_and_format() {
+        let nonces = [*NONCE];
+        let mask = ColumnCipher::new(&key(1), NONCE).mask(b"199.172.111.135");
+        assert_eq!(unmask(&[key(1)], &nonces, &mask).unwrap(), (0, b"199.172.111.135".to_vec()));
+        assert_eq!(unmask(&[key(2)], &nonces, &mask), Err(Error::Authentication));
+        let mut tampered = mask.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(unmask(&[key(1)], &nonces, std::str::from_utf8(&tampered).unwrap()), Err(Error::Authentication));
+        assert_eq!(unmask(&[key(1)], &nonces, "k9.AAAAAAAAAAAAAAAAAAAAAA"), Err(Error::UnknownKeyId("k9".into())));
+        assert!(matches!(unmask(&[key(1)], &nonces, "nodot"), Err(Error::MaskFormat(_))));
+        assert!(matches!(unmask(&[key(1)], &nonces, "k1.!!"), Err(Error::MaskFormat(_))));
+    }
+
+    #[test]
+    fn key_file_lines_round_trip_and_never_print_the_key() {
+        let k = key(3);
+        let parsed = Key::parse_key_file(&format!("# comment\n{}\n", k.to_key_file_line())).unwrap();
+        assert_eq!(parsed[0].bytes, k.bytes);
+        assert_eq!(format!("{:?}", parsed[0]), "Key(k1, <redacted>)");
+        assert!(matches!(Key::parse_key_file("k1:abc"), Err(Error::Key { .. })));
+        assert_eq!(Key::parse_key_file("\n# nothing\n").unwrap_err(), Error::NoKey);
+        assert!(Key::parse_key_file(&format!("K.1:{}", STANDARD.encode([0u8; 64]))).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn identical_to_aes_siv_crate(seed in any::<u8>(), nonce in any::<[u8; 16]>(), value in proptest::collection::vec(any::<u8>(), 0..100)) {
+            let k = key(seed);
+            let mut out = Vec::new();
+            ColumnCipher::new(&k, &nonce).seal_into(&value, &mut out);
+            prop_assert_eq!(out, reference(&k, &nonce, &value));
+        }
+
+        #[test]
+        fn deterministic_injective_and_reversible(a in ".{0,40}", b in ".{0,40}") {
+            let cipher = ColumnCipher::new(&key(9), NONCE);
+            let (ma, mb) = (cipher.mask(a.as_bytes()), cipher.mask(b.as_bytes()));
+            prop_assert_eq!(&ma, &cipher.mask(a.as_bytes()));
+            prop_assert_eq!(a == b, ma == mb);
+            prop_assert_eq!(ma.len(), cipher.mask_len(a.len()));
+            prop_assert_eq!(unmask(&[key(9)], &[*NONCE], &ma).unwrap().1, a.into_bytes());
+        }
+    }
+}

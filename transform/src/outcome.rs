@@ -1,0 +1,72 @@
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::Rejection;
+
+/// One output row: a text value (PostgreSQL input syntax) or NULL per column, in mapping order.
+/// Reused across messages by [`crate::Transformer`], so a row costs no allocation once warm.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub(crate) cells: Vec<String>,
+    pub(crate) nulls: Vec<bool>,
+}
+
+impl Row {
+    pub(crate) fn reset(&mut self, columns: usize) {
+        self.cells.resize_with(columns, String::new);
+        self.nulls.resize(columns, true);
+        self.cells.iter_mut().for_each(String::clear);
+        self.nulls.iter_mut().for_each(|n| *n = true);
+    }
+
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    pub fn get(&self, column: usize) -> Option<&str> {
+        (!*self.nulls.get(column)?).then(|| self.cells[column].as_str())
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = Option<&str>> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// A row with its column names, or a rejection: the JSON shape that the golden vectors, the
+/// `maskflow transform` command and the JavaScript binding share:
+/// `{"row": {"user_id": "...", ...}}` or `{"rejection": {"reason": "...", ...}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<'a> {
+    Row { columns: &'a [String], row: &'a Row },
+    Rejection(&'a Rejection),
+}
+
+impl Serialize for Outcome<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut outer = s.serialize_map(Some(1))?;
+        match self {
+            Outcome::Row { columns, row } => outer.serialize_entry("row", &NamedRow { columns, row })?,
+            Outcome::Rejection(rejection) => outer.serialize_entry("rejection", rejection)?,
+        }
+        outer.end()
+    }
+}
+
+struct NamedRow<'a> {
+    columns: &'a [String],
+    row: &'a Row,
+}
+
+impl Serialize for NamedRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.columns.len()))?;
+        for (name, value) in self.columns.iter().zip(self.row.values()) {
+            map.serialize_entry(name, &value)?;
+        }
+        map.end()
+    }
+}

@@ -1,0 +1,252 @@
+use crate::cache::MaskCache;
+use crate::config::{nonce_bytes, Config, KeyConfig, Kind, Mapping, RAW_BODY_NONCE};
+use crate::mask::{self, ColumnCipher, Key, NONCE_LEN};
+use crate::scan::{scan, Found};
+use crate::{date, ip, version, Error, Reason, Rejection, Row};
+
+/// One message as SQS delivers it.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub id: &'a str,
+    pub body: &'a [u8],
+    /// SQS `SentTimestamp`: milliseconds since the epoch; gives `create_date`.
+    pub sent_timestamp_ms: i64,
+}
+
+/// What `unmask` recovered, and from which column's domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmasked {
+    /// The column name, or `raw_body` for a rejected message's encrypted body.
+    pub column: String,
+    pub value: Vec<u8>,
+}
+
+/// Turns messages into rows. Build one per worker; it keeps its buffers and mask caches
+/// between messages, so steady-state transformation does not allocate per record.
+pub struct Transformer {
+    columns: Vec<ColumnPlan>,
+    names: Vec<String>,
+    paths: Vec<Vec<String>>,
+    max_depth: usize,
+    max_body_bytes: usize,
+    keys: Vec<Key>,
+    raw_body: ColumnCipher,
+    unmask_domains: Vec<(String, [u8; NONCE_LEN])>,
+    row: Row,
+    scratch: Vec<u8>,
+    canonical: String,
+}
+
+struct ColumnPlan {
+    field: String,
+    kind: Kind,
+    required: bool,
+    max_len: Option<usize>,
+    masker: Option<(ColumnCipher, MaskCache)>,
+}
+
+type Failure = (Reason, String);
+
+impl Config {
+    /// The default `user_logins` mapping with these keys (the first one masks).
+    pub fn with_keys(keys: Vec<Key>) -> Config {
+        Config { keys: keys.iter().map(KeyConfig::from).collect(), mapping: Mapping::user_logins(), cache_size: 4096 }
+    }
+
+    pub fn from_json(text: &str) -> Result<Config, Error> {
+        serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+}
+
+impl From<&Key> for KeyConfig {
+    fn from(key: &Key) -> Self {
+        let line = key.to_key_file_line();
+        let (id, b64) = line.split_once(':').expect("key file line has an id");
+        KeyConfig { id: id.to_owned(), key: b64.to_owned() }
+    }
+}
+
+impl Transformer {
+    pub fn new(config: Config) -> Result<Self, Error> {
+        config.mapping.validate()?;
+        let keys = config.keys.iter().map(|k| Key::from_base64(&k.id, &k.key)).collect::<Result<Vec<_>, _>>()?;
+        let active = keys.first().ok_or(Error::NoKey)?;
+        if keys.iter().enumerate().any(|(i, k)| keys[..i].iter().any(|o| o.id() == k.id())) {
+            return Err(Error::Config("two keys have the same id".into()));
+        }
+        let Mapping { columns, max_depth, max_body_bytes } = config.mapping;
+        let mut unmask_domains = vec![("raw_body".to_owned(), nonce_bytes(RAW_BODY_NONCE))];
+        let plans = columns
+            .iter()
+            .map(|c| {
+                let masker = c.mask_nonce.as_deref().map(|nonce| {
+                    unmask_domains.push((c.name.clone(), nonce_bytes(nonce)));
+                    (ColumnCipher::new(active, &nonce_bytes(nonce)), MaskCache::new(config.cache_size))
+                });
+                let field = c.path.clone().unwrap_or_else(|| "sent timestamp".into());
+                ColumnPlan { field, kind: c.kind, required: c.required, max_len: c.max_len, masker }
+            })
+            .collect();
+        Ok(Transformer {
+            columns: plans,
+            names: columns.iter().map(|c| c.name.clone()).collect(),
+            paths: columns.iter().map(|c| c.path.as_deref().map_or(vec![], |p| p.split('.').map(str::to_owned).collect())).collect(),
+            max_depth,
+            max_body_bytes,
+            raw_body: ColumnCipher::new(active, &nonce_bytes(RAW_BODY_NONCE)),
+            keys,
+            unmask_domains,
+            row: Row::default(),
+            scratch: Vec::new(),
+            canonical: String::new(),
+        })
+    }
+
+    /// Output column names, in row order.
+    pub fn columns(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The row for `message`, or why there is none. The row is borrowed from the transformer
+    /// and overwritten by the next call.
+    pub fn transform(&mut self, message: &Message) -> Result<&Row, Rejection> {
+        match self.fill_row(message) {
+            Ok(()) => Ok(&self.row),
+            Err((reason, message_text)) => Err(self.reject(message.body, reason, message_text)),
+        }
+    }
+
+    fn reject(&self, body: &[u8], reason: Reason, message: String) -> Rejection {
+        Rejection { reason, message, encrypted_body: self.encrypt_body(body) }
+    }
+
+    /// Encrypts a body exactly as rejections carry it, for hosts that record rejections of their
+    /// own (a module that traps on a message, a database that refuses it).
+    pub fn encrypt_body(&self, body: &[u8]) -> String {
+        self.raw_body.mask(body)
+    }
+
+    /// Recovers the clear value of a mask made by any loaded key, from any masked column or a
+    /// rejection's encrypted body.
+    pub fn unmask(&self, text: &str) -> Result<Unmasked, Error> {
+        let nonces: Vec<[u8; NONCE_LEN]> = self.unmask_domains.iter().map(|(_, n)| *n).collect();
+        let (domain, value) = mask::unmask(&self.keys, &nonces, text)?;
+        Ok(Unmasked { column: self.unmask_domains[domain].0.clone(), value })
+    }
+
+    fn fill_row(&mut self, message: &Message) -> Result<(), Failure> {
+        let body = message.body;
+        if body.len() > self.max_body_bytes {
+            return Err((Reason::BodyTooLarge, format!("the body is {} bytes; the limit is {}", body.len(), self.max_body_bytes)));
+        }
+        let text = std::str::from_utf8(body).map_err(|_| (Reason::BodyNotUtf8, "the body is not valid UTF-8".to_owned()))?;
+        let values = scan(text, &self.paths, self.max_depth).map_err(|reason| (reason, structural_message(reason, self.max_depth)))?;
+
+        let Transformer { columns, row, scratch, canonical, .. } = self;
+        row.reset(columns.len());
+        for (i, (plan, found)) in columns.iter_mut().zip(values.iter()).enumerate() {
+            let cell = &mut row.cells[i];
+            let fail = |reason, rule: &str| (reason, format!("field `{}`: {rule}", plan.field));
+            let value = match (plan.kind, found) {
+                (Kind::SentDate, _) => match date::utc_date(message.sent_timestamp_ms, cell) {
+                    Some(()) => Value::Written,
+                    None => return Err(fail(Reason::InvalidTimestamp, "must be between 1970 and 9999")),
+                },
+                (_, Found::Absent | Found::Null) => Value::Null,
+                (_, Found::Other(kind)) => return Err(fail(Reason::WrongType, &format!("expected {}, got {kind}", plan.kind.expected()))),
+                (Kind::Version, Found::Int(n)) => {
+                    let code = u32::try_from(*n).ok().and_then(|major| version::from_parts(major, 0, 0));
+                    write_version(code, cell).map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?
+                }
+                (Kind::Version, Found::Float(f)) => {
+                    write_version(version::encode_number(*f), cell).map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?
+                }
+                (_, Found::Int(_) | Found::Float(_)) => return Err(fail(Reason::WrongType, &format!("expected {}, got number", plan.kind.expected()))),
+                (kind, Found::Str(s)) => {
+                    let s = s.trim();
+                    if s.contains('\0') {
+                        return Err(fail(Reason::InvalidCharacter, "contains U+0000, which PostgreSQL text cannot store"));
+                    }
+                    match kind {
+                        _ if s.is_empty() => Value::Null,
+                        Kind::Ip => {
+                            canonical.clear();
+                            if !ip::canonicalize(s, canonical) {
+                                return Err(fail(Reason::InvalidIp, "not an IPv4 or IPv6 address in a standard form"));
+                            }
+                            Value::Text(canonical)
+                        }
+                        Kind::Version => write_version(version::encode(s), cell).map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?,
+                        Kind::Text | Kind::SentDate => Value::Text(s),
+                    }
+                }
+            };
+            let value = match value {
+                Value::Null if plan.required => return Err(fail(Reason::MissingField, "is required")),
+                Value::Null => continue,
+                Value::Written => {
+                    row.nulls[i] = false;
+                    continue;
+                }
+                Value::Text(text) => text,
+            };
+            row.nulls[i] = false;
+            match &mut plan.masker {
+                Some((cipher, cache)) => {
+                    let limit = plan.max_len.unwrap_or(usize::MAX);
+                    if cipher.mask_len(value.len()) > limit {
+                        return Err(fail(Reason::MaskTooLong, &format!("too long to mask within {limit} characters")));
+                    }
+                    if cache.is_enabled() {
+                        cell.push_str(cache.get_or_insert(value, |out| cipher.mask_into(value.as_bytes(), scratch, out)));
+                    } else {
+                        cipher.mask_into(value.as_bytes(), scratch, cell);
+                    }
+                }
+                None => {
+                    if let Some(limit) = plan.max_len.filter(|&limit| value.chars().count() > limit) {
+                        return Err(fail(Reason::ValueTooLong, &format!("longer than {limit} characters")));
+                    }
+                    cell.push_str(value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+const VERSION_RULE: &str = "not a version `major[.minor[.patch]]` with major <= 2146 and minor, patch <= 999";
+
+/// A column's value before masking and length checks.
+enum Value<'v> {
+    Null,
+    /// Already in the cell (dates and versions: never masked, bounded length).
+    Written,
+    Text(&'v str),
+}
+
+fn write_version(code: Option<i32>, cell: &mut String) -> Result<Value<'static>, ()> {
+    use std::fmt::Write;
+    let code = code.ok_or(())?;
+    write!(cell, "{code}").map_err(|_| ())?;
+    Ok(Value::Written)
+}
+
+fn structural_message(reason: Reason, max_depth: usize) -> String {
+    match reason {
+        Reason::BodyNotJson => "the body is not valid JSON".into(),
+        Reason::BodyNotObject => "the body is JSON but not an object".into(),
+        Reason::NestingTooDeep => format!("the body nests objects or arrays deeper than {max_depth} levels"),
+        Reason::DuplicateKey => "the body has an object with a duplicate key".into(),
+        other => other.code().into(),
+    }
+}
+
+impl Kind {
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Version => "a string or number",
+            _ => "a string",
+        }
+    }
+}
