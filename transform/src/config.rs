@@ -16,7 +16,7 @@ pub const DEVICE_ID_NONCE: &str = "maskflow.did.v01";
 pub const RAW_BODY_NONCE: &str = "maskflow.raw.v01";
 
 /// What `init` receives (ABI.md): keys plus an optional mapping.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[{"id": "k1", "key": "<base64 of 64 bytes>"}]`; the first masks, all unmask.
@@ -32,11 +32,17 @@ fn default_cache_size() -> usize {
     4096
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     pub id: String,
     pub key: String,
+}
+
+impl std::fmt::Debug for KeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyConfig({}, <redacted>)", self.id)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,33 @@
+//! `tracing` to stderr, text or JSON, filtered by RUST_LOG. Nothing logged anywhere in the
+//! host formats a message body, a clear value or the key.
+
+use std::io::Write;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+use crate::progress::bar_suspend;
+
+/// Quiet by default for the chatty dependencies (the AWS SDK logs every request at info).
+const DEFAULT_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_runtime=warn,aws_sdk_sqs=warn,hyper=warn,tokio_postgres=warn,wasmtime=warn,cranelift=warn";
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| StderrAroundBar);
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Stderr that hides the progress bar while a line is written.
+struct StderrAroundBar;
+
+impl Write for StderrAroundBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        bar_suspend(|| std::io::stderr().write(buf))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}

@@ -1,0 +1,206 @@
+//! SQS through aws-sdk-sqs, pointed at LocalStack or AWS with the standard endpoint settings.
+
+use std::time::Duration;
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::BehaviorVersion;
+use aws_sdk_sqs::config::Credentials;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
+use aws_sdk_sqs::Client;
+
+use crate::error::{Error, Result};
+
+/// SQS allows at most this many messages per receive, delete or send call.
+pub const SQS_BATCH: usize = 10;
+
+/// Which queue, and where it is. Defaults reach LocalStack on localhost.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SqsArgs {
+    /// Queue URL; overrides --queue-name.
+    #[arg(long, env = "MASKFLOW_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// Queue name, resolved to a URL with GetQueueUrl.
+    #[arg(long, default_value = "login-queue")]
+    pub queue_name: String,
+    /// SQS endpoint. `aws` uses the SDK's own endpoint resolution (real AWS).
+    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://localhost:4566")]
+    pub sqs_endpoint: String,
+    /// Region when the AWS chain (AWS_REGION, profile) gives none.
+    #[arg(long, default_value = "us-east-1")]
+    pub default_region: String,
+}
+
+/// One received message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub receipt: String,
+    pub body: String,
+    pub sent_timestamp_ms: i64,
+}
+
+#[derive(Clone)]
+pub struct SqsSource {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsSource {
+    /// Connects and resolves the queue; `create` makes it if missing (for `send`).
+    pub async fn connect(args: &SqsArgs, create: bool) -> Result<Self> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(RegionProviderChain::default_provider().or_else(aws_config::Region::new(args.default_region.clone())));
+        if args.sqs_endpoint != "aws" {
+            loader = loader.endpoint_url(&args.sqs_endpoint);
+            // LocalStack takes any credentials; supply some so a bare machine works out of the box.
+            let local = ["://localhost", "://127.0.0.1", "://[::1]"].iter().any(|h| args.sqs_endpoint.contains(h));
+            if local && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
+                loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "maskflow-localstack"));
+            }
+        }
+        let client = Client::new(&loader.load().await);
+        let queue_url = match &args.queue_url {
+            Some(url) => url.clone(),
+            None => Self::resolve(&client, &args.queue_name, create).await.map_err(|e| {
+                Error::Sqs(format!("cannot find queue `{}` at {}: {e}. Is SQS running (scripts/services start)?", args.queue_name, args.sqs_endpoint))
+            })?,
+        };
+        Ok(SqsSource { client, queue_url })
+    }
+
+    async fn resolve(client: &Client, name: &str, create: bool) -> std::result::Result<String, String> {
+        let found = client.get_queue_url().queue_name(name).send().await;
+        match found {
+            Ok(out) => Ok(out.queue_url().unwrap_or_default().to_owned()),
+            Err(_) if create => {
+                let out = client.create_queue().queue_name(name).send().await.map_err(|e| DisplayErrorContext(e).to_string())?;
+                Ok(out.queue_url().unwrap_or_default().to_owned())
+            }
+            Err(e) => Err(DisplayErrorContext(e).to_string()),
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Up to 10 messages, waiting up to `wait` for the first (long polling).
+    pub async fn receive(&self, wait: Duration, visibility: Duration) -> Result<Vec<Received>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(SQS_BATCH as i32)
+            .wait_time_seconds(wait.as_secs() as i32)
+            .visibility_timeout(visibility.as_secs() as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .send()
+            .await
+            .map_err(|e| Error::Sqs(format!("ReceiveMessage: {}", DisplayErrorContext(e))))?;
+        Ok(out
+            .messages()
+            .iter()
+            .map(|m| Received {
+                id: m.message_id().unwrap_or_default().to_owned(),
+                receipt: m.receipt_handle().unwrap_or_default().to_owned(),
+                body: m.body().unwrap_or_default().to_owned(),
+                sent_timestamp_ms: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(-1), // the module rejects it as invalid_timestamp: recorded, not guessed
+            })
+            .collect())
+    }
+
+    /// Deletes by receipt handle, 10 per call. Returns how many SQS refused (they come back and
+    /// the ledger recognises them).
+    pub async fn delete(&self, receipts: &[&str]) -> Result<usize> {
+        let mut refused = 0;
+        for chunk in receipts.chunks(SQS_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(*r).build())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::Sqs(e.to_string()))?;
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| Error::Sqs(format!("DeleteMessageBatch: {}", DisplayErrorContext(e))))?;
+            refused += out.failed().len();
+        }
+        Ok(refused)
+    }
+
+    /// Pushes the visibility timeout of in-flight messages out, so a slow batch is not redelivered.
+    pub async fn extend_visibility(&self, receipts: &[&str], visibility: Duration) -> Result<()> {
+        for chunk in receipts.chunks(SQS_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(*r)
+                        .visibility_timeout(visibility.as_secs() as i32)
+                        .build()
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::Sqs(e.to_string()))?;
+            self.client
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| Error::Sqs(format!("ChangeMessageVisibilityBatch: {}", DisplayErrorContext(e))))?;
+        }
+        Ok(())
+    }
+
+    /// Sends up to 10 bodies in one call.
+    pub async fn send_batch(&self, bodies: &[String]) -> Result<()> {
+        let entries = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(b).build())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Sqs(e.to_string()))?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| Error::Sqs(format!("SendMessageBatch: {}", DisplayErrorContext(e))))?;
+        match out.failed().first() {
+            None => Ok(()),
+            Some(f) => Err(Error::Sqs(format!("SendMessageBatch refused {} messages (first: {})", out.failed().len(), f.code()))),
+        }
+    }
+
+    /// ApproximateNumberOfMessages + ...NotVisible: what is left for `--drain` to wait for.
+    pub async fn approximate_depth(&self) -> Result<(u64, u64)> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| Error::Sqs(format!("GetQueueAttributes: {}", DisplayErrorContext(e))))?;
+        let get = |name| out.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok((get(QueueAttributeName::ApproximateNumberOfMessages), get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)))
+    }
+}
