@@ -136,8 +136,10 @@ async fn poll(source: SqsSource, tx: flume::Sender<Received>, args: RunArgs, shu
             _ = shutdown.wait() => break, // an abandoned receive's messages reappear after the timeout
         };
         match received {
+            // Empty means nothing visible and nothing in flight anywhere (ours are done by the
+            // time the channel is; another host's may still fail and come back).
             Ok(batch) if batch.is_empty() && args.drain => match source.approximate_depth().await {
-                Ok((0, _)) => break,
+                Ok((0, 0)) => break,
                 Ok(_) => continue,
                 Err(e) => warn!(error = %e, "cannot read the queue depth"),
             },
@@ -225,6 +227,7 @@ impl Worker<'_> {
         let give_up = || self.shutdown.requested();
         let written = sink.write(&items, &|body| stage.encrypt_body(body), &mut keep_alive, &give_up)?;
         self.stats.add_written(written);
+        crash_point("after-commit");
         self.delete(&batch);
         self.stats.add_in_flight(-(batch.len() as i64));
         Ok(())
@@ -251,6 +254,16 @@ impl Worker<'_> {
                 }
             }
         }
+    }
+}
+
+/// Test hook: `MASKFLOW_CRASH_AT=after-commit` aborts the process at that point, the worst
+/// moment for exactly-once (committed, not deleted). Used by the redelivery tests.
+fn crash_point(name: &str) {
+    static CRASH_AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if CRASH_AT.get_or_init(|| std::env::var("MASKFLOW_CRASH_AT").ok()).as_deref() == Some(name) {
+        warn!("MASKFLOW_CRASH_AT={name}: aborting on purpose");
+        std::process::abort();
     }
 }
 

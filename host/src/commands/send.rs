@@ -24,6 +24,9 @@ pub struct SendArgs {
     /// Malformed messages per thousand generated.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub malformed_per_mille: u32,
+    /// Print the bodies as NDJSON on stdout instead of sending them.
+    #[arg(long)]
+    pub print: bool,
     /// SendMessageBatch calls in flight at once.
     #[arg(long, default_value_t = 8)]
     pub parallel: usize,
@@ -39,6 +42,12 @@ pub fn run(args: SendArgs) -> Result<usize> {
         }
         (None, None) => return Err(Error::Usage("give a FILE or --generate N".into())),
     };
+    if args.print {
+        for body in &bodies {
+            println!("{body}");
+        }
+        return Ok(bodies.len());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::io("cannot start the async runtime"))?;
     runtime.block_on(async {
         let source = SqsSource::connect(&args.sqs, true).await?;

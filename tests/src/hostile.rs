@@ -1,0 +1,73 @@
+//! Hand-written modules that break the ABI's promises, for containment tests. Each is a
+//! minimal ABI v1 module (WAT) whose `transform_batch` misbehaves in one way.
+
+/// `init` succeeds with zero columns; `transform_batch` is `$body`.
+fn module(abi_version: u32, imports: &str, transform_batch_body: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+          {imports}
+          (memory (export "memory") 2 65536)
+          (func (export "abi_version") (result i32) i32.const {abi_version})
+          (func (export "alloc") (param i32) (result i32) i32.const 1024)
+          (func (export "dealloc") (param i32 i32))
+          (data (i32.const 512) "\00\00\00\00\00")
+          (func (export "init") (param i32 i32) (result i64) i64.const 0x0000020000000005)
+          (func (export "transform_batch") (param $p i32) (param $n i32) (result i64)
+            (local $i i32) (local $count i32) (local $out i32)
+            {transform_batch_body}))"#
+    );
+    wat::parse_str(wat).expect("valid WAT")
+}
+
+pub fn traps() -> Vec<u8> {
+    module(1, "", "unreachable")
+}
+
+pub fn loops_forever() -> Vec<u8> {
+    module(1, "", "(loop $forever (br $forever)) unreachable")
+}
+
+/// Grows memory a page at a time until refused, then traps (what an allocator does).
+pub fn grows_memory_without_bound() -> Vec<u8> {
+    module(1, "", "(loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable")
+}
+
+pub fn wrong_abi_version() -> Vec<u8> {
+    module(2, "", "unreachable")
+}
+
+pub fn imports_a_function() -> Vec<u8> {
+    module(1, r#"(import "env" "log" (func $log (param i32)))"#, "unreachable")
+}
+
+/// Rejects every message with reason `x`, but traps on any batch holding a `!` byte.
+pub fn traps_on_poison() -> Vec<u8> {
+    module(
+        1,
+        "",
+        r#"
+        (block $scanned (loop $scan
+          (br_if $scanned (i32.ge_u (local.get $i) (local.get $n)))
+          (if (i32.eq (i32.load8_u (i32.add (local.get $p) (local.get $i))) (i32.const 33)) (then unreachable))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $scan)))
+        (local.set $count (i32.load (local.get $p)))
+        (i32.store8 (i32.const 65536) (i32.const 0))
+        (i32.store (i32.const 65537) (local.get $count))
+        (local.set $out (i32.const 65541))
+        (local.set $i (i32.const 0))
+        (block $emitted (loop $emit
+          (br_if $emitted (i32.ge_u (local.get $i) (local.get $count)))
+          (i32.store8 (local.get $out) (i32.const 1))
+          (i32.store (i32.add (local.get $out) (i32.const 1)) (i32.const 1))
+          (i32.store8 (i32.add (local.get $out) (i32.const 5)) (i32.const 120))
+          (i32.store (i32.add (local.get $out) (i32.const 6)) (i32.const 1))
+          (i32.store8 (i32.add (local.get $out) (i32.const 10)) (i32.const 120))
+          (i32.store (i32.add (local.get $out) (i32.const 11)) (i32.const 1))
+          (i32.store8 (i32.add (local.get $out) (i32.const 15)) (i32.const 120))
+          (local.set $out (i32.add (local.get $out) (i32.const 16)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $emit)))
+        (i64.or (i64.shl (i64.const 65536) (i64.const 32)) (i64.extend_i32_u (i32.sub (local.get $out) (i32.const 65536))))"#,
+    )
+}

@@ -1,0 +1,119 @@
+//! Shared test support: golden vectors, the test key, and the real services started by
+//! `scripts/services start` (PostgreSQL and LocalStack's SQS on 127.0.0.1).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use maskflow_transform::{Config, Key};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub mod hostile;
+pub mod services;
+pub use services::Services;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+pub fn test_key_file() -> PathBuf {
+    repo_root().join("tests/vectors/test.key")
+}
+
+pub fn test_keys() -> Vec<Key> {
+    Key::parse_key_file(&std::fs::read_to_string(test_key_file()).expect("test key")).expect("valid test key")
+}
+
+pub fn test_config() -> Config {
+    Config::with_keys(test_keys())
+}
+
+/// One golden vector: an SQS message and what every runtime must make of it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Vector {
+    pub name: String,
+    pub message_id: String,
+    pub sent_timestamp_ms: i64,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    body_base64: Option<String>,
+    /// Pads `body` with trailing spaces (still valid JSON) to this many bytes.
+    #[serde(default)]
+    pad_body_to: Option<usize>,
+    /// `{"row": {...}}` or `{"rejection": {"reason", "message", "encrypted_body"}}`.
+    #[serde(default)]
+    pub expected: Value,
+}
+
+impl Vector {
+    pub fn body(&self) -> Vec<u8> {
+        let mut body = match (&self.body, &self.body_base64) {
+            (Some(text), _) => text.clone().into_bytes(),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64).expect("valid body_base64"),
+            (None, None) => panic!("vector {} has no body", self.name),
+        };
+        if let Some(n) = self.pad_body_to {
+            body.resize(n, b' ');
+        }
+        body
+    }
+
+    pub fn expected_reason(&self) -> Option<&str> {
+        self.expected.pointer("/rejection/reason").and_then(Value::as_str)
+    }
+
+    pub fn expected_row(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.expected.get("row").and_then(Value::as_object)
+    }
+}
+
+fn read_jsonl(name: &str) -> Vec<Vector> {
+    let path = repo_root().join("tests/vectors").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("valid vector line")).collect()
+}
+
+/// The hand-written inputs (`cases.jsonl`).
+pub fn cases() -> Vec<Vector> {
+    read_jsonl("cases.jsonl")
+}
+
+/// The reviewed, committed golden vectors (`golden.jsonl`).
+pub fn golden() -> Vec<Vector> {
+    read_jsonl("golden.jsonl")
+}
+
+/// What the native library makes of a vector, in the golden JSON shape.
+pub fn native_outcome(transformer: &mut maskflow_transform::Transformer, v: &Vector) -> Value {
+    let body = v.body();
+    let message = maskflow_transform::Message { id: &v.message_id, body: &body, sent_timestamp_ms: v.sent_timestamp_ms };
+    let columns = transformer.columns().to_vec();
+    let outcome = match transformer.transform(&message) {
+        Ok(row) => serde_json::to_value(maskflow_transform::Outcome::Row { columns: &columns, row }),
+        Err(rejection) => serde_json::to_value(maskflow_transform::Outcome::Rejection(&rejection)),
+    };
+    outcome.expect("outcome serialises")
+}
+
+/// The `maskflow` binary of this build (cargo puts it beside the test binaries' directory).
+pub fn maskflow_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("MASKFLOW_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("test exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = profile_dir.join("maskflow");
+    assert!(bin.exists(), "{} is missing: build it first (`cargo build --release -p maskflow-host`, scripts/test does)", bin.display());
+    bin
+}
+
+/// Environment for running `maskflow` against the services, with the test key.
+pub fn maskflow_env(services: &Services, database_url: &str, queue_url: &str) -> HashMap<String, String> {
+    let mut env = services.env.clone();
+    env.insert("DATABASE_URL".into(), database_url.into());
+    env.insert("MASKFLOW_QUEUE_URL".into(), queue_url.into());
+    env.insert("MASKFLOW_KEY_FILE".into(), test_key_file().display().to_string());
+    env
+}

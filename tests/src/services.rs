@@ -1,0 +1,93 @@
+//! Handles on the real services: a fresh database and a fresh queue per test, so tests run in
+//! parallel without seeing each other's rows or messages.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use maskflow::source::{SqsArgs, SqsSource};
+
+pub struct Services {
+    /// The variables written by `scripts/services start` (`.state/services.env`).
+    pub env: HashMap<String, String>,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Services {
+    /// Reads `.state/services.env`; the services must be running (`scripts/services start`,
+    /// which `scripts/test` does).
+    pub fn get() -> Services {
+        let state = std::env::var("MASKFLOW_STATE").map(Into::into).unwrap_or_else(|_| crate::repo_root().join(".state"));
+        let path = state.join("services.env");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}. Start the services first: scripts/services start", path.display()));
+        let env = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches(|c| c == '"' || c == '\'').to_owned()))
+            .collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        Services { env, runtime }
+    }
+
+    pub fn var(&self, name: &str) -> &str {
+        self.env.get(name).unwrap_or_else(|| panic!("{name} missing from services.env"))
+    }
+
+    /// A unique lower-case name for this test's database or queue.
+    pub fn unique(prefix: &str) -> String {
+        format!("{prefix}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A new empty database; returns its URL.
+    pub fn fresh_database(&self, prefix: &str) -> String {
+        let name = Self::unique(prefix);
+        let mut admin = postgres::Client::connect(self.var("DATABASE_URL"), postgres::NoTls).expect("connect to PostgreSQL");
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
+        let base = self.var("DATABASE_URL");
+        format!("{}/{name}", &base[..base.rfind('/').expect("URL has a database")])
+    }
+
+    /// A new empty queue; returns its URL.
+    pub fn fresh_queue(&self, prefix: &str) -> String {
+        let args = self.sqs_args(&Self::unique(prefix));
+        self.runtime.block_on(SqsSource::connect(&args, true)).expect("create queue").queue_url().to_owned()
+    }
+
+    pub fn sqs_args(&self, queue_name: &str) -> SqsArgs {
+        SqsArgs {
+            queue_url: None,
+            queue_name: queue_name.into(),
+            sqs_endpoint: self.var("AWS_ENDPOINT_URL").into(),
+            default_region: "us-east-1".into(),
+        }
+    }
+
+    pub fn queue(&self, queue_url: &str) -> SqsSource {
+        let mut args = self.sqs_args("unused");
+        args.queue_url = Some(queue_url.into());
+        self.runtime.block_on(SqsSource::connect(&args, false)).expect("queue")
+    }
+
+    /// Visible + in-flight messages.
+    pub fn queue_depth(&self, queue_url: &str) -> u64 {
+        let (visible, hidden) = self.runtime.block_on(self.queue(queue_url).approximate_depth()).expect("queue depth");
+        visible + hidden
+    }
+
+    pub fn send(&self, queue_url: &str, bodies: &[String]) {
+        let queue = self.queue(queue_url);
+        for chunk in bodies.chunks(10) {
+            self.runtime.block_on(queue.send_batch(chunk)).expect("send");
+        }
+    }
+
+    /// Runs `scripts/services <args>` (stop or start one service, for outage tests).
+    pub fn control(&self, args: &[&str]) {
+        let status = Command::new(self.var("MASKFLOW_SERVICES")).args(args).status().expect("run scripts/services");
+        assert!(status.success(), "scripts/services {args:?} failed");
+    }
+}

@@ -1,0 +1,200 @@
+//! End to end against the real services: LocalStack's SQS -> `maskflow run` -> PostgreSQL.
+//! Each test has its own queue and database, so they run in parallel.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use maskflow::generate::Generator;
+use maskflow_tests::{golden, maskflow_bin, maskflow_env, test_config, Services, Vector};
+use maskflow_transform::{Message, Transformer};
+
+struct Run<'a> {
+    services: &'a Services,
+    database_url: String,
+    queue_url: String,
+}
+
+impl<'a> Run<'a> {
+    fn new(services: &'a Services, name: &str) -> Self {
+        Run { services, database_url: services.fresh_database(name), queue_url: services.fresh_queue(name) }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(maskflow_bin());
+        cmd.args(args).envs(maskflow_env(self.services, &self.database_url, &self.queue_url)).env("RUST_LOG", "info");
+        cmd
+    }
+
+    fn drain(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["run", "--drain"];
+        args.extend_from_slice(extra);
+        let out = self.command(&args).output().expect("run maskflow");
+        assert!(out.status.success(), "maskflow run failed: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    fn spawn(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Child {
+        let mut cmd = self.command(args);
+        cmd.envs(extra_env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.spawn().expect("spawn maskflow")
+    }
+
+    fn db(&self) -> postgres::Client {
+        postgres::Client::connect(&self.database_url, postgres::NoTls).expect("connect")
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.db().query_one(sql, &[]).expect(sql).get(0)
+    }
+
+    /// Every message once: ledger = sent, rows + rejections = ledger, and no row twice.
+    fn assert_exactly_once(&self, sent: usize, expected_rows: usize) {
+        assert_eq!(self.services.queue_depth(&self.queue_url), 0, "queue not empty");
+        assert_eq!(self.count("SELECT count(*) FROM maskflow_ledger") as usize, sent, "ledger");
+        assert_eq!(self.count("SELECT count(*) FROM user_logins") as usize, expected_rows, "rows");
+        assert_eq!(self.count("SELECT count(*) FROM user_logins_rejected") as usize, sent - expected_rows, "rejections");
+        assert_eq!(self.count("SELECT count(*) FROM maskflow_ledger WHERE outcome = 'row'") as usize, expected_rows);
+    }
+}
+
+/// Golden vectors that SQS can carry (it refuses empty, non-UTF-8 and over-256-KiB bodies).
+fn sendable(v: &Vector) -> bool {
+    let body = v.body();
+    !body.is_empty() && std::str::from_utf8(&body).is_ok() && body.len() <= 256 * 1024
+}
+
+/// How many of `bodies` the library turns into rows.
+fn expected_rows(bodies: &[String]) -> usize {
+    let mut t = Transformer::new(test_config()).unwrap();
+    bodies.iter().filter(|b| t.transform(&Message { id: "m", body: b.as_bytes(), sent_timestamp_ms: 1 }).is_ok()).count()
+}
+
+fn generated(n: usize, seed: u64) -> Vec<String> {
+    let mut g = Generator::new(seed, n, 20);
+    (0..n).map(|_| g.next_body()).collect()
+}
+
+#[test]
+fn golden_vectors_end_to_end_every_row_and_rejection_as_expected() {
+    let services = Services::get();
+    let run = Run::new(&services, "e2e_golden");
+    let vectors: Vec<Vector> = golden().into_iter().filter(sendable).collect();
+    assert!(vectors.len() >= 60);
+    services.send(&run.queue_url, &vectors.iter().map(|v| String::from_utf8(v.body()).unwrap()).collect::<Vec<_>>());
+    run.drain(&["--concurrency", "2"]);
+
+    let expected_rows: Vec<&Vector> = vectors.iter().filter(|v| v.expected_row().is_some()).collect();
+    run.assert_exactly_once(vectors.len(), expected_rows.len());
+
+    // Rows: the golden values (but create_date, which comes from SQS's own SentTimestamp).
+    let columns = ["user_id", "device_type", "masked_ip", "masked_device_id", "locale", "app_version"];
+    let key = |values: Vec<Option<String>>| format!("{values:?}");
+    let mut want: BTreeMap<String, usize> = BTreeMap::new();
+    for v in &expected_rows {
+        let row = v.expected_row().unwrap();
+        *want.entry(key(columns.iter().map(|c| row[*c].as_str().map(String::from)).collect())).or_default() += 1;
+    }
+    let mut got: BTreeMap<String, usize> = BTreeMap::new();
+    let today = run.count("SELECT count(*) FROM user_logins WHERE create_date = (now() AT TIME ZONE 'UTC')::date");
+    assert_eq!(today as usize, expected_rows.len(), "create_date is the UTC date of SentTimestamp");
+    for r in run.db().query("SELECT user_id, device_type, masked_ip, masked_device_id, locale, app_version::text FROM user_logins", &[]).unwrap() {
+        *got.entry(key((0..6).map(|i| r.get::<_, Option<String>>(i)).collect())).or_default() += 1;
+    }
+    assert_eq!(got, want);
+
+    // Rejections: the golden reason per message body; each body recoverable with the key.
+    let unmasker = Transformer::new(test_config()).unwrap();
+    let mut want: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+    for v in vectors.iter().filter(|v| v.expected_row().is_none()) {
+        want.insert(v.body(), v.expected_reason().unwrap().to_owned());
+    }
+    let mut got = BTreeMap::new();
+    for r in run.db().query("SELECT reason, encrypted_body FROM user_logins_rejected", &[]).unwrap() {
+        let body = unmasker.unmask(r.get(1)).expect("rejected body unmasks").value;
+        got.insert(body, r.get::<_, String>(0));
+    }
+    assert_eq!(got, want);
+
+    // `maskflow unmask` recovers the sample's ip from the table.
+    let mask: String = run.db().query_one("SELECT masked_ip FROM user_logins WHERE user_id = '424cdd21-063a-43a7-b91b-7ca1a833afae' LIMIT 1", &[]).unwrap().get(0);
+    let out = run.command(&["unmask", &mask]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "199.172.111.135");
+}
+
+#[test]
+fn redelivery_after_a_crash_between_commit_and_delete_writes_nothing_twice() {
+    let services = Services::get();
+    let run = Run::new(&services, "e2e_redeliver");
+    let bodies = generated(300, 11);
+    services.send(&run.queue_url, &bodies);
+    // First host: commits its first batch, then dies before deleting it.
+    let crashed = run
+        .spawn(&["run", "--concurrency", "1", "--batch-size", "50", "--visibility-timeout-secs", "2"], &[("MASKFLOW_CRASH_AT", "after-commit")])
+        .wait_with_output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the crash hook should have aborted the host");
+    let committed = run.count("SELECT count(*) FROM maskflow_ledger");
+    assert!(committed > 0, "the first batch was committed before the crash");
+    std::thread::sleep(Duration::from_secs(3)); // let the undeleted batch become visible again
+    let out = run.drain(&["--batch-size", "50"]);
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("redelivered (skipped)") && !summary.contains(" 0 redelivered"), "{summary}");
+    run.assert_exactly_once(bodies.len(), expected_rows(&bodies));
+}
+
+#[test]
+fn two_hosts_on_one_queue_share_it_without_duplicates_or_gaps() {
+    let services = Services::get();
+    let run = Run::new(&services, "e2e_two_hosts");
+    let bodies = generated(2000, 12);
+    services.send(&run.queue_url, &bodies);
+    let hosts: Vec<Child> = (0..2).map(|_| run.spawn(&["run", "--drain", "--batch-size", "100"], &[])).collect();
+    for host in hosts {
+        let out = host.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    run.assert_exactly_once(bodies.len(), expected_rows(&bodies));
+}
+
+#[test]
+fn sigint_mid_run_exits_zero_promptly_and_loses_nothing() {
+    let services = Services::get();
+    let run = Run::new(&services, "e2e_sigint");
+    let bodies = generated(3000, 13);
+    services.send(&run.queue_url, &bodies);
+    let host = run.spawn(&["run", "--batch-size", "100", "--visibility-timeout-secs", "5"], &[]);
+    let started = Instant::now();
+    while run.count("SELECT count(*) FROM maskflow_ledger") < 200 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let signalled = Instant::now();
+    Command::new("kill").args(["-INT", &host.id().to_string()]).status().unwrap();
+    let out = host.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(signalled.elapsed() < Duration::from_secs(10), "took {:?} to stop", signalled.elapsed());
+    // Nothing half-written: everything committed was deleted or is recognised; the rest is queued.
+    let committed = run.count("SELECT count(*) FROM maskflow_ledger") as usize;
+    assert!(committed < bodies.len(), "stopped before the end");
+    run.drain(&[]);
+    run.assert_exactly_once(bodies.len(), expected_rows(&bodies));
+}
+
+#[test]
+fn a_broken_module_stops_the_host_and_keeps_every_message_queued() {
+    let services = Services::get();
+    let run = Run::new(&services, "e2e_broken_module");
+    let bodies = generated(50, 14);
+    services.send(&run.queue_url, &bodies);
+    let module = std::env::temp_dir().join(format!("maskflow-trap-{}.wasm", std::process::id()));
+    std::fs::write(&module, maskflow_tests::hostile::traps()).unwrap();
+    let out = run.command(&["run", "--drain", "--module", module.to_str().unwrap(), "--visibility-timeout-secs", "2"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("failed on every message"), "{stderr}");
+    assert_eq!(run.count("SELECT count(*) FROM maskflow_ledger"), 0);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(services.queue_depth(&run.queue_url), bodies.len() as u64, "nothing deleted");
+}
