@@ -1,7 +1,7 @@
 //! Hand-written modules that break the ABI's promises, for containment tests. Each is a
 //! minimal ABI v1 module (WAT) whose `transform_batch` misbehaves in one way.
 
-/// `init` succeeds with zero columns; `transform_batch` is `$body`.
+/// `init` succeeds with one column, `user_id`; `transform_batch` is `$body`.
 fn module(abi_version: u32, imports: &str, transform_batch_body: &str) -> Vec<u8> {
     let wat = format!(
         r#"(module
@@ -10,8 +10,8 @@ fn module(abi_version: u32, imports: &str, transform_batch_body: &str) -> Vec<u8
           (func (export "abi_version") (result i32) i32.const {abi_version})
           (func (export "alloc") (param i32) (result i32) i32.const 1024)
           (func (export "dealloc") (param i32 i32))
-          (data (i32.const 512) "\00\00\00\00\00")
-          (func (export "init") (param i32 i32) (result i64) i64.const 0x0000020000000005)
+          (data (i32.const 512) "\00\01\00\00\00\07\00\00\00user_id")
+          (func (export "init") (param i32 i32) (result i64) i64.const 0x0000020000000010)
           (func (export "transform_batch") (param $p i32) (param $n i32) (result i64)
             (local $i i32) (local $count i32) (local $out i32)
             {transform_batch_body}))"#

@@ -48,6 +48,12 @@ impl<'a> Run<'a> {
         self.db().query_one(sql, &[]).expect(sql).get(0)
     }
 
+    /// Messages committed so far (0 before the host has created its tables).
+    fn committed(&self) -> i64 {
+        let exists: bool = self.db().query_one("SELECT to_regclass('maskflow_ledger') IS NOT NULL", &[]).unwrap().get(0);
+        if exists { self.count("SELECT count(*) FROM maskflow_ledger") } else { 0 }
+    }
+
     /// Every message once: ledger = sent, rows + rejections = ledger, and no row twice.
     fn assert_exactly_once(&self, sent: usize, expected_rows: usize) {
         assert_eq!(self.services.queue_depth(&self.queue_url), 0, "queue not empty");
@@ -58,10 +64,11 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Golden vectors that SQS can carry (it refuses empty, non-UTF-8 and over-256-KiB bodies).
+/// Golden vectors that SQS can carry (it refuses empty, non-UTF-8 and over-256-KiB bodies)
+/// and whose outcome does not hang on their own timestamp (SQS stamps its own).
 fn sendable(v: &Vector) -> bool {
     let body = v.body();
-    !body.is_empty() && std::str::from_utf8(&body).is_ok() && body.len() <= 256 * 1024
+    !body.is_empty() && std::str::from_utf8(&body).is_ok() && body.len() <= 256 * 1024 && v.expected_reason() != Some("invalid_timestamp")
 }
 
 /// How many of `bodies` the library turns into rows.
@@ -116,8 +123,9 @@ fn golden_vectors_end_to_end_every_row_and_rejection_as_expected() {
     }
     assert_eq!(got, want);
 
-    // `maskflow unmask` recovers the sample's ip from the table.
-    let mask: String = run.db().query_one("SELECT masked_ip FROM user_logins WHERE user_id = '424cdd21-063a-43a7-b91b-7ca1a833afae' LIMIT 1", &[]).unwrap().get(0);
+    // `maskflow unmask` recovers the most frequent ip (the sample's) from the table.
+    let mask: String =
+        run.db().query_one("SELECT masked_ip FROM user_logins GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", &[]).unwrap().get(0);
     let out = run.command(&["unmask", &mask]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "199.172.111.135");
@@ -166,7 +174,7 @@ fn sigint_mid_run_exits_zero_promptly_and_loses_nothing() {
     services.send(&run.queue_url, &bodies);
     let host = run.spawn(&["run", "--batch-size", "100", "--visibility-timeout-secs", "5"], &[]);
     let started = Instant::now();
-    while run.count("SELECT count(*) FROM maskflow_ledger") < 200 {
+    while run.committed() < 200 {
         assert!(started.elapsed() < Duration::from_secs(60), "no progress");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -81,7 +81,7 @@ fn wasm_module_under_wasmtime_matches_golden_vectors() {
         let single = instance.transform(&messages[i..=i]).unwrap().remove(0);
         assert_eq!(single, batched[i], "{}: batch and single call differ", v.name);
         let actual = match &batched[i] {
-            Outcome::Row(values) => json!({"row": columns.iter().cloned().zip(values.iter().cloned()).collect::<serde_json::Map<_, _>>()}),
+            Outcome::Row(values) => json!({"row": columns.iter().cloned().zip(values.iter().map(|v| json!(v))).collect::<serde_json::Map<_, _>>()}),
             Outcome::Rejected { reason, message, encrypted_body } => {
                 json!({"rejection": {"reason": reason, "message": message, "encrypted_body": encrypted_body}})
             }

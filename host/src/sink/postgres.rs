@@ -119,6 +119,9 @@ impl PostgresSink {
         if !args.table.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
             return Err(Error::Usage(format!("--table `{}`: use lower-case letters, digits and _", args.table)));
         }
+        if columns.is_empty() {
+            return Err(Error::Module("the module declares no output columns".into()));
+        }
         let mut sink = PostgresSink { config: args.config()?, table: args.table.clone(), columns, conn: None };
         sink.ensure_connected(give_up)?;
         Ok(sink)
@@ -145,7 +148,8 @@ impl PostgresSink {
         let table = &self.table;
         let mut tx = client.transaction().map_err(classify)?;
         // Two hosts starting at once must not race on CREATE TABLE.
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext('maskflow schema'))", &[]).map_err(classify)?;
+        tx.batch_execute("SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(hashtext('maskflow schema'))")
+            .map_err(classify)?;
         if table == "user_logins" {
             tx.batch_execute(USER_LOGINS_DDL).map_err(classify)?;
         }
