@@ -11,8 +11,25 @@ use crate::progress::bar_suspend;
 /// Quiet by default for the chatty dependencies (the AWS SDK logs every request at info).
 const DEFAULT_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_runtime=warn,aws_sdk_sqs=warn,hyper=warn,tokio_postgres=warn,wasmtime=warn,cranelift=warn";
 
+/// The AWS SDK logs whole responses (message bodies, so clear PII) at debug and trace. Those
+/// levels stay off for its crates whatever RUST_LOG says.
+const BODY_LOGGING_TARGETS: [&str; 9] = [
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_smithy_json",
+    "aws_smithy_types",
+    "aws_sdk_sqs",
+    "aws_runtime",
+    "aws_config",
+];
+
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    for target in BODY_LOGGING_TARGETS {
+        filter = filter.add_directive(format!("{target}=info").parse().expect("valid directive"));
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| StderrAroundBar);
     let _ = match format {
         LogFormat::Text => builder.with_target(false).try_init(),

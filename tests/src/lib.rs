@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub mod hostile;
+pub mod run;
 pub mod services;
 pub use services::Services;
 

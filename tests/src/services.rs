@@ -53,7 +53,12 @@ impl Services {
 
     /// A new empty queue; returns its URL.
     pub fn fresh_queue(&self, prefix: &str) -> String {
-        let args = self.sqs_args(&Self::unique(prefix));
+        self.fresh_queue_named(&Self::unique(prefix))
+    }
+
+    /// Creates (or finds) the queue `name`; returns its URL.
+    pub fn fresh_queue_named(&self, name: &str) -> String {
+        let args = self.sqs_args(name);
         self.runtime.block_on(SqsSource::connect(&args, true)).expect("create queue").queue_url().to_owned()
     }
 

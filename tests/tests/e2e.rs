@@ -2,84 +2,18 @@
 //! Each test has its own queue and database, so they run in parallel.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use maskflow::generate::Generator;
-use maskflow_tests::{golden, maskflow_bin, maskflow_env, test_config, Services, Vector};
-use maskflow_transform::{Message, Transformer};
-
-struct Run<'a> {
-    services: &'a Services,
-    database_url: String,
-    queue_url: String,
-}
-
-impl<'a> Run<'a> {
-    fn new(services: &'a Services, name: &str) -> Self {
-        Run { services, database_url: services.fresh_database(name), queue_url: services.fresh_queue(name) }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(maskflow_bin());
-        cmd.args(args).envs(maskflow_env(self.services, &self.database_url, &self.queue_url)).env("RUST_LOG", "info");
-        cmd
-    }
-
-    fn drain(&self, extra: &[&str]) -> Output {
-        let mut args = vec!["run", "--drain"];
-        args.extend_from_slice(extra);
-        let out = self.command(&args).output().expect("run maskflow");
-        assert!(out.status.success(), "maskflow run failed: {}", String::from_utf8_lossy(&out.stderr));
-        out
-    }
-
-    fn spawn(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Child {
-        let mut cmd = self.command(args);
-        cmd.envs(extra_env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
-        cmd.spawn().expect("spawn maskflow")
-    }
-
-    fn db(&self) -> postgres::Client {
-        postgres::Client::connect(&self.database_url, postgres::NoTls).expect("connect")
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.db().query_one(sql, &[]).expect(sql).get(0)
-    }
-
-    /// Messages committed so far (0 before the host has created its tables).
-    fn committed(&self) -> i64 {
-        let exists: bool = self.db().query_one("SELECT to_regclass('maskflow_ledger') IS NOT NULL", &[]).unwrap().get(0);
-        if exists { self.count("SELECT count(*) FROM maskflow_ledger") } else { 0 }
-    }
-
-    /// Every message once: ledger = sent, rows + rejections = ledger, and no row twice.
-    fn assert_exactly_once(&self, sent: usize, expected_rows: usize) {
-        assert_eq!(self.services.queue_depth(&self.queue_url), 0, "queue not empty");
-        assert_eq!(self.count("SELECT count(*) FROM maskflow_ledger") as usize, sent, "ledger");
-        assert_eq!(self.count("SELECT count(*) FROM user_logins") as usize, expected_rows, "rows");
-        assert_eq!(self.count("SELECT count(*) FROM user_logins_rejected") as usize, sent - expected_rows, "rejections");
-        assert_eq!(self.count("SELECT count(*) FROM maskflow_ledger WHERE outcome = 'row'") as usize, expected_rows);
-    }
-}
+use maskflow_tests::run::{expected_rows, generated, Run};
+use maskflow_tests::{golden, test_config, Services, Vector};
+use maskflow_transform::Transformer;
 
 /// Golden vectors that SQS can carry (it refuses empty, non-UTF-8 and over-256-KiB bodies)
 /// and whose outcome does not hang on their own timestamp (SQS stamps its own).
 fn sendable(v: &Vector) -> bool {
     let body = v.body();
     !body.is_empty() && std::str::from_utf8(&body).is_ok() && body.len() <= 256 * 1024 && v.expected_reason() != Some("invalid_timestamp")
-}
-
-/// How many of `bodies` the library turns into rows.
-fn expected_rows(bodies: &[String]) -> usize {
-    let mut t = Transformer::new(test_config()).unwrap();
-    bodies.iter().filter(|b| t.transform(&Message { id: "m", body: b.as_bytes(), sent_timestamp_ms: 1 }).is_ok()).count()
-}
-
-fn generated(n: usize, seed: u64) -> Vec<String> {
-    let mut g = Generator::new(seed, n, 20);
-    (0..n).map(|_| g.next_body()).collect()
 }
 
 #[test]
