@@ -118,3 +118,34 @@ pub fn maskflow_env(services: &Services, database_url: &str, queue_url: &str) ->
     env.insert("MASKFLOW_KEY_FILE".into(), test_key_file().display().to_string());
     env
 }
+
+/// docs/bad-inputs.md: the catalogue of inputs and their outcomes, rendered from the golden
+/// vectors (gen-vectors writes it; a test keeps it in step).
+pub fn render_catalogue(vectors: &[Vector]) -> String {
+    let mut out = String::from(
+        "# Input catalogue: what maskflow does with each kind of message\n\n\
+         Generated from `tests/vectors/golden.jsonl` by `cargo run -p maskflow-tests --bin gen-vectors`; \
+         do not edit by hand. Every row is checked by the native library, the wasm module under \
+         wasmtime and the Node binding (tests/tests/golden.rs, transform/js-test), and end to end \
+         through LocalStack's SQS and PostgreSQL (tests/tests/e2e.rs) except where SQS cannot \
+         carry the message (marked *not sendable*: empty, not UTF-8, over 256 KiB) or the outcome \
+         depends on the vector's own timestamp (SQS stamps its own).\n\n\
+         | # | input | outcome | rule |\n|---|---|---|---|\n",
+    );
+    for (i, v) in vectors.iter().enumerate() {
+        let (outcome, rule) = match v.expected_reason() {
+            Some(reason) => {
+                let message = v.expected.pointer("/rejection/message").and_then(Value::as_str).unwrap_or("");
+                (format!("rejected: `{reason}`"), message.replace('|', "\\|"))
+            }
+            None => ("row".to_owned(), String::new()),
+        };
+        let body = v.body();
+        let sendable = !body.is_empty() && std::str::from_utf8(&body).is_ok() && body.len() <= 256 * 1024;
+        let note = if sendable { "" } else { " (*not sendable*)" };
+        out.push_str(&format!("| {} | {}{note} | {outcome} | {rule} |\n", i + 1, v.name.replace('_', " ")));
+    }
+    let rejected = vectors.iter().filter(|v| v.expected_reason().is_some()).count();
+    out.push_str(&format!("\n{} inputs: {} rows, {rejected} rejections.\n", vectors.len(), vectors.len() - rejected));
+    out
+}

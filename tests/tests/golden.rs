@@ -31,6 +31,12 @@ fn golden_file_is_generated_from_the_current_cases() {
 }
 
 #[test]
+fn docs_catalogue_is_in_step_with_the_vectors() {
+    let docs = std::fs::read_to_string(maskflow_tests::repo_root().join("docs/bad-inputs.md")).unwrap();
+    assert_eq!(docs, maskflow_tests::render_catalogue(&golden()), "run `cargo run -p maskflow-tests --bin gen-vectors`");
+}
+
+#[test]
 fn vectors_cover_rows_and_every_reason_code() {
     let golden = golden();
     assert!(golden.iter().filter(|v| v.expected_row().is_some()).count() >= 25);

@@ -24,5 +24,8 @@ fn main() {
         case.insert("expected".into(), expected);
         writeln!(out, "{}", serde_json::Value::Object(case)).expect("write");
     }
-    eprintln!("wrote {}", path.display());
+    drop(out);
+    let docs = repo_root().join("docs/bad-inputs.md");
+    std::fs::write(&docs, maskflow_tests::render_catalogue(&maskflow_tests::golden())).expect("write docs/bad-inputs.md");
+    eprintln!("wrote {} and {}", path.display(), docs.display());
 }
