@@ -52,10 +52,6 @@ pub fn use_test_key() {
 
 pub use maskflow_tests::{golden, Vector};
 
-pub fn golden_path() -> PathBuf {
-    repo_root().join("tests/vectors/golden.jsonl")
-}
-
 // ------------------------------------------------------------------------------------------
 // Compiling
 
