@@ -31,7 +31,7 @@ fn a_trapping_module_stops_the_pipeline_instead_of_rejecting_everything() {
 fn a_looping_module_is_interrupted_at_its_deadline() {
     let started = Instant::now();
     let err = stage(&hostile::loops_forever()).run(&messages(&["a"])).unwrap_err().to_string();
-    assert!(err.contains("failed on every message") || err.contains("never"), "{err}");
+    assert!(err.contains("failed on every message"), "{err}");
     // Two attempts of 300 ms each, plus compilation slack.
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }

@@ -63,8 +63,9 @@ impl SqsSource {
             }
         }
         let client = Client::new(&loader.load().await);
-        let queue_url = match &args.queue_url {
-            Some(url) => url.clone(),
+        // An empty MASKFLOW_QUEUE_URL means "not set", not a queue named "".
+        let queue_url = match args.queue_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(url) => url.to_owned(),
             None => Self::resolve(&client, &args.queue_name, create).await.map_err(|e| {
                 Error::Sqs(format!("cannot find queue `{}` at {}: {e}. Is SQS running (scripts/services start)?", args.queue_name, args.sqs_endpoint))
             })?,

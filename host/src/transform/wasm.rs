@@ -196,18 +196,15 @@ impl WasmInstance {
         self.memory.write(&mut self.store, ptr as usize, input).map_err(|_| Error::Module("alloc returned memory out of bounds".into()))?;
         let packed = func.call(&mut self.store, (ptr, len)).map_err(|e| trap("call", e))?;
         let (out_ptr, out_len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
-        let result = self
-            .memory
-            .data(&self.store)
-            .get(out_ptr..out_ptr + out_len)
-            .ok_or_else(|| Error::Module("result points outside memory".into()))?
-            .to_vec();
+        // One copy out of module memory: the payload after the status byte.
+        let result = match self.memory.data(&self.store).get(out_ptr..out_ptr + out_len).map(<[u8]>::split_first) {
+            None => Err(Error::Module("result points outside memory".into())),
+            Some(Some((0, payload))) => Ok(payload.to_vec()),
+            Some(Some((1, message))) => Err(Error::Module(format!("the module reported: {}", String::from_utf8_lossy(message)))),
+            Some(_) => Err(Error::Module("malformed result status".into())),
+        };
         self.dealloc.call(&mut self.store, (ptr, len)).map_err(|e| trap("dealloc", e))?;
-        match result.split_first() {
-            Some((0, payload)) => Ok(payload.to_vec()),
-            Some((1, message)) => Err(Error::Module(format!("the module reported: {}", String::from_utf8_lossy(message)))),
-            _ => Err(Error::Module("malformed result status".into())),
-        }
+        result
     }
 }
 
