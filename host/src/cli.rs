@@ -8,6 +8,7 @@ use tracing::info;
 use crate::commands::{keygen, send, transform, unmask};
 use crate::error::Result;
 use crate::pipeline::{self, RunArgs};
+use crate::progress::Stage;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +59,11 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 rejected = summary.stats.rejected(),
                 redelivered = summary.stats.duplicates(),
                 deleted = summary.stats.deleted(),
+                elapsed_s = summary.elapsed.as_secs_f64(),
+                receive_s = summary.stats.busy_secs(Stage::Receive),
+                transform_s = summary.stats.busy_secs(Stage::Transform),
+                write_s = summary.stats.busy_secs(Stage::Write),
+                delete_s = summary.stats.busy_secs(Stage::Delete),
                 "done"
             );
             eprintln!("maskflow: {}", summary.stats.summary(summary.elapsed));

@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use tracing::{error, info, warn};
 
 use crate::error::{Error, Result};
-use crate::progress::{Progress, Stats};
+use crate::progress::{Progress, Stage, Stats};
 use crate::retry::Backoff;
 use crate::sink::{PostgresArgs, PostgresSink, SinkItem};
 use crate::source::{Received, SqsArgs, SqsSource};
@@ -132,7 +132,12 @@ async fn poll(source: SqsSource, tx: flume::Sender<Received>, args: RunArgs, shu
     let mut backoff = Backoff::new();
     while !shutdown.requested() {
         let received = tokio::select! {
-            r = source.receive(wait, visibility) => r,
+            r = async {
+                let started = Instant::now();
+                let r = source.receive(wait, visibility).await;
+                stats.add_busy(Stage::Receive, started.elapsed());
+                r
+            } => r,
             _ = shutdown.wait() => break, // an abandoned receive's messages reappear after the timeout
         };
         match received {
@@ -209,7 +214,7 @@ impl Worker<'_> {
         self.stats.add_in_flight(batch.len() as i64);
         let messages: Vec<Message> =
             batch.messages.iter().map(|m| Message { id: &m.id, body: m.body.as_bytes(), sent_timestamp_ms: m.sent_timestamp_ms }).collect();
-        let outcomes = stage.run(&messages)?;
+        let outcomes = self.stats.timed(Stage::Transform, || stage.run(&messages))?;
         let items: Vec<SinkItem> =
             messages.iter().zip(&outcomes).map(|(m, outcome)| SinkItem { id: m.id, body: m.body, outcome }).collect();
 
@@ -225,10 +230,10 @@ impl Worker<'_> {
             }
         };
         let give_up = || self.shutdown.requested();
-        let written = sink.write(&items, &|body| stage.encrypt_body(body), &mut keep_alive, &give_up)?;
+        let written = self.stats.timed(Stage::Write, || sink.write(&items, &|body| stage.encrypt_body(body), &mut keep_alive, &give_up))?;
         self.stats.add_written(written);
         crash_point("after-commit");
-        self.delete(&batch);
+        self.stats.timed(Stage::Delete, || self.delete(&batch));
         self.stats.add_in_flight(-(batch.len() as i64));
         Ok(())
     }

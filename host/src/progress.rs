@@ -20,6 +20,21 @@ struct Counters {
     duplicates: AtomicU64,
     deleted: AtomicU64,
     in_flight: AtomicI64,
+    /// Nanoseconds spent in each [`Stage`], summed over pollers and workers.
+    busy_ns: [AtomicU64; 4],
+}
+
+/// Where a message's time goes, for the summary and `scripts/bench`'s profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// ReceiveMessage calls, long-poll waits included.
+    Receive = 0,
+    /// The wasm module (and the host's framing around it).
+    Transform = 1,
+    /// The PostgreSQL transaction: ledger, rows, rejections, commit.
+    Write = 2,
+    /// DeleteMessageBatch calls after the commit.
+    Delete = 3,
 }
 
 impl Stats {
@@ -54,6 +69,20 @@ impl Stats {
     }
     pub fn in_flight(&self) -> i64 {
         self.0.in_flight.load(Ordering::Relaxed)
+    }
+    /// Runs `f`, adding its wall time to `stage`.
+    pub fn timed<R>(&self, stage: Stage, f: impl FnOnce() -> R) -> R {
+        let started = Instant::now();
+        let result = f();
+        self.0.busy_ns[stage as usize].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        result
+    }
+    pub fn add_busy(&self, stage: Stage, elapsed: Duration) {
+        self.0.busy_ns[stage as usize].fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+    /// Seconds spent in `stage`, summed over threads (so it can exceed the wall time).
+    pub fn busy_secs(&self, stage: Stage) -> f64 {
+        self.0.busy_ns[stage as usize].load(Ordering::Relaxed) as f64 / 1e9
     }
 
     /// `1000 received, 990 rows, 10 rejected, 0 redelivered (skipped), 1000 deleted in 2.0 s (500 msg/s)`

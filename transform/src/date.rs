@@ -10,8 +10,25 @@ pub(crate) fn utc_date(sent_timestamp_ms: i64, out: &mut String) -> Option<()> {
         return None;
     }
     let (y, m, d) = civil_from_days(sent_timestamp_ms / 86_400_000);
-    use std::fmt::Write;
-    write!(out, "{y:04}-{m:02}-{d:02}").ok()
+    push_decimal(out, y as u64, 4);
+    out.push('-');
+    push_decimal(out, m.into(), 2);
+    out.push('-');
+    push_decimal(out, d.into(), 2);
+    Some(())
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits (no `fmt` machinery: this runs for
+/// every row).
+pub(crate) fn push_decimal(out: &mut String, n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let (mut at, mut rest) = (digits.len(), n);
+    while rest > 0 || digits.len() - at < width.max(1) {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 /// Howard Hinnant's `civil_from_days`: proleptic Gregorian date of a day count since 1970-01-01.
@@ -31,6 +48,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_padding() {
+        for (n, width, text) in [(0, 1, "0"), (7, 2, "07"), (2024, 4, "2024"), (12345, 2, "12345"), (2_146_999_999, 1, "2146999999")] {
+            let mut out = String::from(">");
+            push_decimal(&mut out, n, width);
+            assert_eq!(out, format!(">{text}"));
+        }
+    }
     use proptest::prelude::*;
 
     fn date(ms: i64) -> Option<String> {

@@ -8,6 +8,11 @@ use std::net::IpAddr;
 /// Ambiguous forms are refused rather than guessed: leading zeros (`010.0.0.1` is octal to
 /// some parsers), zone ids, brackets, ports, shorthand like `10.1`.
 pub(crate) fn canonicalize(s: &str, out: &mut String) -> bool {
+    // std accepts IPv4 only as four decimal parts without leading zeros: already canonical.
+    if s.parse::<std::net::Ipv4Addr>().is_ok() {
+        out.push_str(s);
+        return true;
+    }
     let ip = match s.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         Ok(v4) => v4,

@@ -28,7 +28,7 @@ pub(crate) type Values<'de> = SmallVec<[Found<'de>; 8]>;
 
 /// Scans `body`. `paths[i]` holds the segments of column `i`'s path (empty: not from the body).
 pub(crate) fn scan<'de>(body: &'de str, paths: &[Vec<String>], max_depth: usize) -> Result<Values<'de>, Reason> {
-    let mut state = State { paths, max_depth, found: (0..paths.len()).map(|_| Found::Absent).collect(), keys: Vec::new(), failure: None };
+    let mut state = State { paths, max_depth, found: (0..paths.len()).map(|_| Found::Absent).collect(), keys: SmallVec::new(), failure: None };
     let all = paths.iter().enumerate().filter(|(_, p)| !p.is_empty()).fold(0u64, |m, (i, _)| m | 1 << i);
     let mut de = serde_json::Deserializer::from_str(body);
     let top = Node { state: &mut state, depth: 1, columns: all, level: 0, top: true };
@@ -44,8 +44,9 @@ struct State<'p, 'de> {
     paths: &'p [Vec<String>],
     max_depth: usize,
     found: Values<'de>,
-    /// Keys of the objects being walked, innermost last, to find duplicates.
-    keys: Vec<Cow<'de, str>>,
+    /// Keys of the objects being walked, innermost last, to find duplicates (inline for the
+    /// small objects of real events: no allocation per message).
+    keys: SmallVec<[Cow<'de, str>; 16]>,
     failure: Option<Reason>,
 }
 
@@ -72,8 +73,15 @@ impl<'de> State<'_, 'de> {
     }
 }
 
-fn bits(mask: u64) -> impl Iterator<Item = usize> {
-    (0..64).filter(move |i| mask & (1 << i) != 0)
+/// The set bits of `mask`, lowest first (one step per set bit: this runs for every key).
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            i
+        })
+    })
 }
 
 /// A value at some position: `columns` are the columns whose first `level` path segments led here.

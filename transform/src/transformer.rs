@@ -226,9 +226,8 @@ enum Value<'v> {
 }
 
 fn write_version(code: Option<i32>, cell: &mut String) -> Result<Value<'static>, ()> {
-    use std::fmt::Write;
-    let code = code.ok_or(())?;
-    write!(cell, "{code}").map_err(|_| ())?;
+    let code = u64::try_from(code.ok_or(())?).map_err(|_| ())?;
+    date::push_decimal(cell, code, 1);
     Ok(Value::Written)
 }
 

@@ -1,0 +1,243 @@
+"""scripts/bench's harness: runs every measurement of docs/benchmarks.md and records it in
+bench/results/results.json (saved after each one, so an interrupted run keeps what it has).
+
+Needs the services (scripts/services start) and release builds of maskflow and maskflow-bench.
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import boto3
+import psycopg
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+MASKFLOW = os.path.join(TARGET, "release", "maskflow")
+BENCH = os.path.join(TARGET, "release", "maskflow-bench")
+STATE = os.environ["MASKFLOW_STATE"]
+ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
+PY = sys.executable
+BASELINES = os.path.join(REPO, "bench", "baselines")
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--sections", default="transform,sink,e2e,original,scale")
+parser.add_argument("--messages", type=int, default=100_000, help="messages per end-to-end run")
+parser.add_argument("--python-messages", type=int, default=20_000,
+                    help="messages per boto3-consumer run (its rate is steady well before that)")
+parser.add_argument("--concurrency", default="1,2,4,8")
+parser.add_argument("--original-messages", type=int, default=1_000)
+parser.add_argument("--scale", default="10000,100000,1000000", help="message counts for the scaling runs")
+parser.add_argument("--scale-concurrency", type=int, default=4)
+parser.add_argument("--results", default=os.path.join(REPO, "bench", "results", "results.json"))
+parser.add_argument("--key-file", required=True)
+args = parser.parse_args()
+
+results = json.load(open(args.results)) if os.path.exists(args.results) else {}
+sqs = boto3.client("sqs", endpoint_url=ENDPOINT, region_name="us-east-1")
+
+
+def save():
+    os.makedirs(os.path.dirname(args.results), exist_ok=True)
+    with open(args.results + ".tmp", "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+    os.replace(args.results + ".tmp", args.results)
+
+
+def log(*what):
+    print("bench:", *what, file=sys.stderr, flush=True)
+
+
+def run(cmd):
+    """Runs `cmd`; returns its stdout, stderr and wall seconds."""
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd[:3])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout, proc.stderr, time.monotonic() - started
+
+
+def run_measured(cmd, env=None):
+    """Like `run`, plus the child's peak RSS and CPU seconds and the CPU seconds the services
+    spent meanwhile. Measured through /usr/bin/time: a child forked from this harness would
+    report the harness's own RSS (ru_maxrss survives exec)."""
+    before = services_cpu()
+    usage_file = os.path.join(os.path.dirname(args.results), ".usage")
+    started = time.monotonic()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", usage_file, *cmd], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd[:3])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    after = services_cpu()
+    rss_kb, user, system = open(usage_file).read().split()[-3:]
+    cpu = {"self": float(user) + float(system), **{k: after[k] - before[k] for k in after}}
+    return proc.stdout, proc.stderr, {"wall_s": wall, "peak_rss_kb": int(rss_kb), "cpu_s": cpu}
+
+
+def proc_cpu(pid, children=False):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def services_cpu():
+    """CPU seconds used so far by LocalStack and by PostgreSQL (postmaster, exited backends
+    included through its children's times, and live backends)."""
+    localstack = int(open(os.path.join(STATE, "localstack.pid")).read())
+    postmaster = int(open(os.path.join(os.environ["MASKFLOW_PGDATA"], "postmaster.pid")).readline())
+    backends = subprocess.run(["ps", "--ppid", str(postmaster), "-o", "pid="], capture_output=True, text=True).stdout.split()
+    pg = proc_cpu(postmaster, children=True) + sum(proc_cpu(int(p)) for p in backends if os.path.exists(f"/proc/{p}"))
+    return {"localstack": proc_cpu(localstack), "postgres": pg}
+
+
+def fresh_database():
+    base = os.environ["DATABASE_URL"]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS maskflow_bench WITH (FORCE)")
+        conn.execute("CREATE DATABASE maskflow_bench")
+    return base.rsplit("/", 1)[0] + "/maskflow_bench"
+
+
+def count(url, table):
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def fresh_queue(name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sqs.purge_queue(QueueUrl=url)
+    return url
+
+
+def fill(url, n, seed):
+    _, _, wall = run([MASKFLOW, "send", "--generate", str(n), "--seed", str(seed), "--queue-url", url])
+    return n / wall
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+    version = lambda cmd: subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    pg_bin = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip() or "/usr/lib/postgresql/15/bin"
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 2**20, 1), "kernel": platform.release(),
+            "rustc": version(["rustc", "-V"]), "postgres": version([os.path.join(pg_bin, "postgres"), "--version"]),
+            "localstack": "localstack-core 2026.3.0 (host mode, SQS only)", "python": platform.python_version()}
+
+
+def section_transform():
+    log("transform: criterion (about 4 minutes)")
+    subprocess.run(["cargo", "bench", "-p", "maskflow-bench", "--bench", "transform"], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
+    found = []
+    for path in glob.glob(os.path.join(TARGET, "criterion", "**", "new", "benchmark.json"), recursive=True):
+        bench = json.load(open(path))
+        estimates = json.load(open(os.path.join(os.path.dirname(path), "estimates.json")))
+        elements = (bench.get("throughput") or {}).get("Elements", 1)
+        ns = estimates["mean"]["point_estimate"]
+        found.append({"group": bench["group_id"], "function": bench["function_id"] or bench.get("value_str"),
+                      "value": bench.get("value_str"), "records_per_s": elements / (ns * 1e-9)})
+    results["transform"] = {"date": now(), "benchmarks": sorted(found, key=lambda b: (b["group"], str(b["function"])))}
+    save()
+
+
+def section_sink():
+    log("sink: host path vs single-row, multi-row INSERT and COPY")
+    url = fresh_database()
+    out, _, _ = run([BENCH, "sink", "--database-url", url])
+    results["sink"] = {"date": now(), "runs": [json.loads(l) for l in out.splitlines() if l.strip()]}
+    save()
+
+
+def maskflow_run(url, n, concurrency):
+    db = fresh_database()
+    out, err, measured = run_measured([MASKFLOW, "run", "--drain", "--concurrency", str(concurrency), "--queue-url", url,
+                                       "--log-format", "json"], env={"DATABASE_URL": db, "MASKFLOW_KEY_FILE": args.key_file})
+    done = next(json.loads(l) for l in err.splitlines() if '"done"' in l)["fields"]
+    rows, rejected, ledger = count(db, "user_logins"), count(db, "user_logins_rejected"), count(db, "maskflow_ledger")
+    if rows + rejected != n or ledger != n:
+        raise SystemExit(f"bench: exactly-once violated: {rows} rows + {rejected} rejected, ledger {ledger}, sent {n}")
+    stages = {k: done[k] for k in ("receive_s", "transform_s", "write_s", "delete_s")}
+    return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"], "rows": rows, "rejected": rejected, "stages": stages}
+
+
+def ceiling_run(url, n, concurrency):
+    out, _, measured = run_measured([BENCH, "ceiling", "--concurrency", str(concurrency), "--queue-url", url])
+    got = json.loads(out)["messages"]
+    if got != n:
+        raise SystemExit(f"bench: the ceiling consumer saw {got} of {n} messages")
+    return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"]}
+
+
+def python_run(script, url, n, extra):
+    db = fresh_database()
+    out, _, measured = run_measured([PY, os.path.join(BASELINES, script), "--queue-url", url, "--database-url", db,
+                                     "--key-file", args.key_file, *extra])
+    got = json.loads(out)
+    if got["messages"] != n:
+        raise SystemExit(f"bench: {script} handled {got['messages']} of {n} messages")
+    return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"], "rows": got["rows"]}
+
+
+def section_e2e():
+    runs = results.setdefault("e2e", {"date": now(), "messages": args.messages, "runs": []})
+    runs.update({"date": now(), "messages": args.messages, "runs": []})
+    for c in [int(c) for c in args.concurrency.split(",")]:
+        for kind in ("ceiling", "maskflow", "boto3"):
+            url = fresh_queue(f"bench-{kind}-{c}")
+            n = args.python_messages if kind == "boto3" else args.messages
+            send_rate = fill(url, n, seed=c)
+            log(f"e2e: {kind} at concurrency {c}, {n} messages (filled at {send_rate:.0f} msg/s)")
+            if kind == "ceiling":
+                r = ceiling_run(url, n, c)
+            elif kind == "maskflow":
+                r = maskflow_run(url, n, c)
+            else:
+                r = python_run("boto3_consumer.py", url, n, ["--endpoint-url", ENDPOINT, "--concurrency", str(c)])
+            sqs.delete_queue(QueueUrl=url)
+            runs["runs"].append({"kind": kind, "concurrency": c, "send_msg_per_s": send_rate, **r})
+            log(f"  {r['msg_per_s']:.0f} msg/s, peak RSS {r['peak_rss_kb'] / 1024:.0f} MiB")
+            save()
+
+
+def section_original():
+    n = args.original_messages
+    url = fresh_queue("bench-original")
+    fill(url, n, seed=99)
+    log(f"original design: {n} messages, one awslocal subprocess each (about {n // 60 + 1} minutes)")
+    r = python_run("original.py", url, n, ["--messages", str(n)])
+    sqs.delete_queue(QueueUrl=url)
+    results["original"] = {"date": now(), **r}
+    log(f"  {r['msg_per_s']:.2f} msg/s")
+    save()
+
+
+def section_scale():
+    runs = results.setdefault("scale", {})
+    runs.update({"date": now(), "concurrency": args.scale_concurrency, "runs": []})
+    for n in [int(n) for n in args.scale.split(",")]:
+        url = fresh_queue(f"bench-scale-{n}")
+        send_rate = fill(url, n, seed=n)
+        log(f"scale: {n} messages at concurrency {args.scale_concurrency} (filled at {send_rate:.0f} msg/s)")
+        r = maskflow_run(url, n, args.scale_concurrency)
+        sqs.delete_queue(QueueUrl=url)
+        runs["runs"].append({"send_msg_per_s": send_rate, **r})
+        log(f"  {r['wall_s']:.1f} s, {r['msg_per_s']:.0f} msg/s, peak RSS {r['peak_rss_kb'] / 1024:.0f} MiB")
+        save()
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+results["machine"] = machine()
+save()
+for name in args.sections.split(","):
+    {"transform": section_transform, "sink": section_sink, "e2e": section_e2e, "original": section_original,
+     "scale": section_scale}[name]()
+log(f"results in {args.results}")

@@ -1,0 +1,11 @@
+//! maskflow's benchmarks (run them all with `scripts/bench`; results in docs/benchmarks.md).
+//!
+//! - `benches/transform.rs` (criterion): native library vs wasm module, batch sizes, levers;
+//! - [`sink`]: PostgreSQL write paths at batch sizes 100, 1,000 and 10,000;
+//! - [`ceiling`]: an SQS consumer that only receives and deletes, the bound on any pipeline;
+//! - `baselines/*.py`: the original design and a good Python consumer, for the end-to-end table.
+
+pub mod ceiling;
+pub mod data;
+pub mod naive;
+pub mod sink;

@@ -1,0 +1,26 @@
+//! `maskflow-bench`: the benchmark parts that need a process of their own (scripts/bench runs them).
+
+use clap::{Parser, Subcommand};
+use maskflow_bench::{ceiling, sink};
+
+#[derive(Parser)]
+#[command(version, about = "maskflow benchmarks: PostgreSQL write paths and the SQS ceiling (see scripts/bench)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Rows/s of the host's write path vs single-row INSERT, multi-row INSERT and COPY.
+    Sink(sink::SinkArgs),
+    /// Messages/s of a consumer that only receives and deletes (the SQS server's ceiling).
+    Ceiling(ceiling::CeilingArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Sink(args) => sink::run(&args),
+        Command::Ceiling(args) => tokio::runtime::Runtime::new()?.block_on(ceiling::run(&args)),
+    }
+}
