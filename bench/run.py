@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 
 import boto3
@@ -67,7 +68,7 @@ def run_measured(cmd, env=None):
     spent meanwhile. Measured through /usr/bin/time: a child forked from this harness would
     report the harness's own RSS (ru_maxrss survives exec)."""
     before = services_cpu()
-    usage_file = os.path.join(os.path.dirname(args.results), ".usage")
+    usage_file = os.path.join(tempfile.gettempdir(), f"maskflow-bench-usage-{os.getpid()}")
     started = time.monotonic()
     proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", usage_file, *cmd], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})

@@ -1,7 +1,8 @@
-//! PostgreSQL write paths, side by side: the host's (`PostgresSink::write`: ledger claim,
-//! one `INSERT ... SELECT FROM unnest(...)`, rejections, commit) against one-row INSERTs and
-//! multi-row `INSERT ... VALUES` in one transaction per batch, and COPY as the upper bound.
-//! Only the host's path also records every message id in the ledger (exactly-once).
+//! PostgreSQL write paths, side by side: the host's (`PostgresSink::write`: ledger claim, rows
+//! by COPY, rejections, commit) against one-row INSERTs, multi-row `INSERT ... VALUES` and
+//! `INSERT ... SELECT FROM unnest(...)` (the host's previous path) in one transaction per
+//! batch, and a bare COPY as the upper bound. Only the host's path also records every message
+//! id in the ledger (exactly-once).
 
 use std::time::Instant;
 
@@ -41,16 +42,18 @@ enum Path {
     Host,
     SingleRow,
     MultiRow,
+    Unnest,
     Copy,
 }
 
 impl Path {
-    const ALL: [Path; 4] = [Path::Host, Path::MultiRow, Path::SingleRow, Path::Copy];
+    const ALL: [Path; 5] = [Path::Host, Path::SingleRow, Path::MultiRow, Path::Unnest, Path::Copy];
     fn name(self) -> &'static str {
         match self {
-            Path::Host => "host (ledger + unnest)",
+            Path::Host => "host (ledger + COPY)",
             Path::SingleRow => "single-row INSERT",
             Path::MultiRow => "multi-row INSERT",
+            Path::Unnest => "unnest INSERT",
             Path::Copy => "COPY (no ledger)",
         }
     }
@@ -75,6 +78,7 @@ pub fn run(args: &SinkArgs) -> Result<()> {
                         Path::Host => write_host(&mut host, chunk, chunk_ids)?,
                         Path::SingleRow => write_single(&mut client, chunk)?,
                         Path::MultiRow => write_multi(&mut client, chunk)?,
+                        Path::Unnest => write_unnest(&mut client, chunk)?,
                         Path::Copy => write_copy(&mut client, chunk)?,
                     }
                 }
@@ -132,6 +136,16 @@ fn write_multi(client: &mut Client, rows: &[Vec<Option<String>>]) -> Result<()> 
     for chunk in rows.chunks(MAX_ROWS_PER_VALUES) {
         tx.execute(&format!("INSERT INTO user_logins ({COLUMNS}) VALUES {}", placeholders(chunk.len())), &params(chunk))?;
     }
+    Ok(tx.commit()?)
+}
+
+fn write_unnest(client: &mut Client, rows: &[Vec<Option<String>>]) -> Result<()> {
+    let columns: Vec<Vec<Option<&str>>> = (0..7).map(|c| rows.iter().map(|r| r[c].as_deref()).collect()).collect();
+    let arrays = (1..=7).map(|i| format!("${i}::text[]")).collect::<Vec<_>>().join(", ");
+    let casts = COLUMNS.split(", ").zip(CASTS).map(|(name, cast)| format!("{name}{}", &cast[6..])).collect::<Vec<_>>().join(", ");
+    let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+    let mut tx = client.transaction()?;
+    tx.execute(&format!("INSERT INTO user_logins ({COLUMNS}) SELECT {casts} FROM unnest({arrays}) AS t({COLUMNS})"), &params)?;
     Ok(tx.commit()?)
 }
 
