@@ -74,7 +74,7 @@ impl Stats {
     pub fn timed<R>(&self, stage: Stage, f: impl FnOnce() -> R) -> R {
         let started = Instant::now();
         let result = f();
-        self.0.busy_ns[stage as usize].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.add_busy(stage, started.elapsed());
         result
     }
     pub fn add_busy(&self, stage: Stage, elapsed: Duration) {

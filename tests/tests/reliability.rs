@@ -93,20 +93,20 @@ fn sqs_down_at_start_and_mid_run_is_waited_out() {
         assert_eq!(services.fresh_queue_named(&name), run.queue_url);
     };
 
+    // An outage, then a batch of 500 messages that must all be committed once SQS is back.
+    let outage_then_batch = |seed, committed_total| {
+        std::thread::sleep(Duration::from_secs(3));
+        restart_sqs();
+        let bodies = generated(500, seed);
+        services.send(&run.queue_url, &bodies);
+        wait_until("the batch after an outage", Duration::from_secs(60), || run.committed() == committed_total);
+        bodies
+    };
     services.control(&["stop-sqs"]);
-    let host = run.spawn(&["run", "--batch-size", "100"], &[]);
-    std::thread::sleep(Duration::from_secs(3));
-    restart_sqs();
-    let first = generated(500, 31);
-    services.send(&run.queue_url, &first);
-    wait_until("first half", Duration::from_secs(60), || run.committed() == 500);
-
-    services.control(&["stop-sqs"]);
-    std::thread::sleep(Duration::from_secs(3));
-    restart_sqs();
-    let second = generated(500, 32);
-    services.send(&run.queue_url, &second);
-    wait_until("second half", Duration::from_secs(60), || run.committed() == 1000);
+    let host = run.spawn(&["run", "--batch-size", "100"], &[]); // SQS is down at start
+    let first = outage_then_batch(31, 500);
+    services.control(&["stop-sqs"]); // and again mid-run
+    let second = outage_then_batch(32, 1000);
 
     let out = stop(host, "-TERM");
     let log = String::from_utf8_lossy(&out.stderr);
