@@ -6,8 +6,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use maskflow::transform::wasm::EMBEDDED_MODULE;
-use maskflow::transform::{ModuleLimits, WasmModule};
+use maskflow::runtime::{ModuleLimits, WasmModule, EMBEDDED_MODULE};
 use maskflow_bench::{data, naive::Naive};
 use maskflow_transform::config::IP_NONCE;
 use maskflow_transform::{Message, Transformer};
@@ -34,10 +33,12 @@ impl<'a> Cycle<'a> {
     }
 }
 
-fn wasm(cache_size: usize) -> maskflow::transform::WasmInstance {
+fn wasm(cache_size: usize) -> maskflow::runtime::WasmInstance {
     let config = serde_json::to_string(&data::config(cache_size)).expect("config");
     let limits = ModuleLimits { memory_bytes: 256 << 20, call_timeout: Duration::from_secs(60) };
-    WasmModule::compile(EMBEDDED_MODULE, limits, &config).and_then(|m| m.instantiate()).expect("module loads")
+    WasmModule::compile(EMBEDDED_MODULE, limits, &config)
+        .and_then(|m| m.instantiate())
+        .expect("module loads")
 }
 
 fn benches(c: &mut Criterion) {
@@ -67,7 +68,9 @@ fn benches(c: &mut Criterion) {
             group.throughput(Throughput::Elements(batch as u64));
             let mut instance = wasm(4096);
             let mut cycle = Cycle { messages: &messages, at: 0 };
-            group.bench_function(BenchmarkId::from_parameter(batch), |b| b.iter(|| black_box(instance.transform(cycle.next(batch)).expect("module runs"))));
+            group.bench_function(BenchmarkId::from_parameter(batch), |b| {
+                b.iter(|| black_box(instance.transform(cycle.next(batch)).expect("module runs")))
+            });
         }
         group.finish();
 
@@ -75,7 +78,10 @@ fn benches(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("levers/{name}"));
         group.throughput(Throughput::Elements(1000));
         let key = data::key();
-        for (lever, mut naive) in [("1 naive: Value + aes-siv", Naive::with_crate(&key)), ("2 + precomputed S2V", Naive::with_precomputed_s2v(&key))] {
+        for (lever, mut naive) in [
+            ("1 naive: Value + aes-siv", Naive::with_crate(&key)),
+            ("2 + precomputed S2V", Naive::with_precomputed_s2v(&key)),
+        ] {
             let mut cycle = Cycle { messages: &messages, at: 0 };
             group.bench_function(lever, |b| {
                 b.iter(|| {
@@ -99,7 +105,9 @@ fn benches(c: &mut Criterion) {
         for (lever, cache) in [("wasm, no cache", 0), ("wasm, mask cache", 4096)] {
             let mut instance = wasm(cache);
             let mut cycle = Cycle { messages: &messages, at: 0 };
-            group.bench_function(lever, |b| b.iter(|| black_box(instance.transform(cycle.next(1000)).expect("module runs"))));
+            group.bench_function(lever, |b| {
+                b.iter(|| black_box(instance.transform(cycle.next(1000)).expect("module runs")))
+            });
         }
         group.finish();
     }
@@ -109,8 +117,13 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("mask");
     group.throughput(Throughput::Elements(1));
     let key = data::key();
-    for (name, mut naive) in [("aes-siv crate", Naive::with_crate(&key)), ("precomputed S2V", Naive::with_precomputed_s2v(&key))] {
-        group.bench_function(name, |b| b.iter(|| black_box(naive.mask(IP_NONCE, black_box("192.168.100.200")))));
+    for (name, mut naive) in [
+        ("aes-siv crate", Naive::with_crate(&key)),
+        ("precomputed S2V", Naive::with_precomputed_s2v(&key)),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(naive.mask(IP_NONCE, black_box("192.168.100.200"))))
+        });
     }
     group.finish();
 }

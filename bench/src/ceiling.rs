@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use maskflow::source::{SqsArgs, SqsSource};
+use maskflow::cli::SqsArgs;
+use maskflow::source::SqsSource;
 
 #[derive(Debug, clap::Args)]
 pub struct CeilingArgs {
@@ -20,7 +21,7 @@ pub struct CeilingArgs {
 
 /// Drains the queue, then prints `{"messages", "seconds", "msg_per_s"}`.
 pub async fn run(args: &CeilingArgs) -> Result<()> {
-    let source = SqsSource::connect(&args.sqs, false).await?;
+    let source = SqsSource::connect(&args.sqs.clone().into_config(), false).await?;
     let done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let loops: Vec<_> = (0..args.concurrency)
@@ -28,14 +29,15 @@ pub async fn run(args: &CeilingArgs) -> Result<()> {
             let (source, done) = (source.clone(), done.clone());
             tokio::spawn(async move {
                 loop {
-                    let batch = source.receive(Duration::from_secs(1), Duration::from_secs(120)).await?;
+                    let batch =
+                        source.receive(Duration::from_secs(1), Duration::from_secs(120)).await?;
                     if batch.is_empty() {
                         if source.approximate_depth().await? == (0, 0) {
                             return anyhow::Ok(());
                         }
                         continue;
                     }
-                    let receipts: Vec<&str> = batch.iter().map(|m| m.receipt.as_str()).collect();
+                    let receipts: Vec<String> = batch.iter().map(|m| m.receipt.clone()).collect();
                     source.delete(&receipts).await?;
                     done.fetch_add(batch.len(), Ordering::Relaxed);
                 }
@@ -46,6 +48,9 @@ pub async fn run(args: &CeilingArgs) -> Result<()> {
         handle.await??;
     }
     let (messages, seconds) = (done.load(Ordering::Relaxed), started.elapsed().as_secs_f64());
-    println!("{}", serde_json::json!({"messages": messages, "seconds": seconds, "msg_per_s": messages as f64 / seconds}));
+    println!(
+        "{}",
+        serde_json::json!({"messages": messages, "seconds": seconds, "msg_per_s": messages as f64 / seconds})
+    );
     Ok(())
 }

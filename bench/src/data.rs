@@ -16,7 +16,7 @@ pub fn config(cache_size: usize) -> Config {
 /// Production-shaped events from `maskflow send --generate`: every user, address and device
 /// recurs about four times, 2% malformed.
 pub fn realistic(n: usize) -> Vec<String> {
-    let mut generator = maskflow::generate::Generator::new(17, n, 20);
+    let mut generator = maskflow::commands::send::Generator::new(17, n, 20);
     (0..n).map(|_| generator.next_body()).collect()
 }
 
@@ -40,7 +40,14 @@ pub fn distinct(n: usize) -> Vec<String> {
 
 /// SQS-shaped messages over `bodies` (ids and timestamps as the host passes them).
 pub fn messages<'a>(ids: &'a [String], bodies: &'a [String]) -> Vec<Message<'a>> {
-    ids.iter().zip(bodies).map(|(id, body)| Message { id, body: body.as_bytes(), sent_timestamp_ms: 1_700_000_000_000 }).collect()
+    ids.iter()
+        .zip(bodies)
+        .map(|(id, body)| Message {
+            id,
+            body: body.as_bytes(),
+            sent_timestamp_ms: 1_700_000_000_000,
+        })
+        .collect()
 }
 
 pub fn ids(n: usize) -> Vec<String> {
@@ -54,13 +61,20 @@ mod tests {
     #[test]
     fn distinct_means_distinct_and_realistic_repeats() {
         let bodies = distinct(70_000);
-        let field = |b: &String, f: &str| serde_json::from_str::<serde_json::Value>(b).unwrap()[f].as_str().unwrap().to_owned();
+        let field = |b: &String, f: &str| {
+            serde_json::from_str::<serde_json::Value>(b).unwrap()[f].as_str().unwrap().to_owned()
+        };
         for f in ["ip", "device_id"] {
             let set: std::collections::HashSet<_> = bodies.iter().map(|b| field(b, f)).collect();
             assert_eq!(set.len(), bodies.len(), "{f} values repeat");
         }
         let real = realistic(10_000);
-        let ips: std::collections::HashSet<_> = real.iter().filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok()?["ip"].as_str().map(String::from)).collect();
+        let ips: std::collections::HashSet<_> = real
+            .iter()
+            .filter_map(|b| {
+                serde_json::from_str::<serde_json::Value>(b).ok()?["ip"].as_str().map(String::from)
+            })
+            .collect();
         assert!(ips.len() < 4_000, "{} distinct ips in 10,000 realistic events", ips.len());
     }
 }

@@ -4,7 +4,10 @@ use clap::{Parser, Subcommand};
 use maskflow_bench::{ceiling, sink};
 
 #[derive(Parser)]
-#[command(version, about = "maskflow benchmarks: PostgreSQL write paths and the SQS ceiling (see scripts/bench)")]
+#[command(
+    version,
+    about = "maskflow benchmarks: PostgreSQL write paths and the SQS ceiling (see scripts/bench)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -7,17 +7,19 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use maskflow::sink::{PostgresArgs, PostgresSink, SinkItem};
-use maskflow::transform::Outcome;
+use maskflow::sink::{Item, PostgresConfig, PostgresSink};
+use maskflow_transform::Outcome;
 use maskflow_transform::Transformer;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
 use crate::data;
 
-const COLUMNS: &str = "user_id, device_type, masked_ip, masked_device_id, locale, app_version, create_date";
+const COLUMNS: &str =
+    "user_id, device_type, masked_ip, masked_device_id, locale, app_version, create_date";
 /// What every path but the host's binds: text, cast as the host casts (to the base types).
-const CASTS: [&str; 7] = ["::text", "::text", "::text", "::text", "::text", "::text::integer", "::text::date"];
+const CASTS: [&str; 7] =
+    ["::text", "::text", "::text", "::text", "::text", "::text::integer", "::text::date"];
 /// PostgreSQL's limit on bind parameters per statement (65,535), in whole rows.
 const MAX_ROWS_PER_VALUES: usize = 65_535 / 7;
 
@@ -65,17 +67,27 @@ pub fn run(args: &SinkArgs) -> Result<()> {
     // The host's sink takes outcomes: build them once, outside the timed loop.
     let outcomes: Vec<Outcome> = rows.iter().map(|r| Outcome::Row(r.clone())).collect();
     let columns: Vec<String> = COLUMNS.split(", ").map(str::to_owned).collect();
-    let mut host = PostgresSink::connect(&PostgresArgs { database_url: Some(args.database_url.clone()), table: "user_logins".into() }, columns, &|| true)
-        .context("connecting the host's sink")?;
-    let mut client = Client::connect(&args.database_url, NoTls).context("connecting to the benchmark database")?;
+    let config = PostgresConfig {
+        client: args.database_url.parse().context("--database-url")?,
+        table: "user_logins".into(),
+    };
+    let mut host = PostgresSink::new(&config, columns).map_err(anyhow::Error::msg)?;
+    host.connect().context("connecting the host's sink")?;
+    let mut client = Client::connect(&args.database_url, NoTls)
+        .context("connecting to the benchmark database")?;
     for &batch in &args.batch_sizes {
         for path in Path::ALL {
             let mut rates = Vec::new();
             for round in 0..args.repeat {
-                client.batch_execute("TRUNCATE user_logins, user_logins_rejected, maskflow_ledger; CHECKPOINT")?;
-                let ids: Vec<String> = (0..rows.len()).map(|i| format!("{batch}-{round}-{i}")).collect();
+                client.batch_execute(
+                    "TRUNCATE user_logins, user_logins_rejected, maskflow_ledger; CHECKPOINT",
+                )?;
+                let ids: Vec<String> =
+                    (0..rows.len()).map(|i| format!("{batch}-{round}-{i}")).collect();
                 let started = Instant::now();
-                for ((chunk, chunk_outcomes), chunk_ids) in rows.chunks(batch).zip(outcomes.chunks(batch)).zip(ids.chunks(batch)) {
+                for ((chunk, chunk_outcomes), chunk_ids) in
+                    rows.chunks(batch).zip(outcomes.chunks(batch)).zip(ids.chunks(batch))
+                {
                     match path {
                         Path::Host => write_host(&mut host, chunk_outcomes, chunk_ids)?,
                         Path::SingleRow => write_single(&mut client, chunk)?,
@@ -86,7 +98,12 @@ pub fn run(args: &SinkArgs) -> Result<()> {
                 }
                 rates.push(rows.len() as f64 / started.elapsed().as_secs_f64());
                 let landed: i64 = client.query_one("SELECT count(*) FROM user_logins", &[])?.get(0);
-                ensure!(landed as usize == rows.len(), "{}: {landed} rows landed of {}", path.name(), rows.len());
+                ensure!(
+                    landed as usize == rows.len(),
+                    "{}: {landed} rows landed of {}",
+                    path.name(),
+                    rows.len()
+                );
             }
             rates.sort_by(f64::total_cmp);
             let line = serde_json::json!({"path": path.name(), "batch": batch, "rows": rows.len(), "rows_per_s": rates[rates.len() / 2]});
@@ -103,15 +120,26 @@ fn realistic_rows(n: usize) -> Vec<Vec<Option<String>>> {
     let bodies = data::realistic(n * 2);
     data::messages(&ids, &bodies)
         .iter()
-        .filter_map(|m| transformer.transform(m).ok().map(|row| (0..7).map(|i| row.get(i).map(str::to_owned)).collect()))
+        .filter_map(|m| {
+            transformer
+                .transform(m)
+                .ok()
+                .map(|row| (0..7).map(|i| row.get(i).map(str::to_owned)).collect())
+        })
         .take(n)
         .collect()
 }
 
 fn write_host(sink: &mut PostgresSink, outcomes: &[Outcome], ids: &[String]) -> Result<()> {
-    let items: Vec<SinkItem> = ids.iter().zip(outcomes).map(|(id, outcome)| SinkItem { id, body: b"", outcome }).collect();
-    let stats = sink.write(&items, &|_| String::new(), &mut || {}, &|| true)?;
-    ensure!(stats.rows as usize == outcomes.len(), "the host's sink wrote {} of {} rows", stats.rows, outcomes.len());
+    let items: Vec<Item> =
+        ids.iter().zip(outcomes).map(|(id, outcome)| Item { id, outcome }).collect();
+    let stats = sink.commit(&items)?;
+    ensure!(
+        stats.rows as usize == outcomes.len(),
+        "the host's sink wrote {} of {} rows",
+        stats.rows,
+        outcomes.len()
+    );
     Ok(())
 }
 
@@ -120,12 +148,24 @@ fn params(rows: &[Vec<Option<String>>]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 fn placeholders(rows: usize) -> String {
-    (0..rows).map(|r| format!("({})", (0..7).map(|c| format!("${}{}", r * 7 + c + 1, CASTS[c])).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join(", ")
+    (0..rows)
+        .map(|r| {
+            format!(
+                "({})",
+                (0..7)
+                    .map(|c| format!("${}{}", r * 7 + c + 1, CASTS[c]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn write_single(client: &mut Client, rows: &[Vec<Option<String>>]) -> Result<()> {
     let mut tx = client.transaction()?;
-    let insert = tx.prepare(&format!("INSERT INTO user_logins ({COLUMNS}) VALUES {}", placeholders(1)))?;
+    let insert =
+        tx.prepare(&format!("INSERT INTO user_logins ({COLUMNS}) VALUES {}", placeholders(1)))?;
     for row in rows {
         tx.execute(&insert, &params(std::slice::from_ref(row)))?;
     }
@@ -135,16 +175,26 @@ fn write_single(client: &mut Client, rows: &[Vec<Option<String>>]) -> Result<()>
 fn write_multi(client: &mut Client, rows: &[Vec<Option<String>>]) -> Result<()> {
     let mut tx = client.transaction()?;
     for chunk in rows.chunks(MAX_ROWS_PER_VALUES) {
-        tx.execute(&format!("INSERT INTO user_logins ({COLUMNS}) VALUES {}", placeholders(chunk.len())), &params(chunk))?;
+        tx.execute(
+            &format!("INSERT INTO user_logins ({COLUMNS}) VALUES {}", placeholders(chunk.len())),
+            &params(chunk),
+        )?;
     }
     Ok(tx.commit()?)
 }
 
 fn write_unnest(client: &mut Client, rows: &[Vec<Option<String>>]) -> Result<()> {
-    let columns: Vec<Vec<Option<&str>>> = (0..7).map(|c| rows.iter().map(|r| r[c].as_deref()).collect()).collect();
+    let columns: Vec<Vec<Option<&str>>> =
+        (0..7).map(|c| rows.iter().map(|r| r[c].as_deref()).collect()).collect();
     let arrays = (1..=7).map(|i| format!("${i}::text[]")).collect::<Vec<_>>().join(", ");
-    let casts = COLUMNS.split(", ").zip(CASTS).map(|(name, cast)| format!("{name}{}", &cast[6..])).collect::<Vec<_>>().join(", ");
-    let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+    let casts = COLUMNS
+        .split(", ")
+        .zip(CASTS)
+        .map(|(name, cast)| format!("{name}{}", &cast[6..]))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let params: Vec<&(dyn ToSql + Sync)> =
+        columns.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
     let mut tx = client.transaction()?;
     tx.execute(&format!("INSERT INTO user_logins ({COLUMNS}) SELECT {casts} FROM unnest({arrays}) AS t({COLUMNS})"), &params)?;
     Ok(tx.commit()?)
@@ -163,7 +213,8 @@ fn write_copy(client: &mut Client, rows: &[Vec<Option<String>>]) -> Result<()> {
             }
             match cell {
                 // Masks, ids and versions never hold tabs, newlines or backslashes; escape anyway.
-                Some(v) => line.push_str(&v.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n")),
+                Some(v) => line
+                    .push_str(&v.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n")),
                 None => line.push_str("\\N"),
             }
         }

@@ -1,41 +1,27 @@
-//! Where the masking key comes from. The key is never logged, printed (but by `keygen`) or
-//! passed on a command line.
+//! Keys and the transform config. The key is never logged, printed (but by `keygen`) or
+//! passed on a command line (`crate::cli` reads it from a file or MASKFLOW_KEY).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use maskflow_transform::{Config, Key};
 
 use crate::error::{Error, Result};
 
-/// Where the key comes from.
-#[derive(Debug, Clone, clap::Args)]
-pub struct KeyArgs {
-    /// Key file: `id:base64` lines, the first masks, all unmask (see `maskflow keygen`).
-    /// Without it, MASKFLOW_KEY holds the key file's content.
-    #[arg(long, env = "MASKFLOW_KEY_FILE", value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
-}
-
-/// `--key-file` wins over `MASKFLOW_KEY` (the key file's text: `id:base64` lines).
-pub fn load(args: &KeyArgs) -> Result<Vec<Key>> {
-    let text = match args.key_file.as_deref() {
-        Some(path) => std::fs::read_to_string(path).map_err(Error::io(format!("cannot read key file {}", path.display())))?,
-        None => std::env::var("MASKFLOW_KEY").map_err(|_| {
-            Error::Key("no key: set MASKFLOW_KEY to a key file's content or pass --key-file (create one with `maskflow keygen --out maskflow.key`)".into())
-        })?,
-    };
-    Ok(Key::parse_key_file(&text)?)
-}
-
 /// The transform config (ABI.md `init`) for these keys and the default `user_logins` mapping,
 /// or the mapping in `mapping_file`.
-pub fn transform_config(keys: &[Key], mapping_file: Option<&Path>, cache_size: usize) -> Result<(Config, String)> {
+pub fn transform_config(
+    keys: &[Key],
+    mapping_file: Option<&Path>,
+    cache_size: usize,
+) -> Result<(Config, String)> {
     let mut config = Config::with_keys(keys.to_vec());
     config.cache_size = cache_size;
     if let Some(path) = mapping_file {
-        let text = std::fs::read_to_string(path).map_err(Error::io(format!("cannot read mapping {}", path.display())))?;
-        config.mapping = serde_json::from_str(&text).map_err(|e| Error::Usage(format!("mapping {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(Error::io(format!("cannot read mapping {}", path.display())))?;
+        config.mapping = serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("mapping {}: {e}", path.display())))?;
     }
     let json = serde_json::to_string(&config).expect("config serialises");
     Ok((config, json))
@@ -44,19 +30,22 @@ pub fn transform_config(keys: &[Key], mapping_file: Option<&Path>, cache_size: u
 /// A new random 64-byte key as a key-file line.
 pub fn generate(id: &str) -> Result<Key> {
     let mut bytes = [0u8; maskflow_transform::mask::KEY_LEN];
-    getrandom::fill(&mut bytes).map_err(|e| Error::Key(format!("no randomness from the OS: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Key(format!("no randomness from the OS: {e}")))?;
     Ok(Key::new(id, bytes)?)
 }
 
 /// Writes the key file readable by its owner only; refuses to overwrite a key (losing one loses
 /// every mask made with it).
-pub fn write_key_file(path: &PathBuf, key: &Key) -> Result<()> {
+pub fn write_key_file(path: &Path, key: &Key) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(Error::io(format!("cannot create {} (an existing key is never overwritten)", path.display())))?;
-    writeln!(file, "{}", key.to_key_file_line()).map_err(Error::io(format!("cannot write {}", path.display())))
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
+            Error::io(format!(
+                "cannot create {} (an existing key is never overwritten)",
+                path.display()
+            )),
+        )?;
+    writeln!(file, "{}", key.to_key_file_line())
+        .map_err(Error::io(format!("cannot write {}", path.display())))
 }

@@ -5,7 +5,6 @@ use std::io::Write;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
 use crate::progress::bar_suspend;
 
 /// Quiet by default for the chatty dependencies (the AWS SDK logs every request at info).
@@ -25,15 +24,23 @@ const BODY_LOGGING_TARGETS: [&str; 9] = [
     "aws_config",
 ];
 
-pub fn init(format: LogFormat) {
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+/// How log lines look on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub fn init(format: Format) {
+    let mut filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     for target in BODY_LOGGING_TARGETS {
         filter = filter.add_directive(format!("{target}=info").parse().expect("valid directive"));
     }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| StderrAroundBar);
     let _ = match format {
-        LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        Format::Text => builder.with_target(false).try_init(),
+        Format::Json => builder.json().try_init(),
     };
 }
 

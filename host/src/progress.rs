@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::sink::WriteStats;
+use crate::sink::CommitStats;
 
 #[derive(Clone, Default)]
 pub struct Stats(Arc<Counters>);
@@ -18,21 +18,22 @@ struct Counters {
     rows: AtomicU64,
     rejected: AtomicU64,
     duplicates: AtomicU64,
+    received_again: AtomicU64,
     deleted: AtomicU64,
     in_flight: AtomicI64,
-    /// Nanoseconds spent in each [`Stage`], summed over pollers and workers.
+    /// Nanoseconds spent in each [`Phase`], summed over pollers, workers and the lease task.
     busy_ns: [AtomicU64; 4],
 }
 
 /// Where a message's time goes, for the summary and `scripts/bench`'s profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub enum Phase {
     /// ReceiveMessage calls, long-poll waits included.
     Receive = 0,
     /// The wasm module (and the host's framing around it).
-    Transform = 1,
+    Module = 1,
     /// The PostgreSQL transaction: ledger, rows, rejections, commit.
-    Write = 2,
+    Commit = 2,
     /// DeleteMessageBatch calls after the commit.
     Delete = 3,
 }
@@ -41,7 +42,11 @@ impl Stats {
     pub fn add_received(&self, n: usize) {
         self.0.received.fetch_add(n as u64, Ordering::Relaxed);
     }
-    pub fn add_written(&self, w: WriteStats) {
+    /// Messages SQS delivered more than once (`ApproximateReceiveCount` > 1).
+    pub fn add_received_again(&self, n: usize) {
+        self.0.received_again.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn add_written(&self, w: CommitStats) {
         self.0.rows.fetch_add(w.rows, Ordering::Relaxed);
         self.0.rejected.fetch_add(w.rejected, Ordering::Relaxed);
         self.0.duplicates.fetch_add(w.duplicates, Ordering::Relaxed);
@@ -64,33 +69,37 @@ impl Stats {
     pub fn duplicates(&self) -> u64 {
         self.0.duplicates.load(Ordering::Relaxed)
     }
+    pub fn received_again(&self) -> u64 {
+        self.0.received_again.load(Ordering::Relaxed)
+    }
     pub fn deleted(&self) -> u64 {
         self.0.deleted.load(Ordering::Relaxed)
     }
     pub fn in_flight(&self) -> i64 {
         self.0.in_flight.load(Ordering::Relaxed)
     }
-    /// Runs `f`, adding its wall time to `stage`.
-    pub fn timed<R>(&self, stage: Stage, f: impl FnOnce() -> R) -> R {
+    /// Runs `f`, adding its wall time to `phase`.
+    pub fn timed<R>(&self, phase: Phase, f: impl FnOnce() -> R) -> R {
         let started = Instant::now();
         let result = f();
-        self.add_busy(stage, started.elapsed());
+        self.add_busy(phase, started.elapsed());
         result
     }
-    pub fn add_busy(&self, stage: Stage, elapsed: Duration) {
-        self.0.busy_ns[stage as usize].fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    pub fn add_busy(&self, phase: Phase, elapsed: Duration) {
+        self.0.busy_ns[phase as usize].fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
     }
-    /// Seconds spent in `stage`, summed over threads (so it can exceed the wall time).
-    pub fn busy_secs(&self, stage: Stage) -> f64 {
-        self.0.busy_ns[stage as usize].load(Ordering::Relaxed) as f64 / 1e9
+    /// Seconds spent in `phase`, summed over threads (so it can exceed the wall time).
+    pub fn busy_secs(&self, phase: Phase) -> f64 {
+        self.0.busy_ns[phase as usize].load(Ordering::Relaxed) as f64 / 1e9
     }
 
-    /// `1000 received, 990 rows, 10 rejected, 0 redelivered (skipped), 1000 deleted in 2.0 s (500 msg/s)`
+    /// `1000 received (0 more than once), 990 rows, 10 rejected, 0 redelivered (skipped), 1000 deleted in 2.0 s (500 msg/s)`
     pub fn summary(&self, elapsed: Duration) -> String {
         let rate = self.received() as f64 / elapsed.as_secs_f64().max(1e-3);
         format!(
-            "{} received, {} rows, {} rejected, {} redelivered (skipped), {} deleted in {:.1} s ({rate:.0} msg/s)",
+            "{} received ({} more than once), {} rows, {} rejected, {} redelivered (skipped), {} deleted in {:.1} s ({rate:.0} msg/s)",
             self.received(),
+            self.received_again(),
             self.rows(),
             self.rejected(),
             self.duplicates(),
@@ -115,7 +124,9 @@ impl Progress {
         }
         let bar = BAR.get_or_init(|| {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
+            );
             bar
         });
         let (stop, stopped) = std::sync::mpsc::channel();

@@ -23,7 +23,8 @@ pub fn test_key_file() -> PathBuf {
 }
 
 pub fn test_keys() -> Vec<Key> {
-    Key::parse_key_file(&std::fs::read_to_string(test_key_file()).expect("test key")).expect("valid test key")
+    Key::parse_key_file(&std::fs::read_to_string(test_key_file()).expect("test key"))
+        .expect("valid test key")
 }
 
 pub fn test_config() -> Config {
@@ -52,7 +53,9 @@ impl Vector {
     pub fn body(&self) -> Vec<u8> {
         let mut body = match (&self.body, &self.body_base64) {
             (Some(text), _) => text.clone().into_bytes(),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64).expect("valid body_base64"),
+            (None, Some(b64)) => {
+                base64::engine::general_purpose::STANDARD.decode(b64).expect("valid body_base64")
+            }
             (None, None) => panic!("vector {} has no body", self.name),
         };
         if let Some(n) = self.pad_body_to {
@@ -73,7 +76,10 @@ impl Vector {
 fn read_jsonl(name: &str) -> Vec<Vector> {
     let path = repo_root().join("tests/vectors").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("valid vector line")).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("valid vector line"))
+        .collect()
 }
 
 /// The hand-written inputs (`cases.jsonl`).
@@ -89,11 +95,19 @@ pub fn golden() -> Vec<Vector> {
 /// What the native library makes of a vector, in the golden JSON shape.
 pub fn native_outcome(transformer: &mut maskflow_transform::Transformer, v: &Vector) -> Value {
     let body = v.body();
-    let message = maskflow_transform::Message { id: &v.message_id, body: &body, sent_timestamp_ms: v.sent_timestamp_ms };
+    let message = maskflow_transform::Message {
+        id: &v.message_id,
+        body: &body,
+        sent_timestamp_ms: v.sent_timestamp_ms,
+    };
     let columns = transformer.columns().to_vec();
     let outcome = match transformer.transform(&message) {
-        Ok(row) => serde_json::to_value(maskflow_transform::Outcome::Row { columns: &columns, row }),
-        Err(rejection) => serde_json::to_value(maskflow_transform::Outcome::Rejection(&rejection)),
+        Ok(row) => {
+            serde_json::to_value(maskflow_transform::OutcomeJson::Row { columns: &columns, row })
+        }
+        Err(rejection) => {
+            serde_json::to_value(maskflow_transform::OutcomeJson::Rejection(&rejection))
+        }
     };
     outcome.expect("outcome serialises")
 }
@@ -111,7 +125,11 @@ pub fn maskflow_bin() -> PathBuf {
 }
 
 /// Environment for running `maskflow` against the services, with the test key.
-pub fn maskflow_env(services: &Services, database_url: &str, queue_url: &str) -> HashMap<String, String> {
+pub fn maskflow_env(
+    services: &Services,
+    database_url: &str,
+    queue_url: &str,
+) -> HashMap<String, String> {
     let mut env = services.env.clone();
     env.insert("DATABASE_URL".into(), database_url.into());
     env.insert("MASKFLOW_QUEUE_URL".into(), queue_url.into());
@@ -135,17 +153,27 @@ pub fn render_catalogue(vectors: &[Vector]) -> String {
     for (i, v) in vectors.iter().enumerate() {
         let (outcome, rule) = match v.expected_reason() {
             Some(reason) => {
-                let message = v.expected.pointer("/rejection/message").and_then(Value::as_str).unwrap_or("");
+                let message =
+                    v.expected.pointer("/rejection/message").and_then(Value::as_str).unwrap_or("");
                 (format!("rejected: `{reason}`"), message.replace('|', "\\|"))
             }
             None => ("row".to_owned(), String::new()),
         };
         let body = v.body();
-        let sendable = !body.is_empty() && std::str::from_utf8(&body).is_ok() && body.len() <= 256 * 1024;
+        let sendable =
+            !body.is_empty() && std::str::from_utf8(&body).is_ok() && body.len() <= 256 * 1024;
         let note = if sendable { "" } else { " (*not sendable*)" };
-        out.push_str(&format!("| {} | {}{note} | {outcome} | {rule} |\n", i + 1, v.name.replace('_', " ")));
+        out.push_str(&format!(
+            "| {} | {}{note} | {outcome} | {rule} |\n",
+            i + 1,
+            v.name.replace('_', " ")
+        ));
     }
     let rejected = vectors.iter().filter(|v| v.expected_reason().is_some()).count();
-    out.push_str(&format!("\n{} inputs: {} rows, {rejected} rejections.\n", vectors.len(), vectors.len() - rejected));
+    out.push_str(&format!(
+        "\n{} inputs: {} rows, {rejected} rejections.\n",
+        vectors.len(),
+        vectors.len() - rejected
+    ));
     out
 }

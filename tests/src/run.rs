@@ -2,7 +2,7 @@
 
 use std::process::{Child, Command, Output, Stdio};
 
-use maskflow::generate::Generator;
+use maskflow::commands::send::Generator;
 use maskflow_transform::{Message, Transformer};
 
 use crate::{maskflow_bin, maskflow_env, test_config, Services};
@@ -15,12 +15,18 @@ pub struct Run<'a> {
 
 impl<'a> Run<'a> {
     pub fn new(services: &'a Services, name: &str) -> Self {
-        Run { services, database_url: services.fresh_database(name), queue_url: services.fresh_queue(name) }
+        Run {
+            services,
+            database_url: services.fresh_database(name),
+            queue_url: services.fresh_queue(name),
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(maskflow_bin());
-        cmd.args(args).envs(maskflow_env(self.services, &self.database_url, &self.queue_url)).env("RUST_LOG", "info");
+        cmd.args(args)
+            .envs(maskflow_env(self.services, &self.database_url, &self.queue_url))
+            .env("RUST_LOG", "info");
         cmd
     }
 
@@ -28,7 +34,11 @@ impl<'a> Run<'a> {
         let mut args = vec!["run", "--drain"];
         args.extend_from_slice(extra);
         let out = self.command(&args).output().expect("run maskflow");
-        assert!(out.status.success(), "maskflow run failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "maskflow run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
@@ -48,8 +58,16 @@ impl<'a> Run<'a> {
 
     /// Messages committed so far (0 before the host has created its tables).
     pub fn committed(&self) -> i64 {
-        let exists: bool = self.db().query_one("SELECT to_regclass('maskflow_ledger') IS NOT NULL", &[]).unwrap().get(0);
-        if exists { self.count("SELECT count(*) FROM maskflow_ledger") } else { 0 }
+        let exists: bool = self
+            .db()
+            .query_one("SELECT to_regclass('maskflow_ledger') IS NOT NULL", &[])
+            .unwrap()
+            .get(0);
+        if exists {
+            self.count("SELECT count(*) FROM maskflow_ledger")
+        } else {
+            0
+        }
     }
 
     /// Every message once: ledger = sent, rows + rejections = ledger, and no row twice.
@@ -57,22 +75,33 @@ impl<'a> Run<'a> {
         assert_eq!(self.services.queue_depth(&self.queue_url), 0, "queue not empty");
         assert_eq!(self.count("SELECT count(*) FROM maskflow_ledger") as usize, sent, "ledger");
         assert_eq!(self.count("SELECT count(*) FROM user_logins") as usize, expected_rows, "rows");
-        assert_eq!(self.count("SELECT count(*) FROM user_logins_rejected") as usize, sent - expected_rows, "rejections");
-        assert_eq!(self.count("SELECT count(*) FROM maskflow_ledger WHERE outcome = 'row'") as usize, expected_rows);
+        assert_eq!(
+            self.count("SELECT count(*) FROM user_logins_rejected") as usize,
+            sent - expected_rows,
+            "rejections"
+        );
+        assert_eq!(
+            self.count("SELECT count(*) FROM maskflow_ledger WHERE outcome = 'row'") as usize,
+            expected_rows
+        );
     }
 }
 
 /// How many of `bodies` the library turns into rows.
 pub fn expected_rows(bodies: &[String]) -> usize {
     let mut t = Transformer::new(test_config()).unwrap();
-    bodies.iter().filter(|b| t.transform(&Message { id: "m", body: b.as_bytes(), sent_timestamp_ms: 1 }).is_ok()).count()
+    bodies
+        .iter()
+        .filter(|b| {
+            t.transform(&Message { id: "m", body: b.as_bytes(), sent_timestamp_ms: 1 }).is_ok()
+        })
+        .count()
 }
 
 pub fn generated(n: usize, seed: u64) -> Vec<String> {
     let mut g = Generator::new(seed, n, 20);
     (0..n).map(|_| g.next_body()).collect()
 }
-
 
 /// The rows `bodies` should become (all columns but `create_date`, which SQS's clock sets),
 /// as a sorted multiset of text tuples.
@@ -81,7 +110,8 @@ pub fn expected_contents(bodies: &[String]) -> Vec<Vec<Option<String>>> {
     let mut rows: Vec<Vec<Option<String>>> = bodies
         .iter()
         .filter_map(|b| {
-            let row = t.transform(&Message { id: "m", body: b.as_bytes(), sent_timestamp_ms: 1 }).ok()?;
+            let row =
+                t.transform(&Message { id: "m", body: b.as_bytes(), sent_timestamp_ms: 1 }).ok()?;
             Some(row.values().take(6).map(|v| v.map(str::to_owned)).collect())
         })
         .collect();
@@ -93,8 +123,13 @@ impl Run<'_> {
     /// The table's rows in the shape of [`expected_contents`].
     pub fn contents(&self) -> Vec<Vec<Option<String>>> {
         let sql = "SELECT user_id, device_type, masked_ip, masked_device_id, locale, app_version::text FROM user_logins";
-        let mut rows: Vec<Vec<Option<String>>> =
-            self.db().query(sql, &[]).unwrap().iter().map(|r| (0..6).map(|i| r.get(i)).collect()).collect();
+        let mut rows: Vec<Vec<Option<String>>> = self
+            .db()
+            .query(sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (0..6).map(|i| r.get(i)).collect())
+            .collect();
         rows.sort();
         rows
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use maskflow::source::{SqsArgs, SqsSource};
+use maskflow::source::{Queue, SqsConfig, SqsSource};
 
 pub struct Services {
     /// The variables written by `scripts/services start` (`.state/services.env`).
@@ -19,17 +19,24 @@ impl Services {
     /// Reads `.state/services.env`; the services must be running (`scripts/services start`,
     /// which `scripts/test` does).
     pub fn get() -> Services {
-        let state = std::env::var("MASKFLOW_STATE").map(Into::into).unwrap_or_else(|_| crate::repo_root().join(".state"));
+        let state = std::env::var("MASKFLOW_STATE")
+            .map(Into::into)
+            .unwrap_or_else(|_| crate::repo_root().join(".state"));
         let path = state.join("services.env");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}. Start the services first: scripts/services start", path.display()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{}: {e}. Start the services first: scripts/services start", path.display())
+        });
         let env = text
             .lines()
             .filter_map(|l| l.trim().strip_prefix("export "))
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.trim_matches(|c| c == '"' || c == '\'').to_owned()))
             .collect();
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
         Services { env, runtime }
     }
 
@@ -45,7 +52,8 @@ impl Services {
     /// A new empty database; returns its URL.
     pub fn fresh_database(&self, prefix: &str) -> String {
         let name = Self::unique(prefix);
-        let mut admin = postgres::Client::connect(self.var("DATABASE_URL"), postgres::NoTls).expect("connect to PostgreSQL");
+        let mut admin = postgres::Client::connect(self.var("DATABASE_URL"), postgres::NoTls)
+            .expect("connect to PostgreSQL");
         admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
         let base = self.var("DATABASE_URL");
         format!("{}/{name}", &base[..base.rfind('/').expect("URL has a database")])
@@ -58,28 +66,32 @@ impl Services {
 
     /// Creates (or finds) the queue `name`; returns its URL.
     pub fn fresh_queue_named(&self, name: &str) -> String {
-        let args = self.sqs_args(name);
-        self.runtime.block_on(SqsSource::connect(&args, true)).expect("create queue").queue_url().to_owned()
+        let config = self.sqs_config(Queue::Name(name.into()));
+        self.runtime
+            .block_on(SqsSource::connect(&config, true))
+            .expect("create queue")
+            .queue_url()
+            .to_owned()
     }
 
-    pub fn sqs_args(&self, queue_name: &str) -> SqsArgs {
-        SqsArgs {
-            queue_url: None,
-            queue_name: queue_name.into(),
-            sqs_endpoint: self.var("AWS_ENDPOINT_URL").into(),
+    pub fn sqs_config(&self, queue: Queue) -> SqsConfig {
+        SqsConfig {
+            queue,
+            endpoint: Some(self.var("AWS_ENDPOINT_URL").into()),
             default_region: "us-east-1".into(),
+            localstack_credentials: true,
         }
     }
 
     pub fn queue(&self, queue_url: &str) -> SqsSource {
-        let mut args = self.sqs_args("unused");
-        args.queue_url = Some(queue_url.into());
-        self.runtime.block_on(SqsSource::connect(&args, false)).expect("queue")
+        let config = self.sqs_config(Queue::Url(queue_url.into()));
+        self.runtime.block_on(SqsSource::connect(&config, false)).expect("queue")
     }
 
     /// Visible + in-flight messages.
     pub fn queue_depth(&self, queue_url: &str) -> u64 {
-        let (visible, hidden) = self.runtime.block_on(self.queue(queue_url).approximate_depth()).expect("queue depth");
+        let (visible, hidden) =
+            self.runtime.block_on(self.queue(queue_url).approximate_depth()).expect("queue depth");
         visible + hidden
     }
 
@@ -92,7 +104,10 @@ impl Services {
 
     /// Runs `scripts/services <args>` (stop or start one service, for outage tests).
     pub fn control(&self, args: &[&str]) {
-        let status = Command::new(self.var("MASKFLOW_SERVICES")).args(args).status().expect("run scripts/services");
+        let status = Command::new(self.var("MASKFLOW_SERVICES"))
+            .args(args)
+            .status()
+            .expect("run scripts/services");
         assert!(status.success(), "scripts/services {args:?} failed");
     }
 }

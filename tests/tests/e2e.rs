@@ -13,7 +13,10 @@ use maskflow_transform::Transformer;
 /// and whose outcome does not hang on their own timestamp (SQS stamps its own).
 fn sendable(v: &Vector) -> bool {
     let body = v.body();
-    !body.is_empty() && std::str::from_utf8(&body).is_ok() && body.len() <= 256 * 1024 && v.expected_reason() != Some("invalid_timestamp")
+    !body.is_empty()
+        && std::str::from_utf8(&body).is_ok()
+        && body.len() <= 256 * 1024
+        && v.expected_reason() != Some("invalid_timestamp")
 }
 
 #[test]
@@ -22,22 +25,31 @@ fn golden_vectors_end_to_end_every_row_and_rejection_as_expected() {
     let run = Run::new(&services, "e2e_golden");
     let vectors: Vec<Vector> = golden().into_iter().filter(sendable).collect();
     assert!(vectors.len() >= 60);
-    services.send(&run.queue_url, &vectors.iter().map(|v| String::from_utf8(v.body()).unwrap()).collect::<Vec<_>>());
+    services.send(
+        &run.queue_url,
+        &vectors.iter().map(|v| String::from_utf8(v.body()).unwrap()).collect::<Vec<_>>(),
+    );
     run.drain(&["--concurrency", "2"]);
 
-    let expected_rows: Vec<&Vector> = vectors.iter().filter(|v| v.expected_row().is_some()).collect();
+    let expected_rows: Vec<&Vector> =
+        vectors.iter().filter(|v| v.expected_row().is_some()).collect();
     run.assert_exactly_once(vectors.len(), expected_rows.len());
 
     // Rows: the golden values (but create_date, which comes from SQS's own SentTimestamp).
-    let columns = ["user_id", "device_type", "masked_ip", "masked_device_id", "locale", "app_version"];
+    let columns =
+        ["user_id", "device_type", "masked_ip", "masked_device_id", "locale", "app_version"];
     let key = |values: Vec<Option<String>>| format!("{values:?}");
     let mut want: BTreeMap<String, usize> = BTreeMap::new();
     for v in &expected_rows {
         let row = v.expected_row().unwrap();
-        *want.entry(key(columns.iter().map(|c| row[*c].as_str().map(String::from)).collect())).or_default() += 1;
+        *want
+            .entry(key(columns.iter().map(|c| row[*c].as_str().map(String::from)).collect()))
+            .or_default() += 1;
     }
     let mut got: BTreeMap<String, usize> = BTreeMap::new();
-    let today = run.count("SELECT count(*) FROM user_logins WHERE create_date = (now() AT TIME ZONE 'UTC')::date");
+    let today = run.count(
+        "SELECT count(*) FROM user_logins WHERE create_date = (now() AT TIME ZONE 'UTC')::date",
+    );
     assert_eq!(today as usize, expected_rows.len(), "create_date is the UTC date of SentTimestamp");
     for r in run.db().query("SELECT user_id, device_type, masked_ip, masked_device_id, locale, app_version::text FROM user_logins", &[]).unwrap() {
         *got.entry(key((0..6).map(|i| r.get::<_, Option<String>>(i)).collect())).or_default() += 1;
@@ -51,15 +63,22 @@ fn golden_vectors_end_to_end_every_row_and_rejection_as_expected() {
         want.insert(v.body(), v.expected_reason().unwrap().to_owned());
     }
     let mut got = BTreeMap::new();
-    for r in run.db().query("SELECT reason, encrypted_body FROM user_logins_rejected", &[]).unwrap() {
+    for r in run.db().query("SELECT reason, encrypted_body FROM user_logins_rejected", &[]).unwrap()
+    {
         let body = unmasker.unmask(r.get(1)).expect("rejected body unmasks").value;
         got.insert(body, r.get::<_, String>(0));
     }
     assert_eq!(got, want);
 
     // `maskflow unmask` recovers the most frequent ip (the sample's) from the table.
-    let mask: String =
-        run.db().query_one("SELECT masked_ip FROM user_logins GROUP BY 1 ORDER BY count(*) DESC LIMIT 1", &[]).unwrap().get(0);
+    let mask: String = run
+        .db()
+        .query_one(
+            "SELECT masked_ip FROM user_logins GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     let out = run.command(&["unmask", &mask]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "199.172.111.135");
@@ -73,7 +92,10 @@ fn redelivery_after_a_crash_between_commit_and_delete_writes_nothing_twice() {
     services.send(&run.queue_url, &bodies);
     // First host: commits its first batch, then dies before deleting it.
     let crashed = run
-        .spawn(&["run", "--concurrency", "1", "--batch-size", "50", "--visibility-timeout-secs", "2"], &[("MASKFLOW_CRASH_AT", "after-commit")])
+        .spawn(
+            &["run", "--concurrency", "1", "--batch-size", "50", "--visibility-timeout-secs", "2"],
+            &[("MASKFLOW_CRASH_AT", "after-commit")],
+        )
         .wait_with_output()
         .unwrap();
     assert!(!crashed.status.success(), "the crash hook should have aborted the host");
@@ -82,7 +104,10 @@ fn redelivery_after_a_crash_between_commit_and_delete_writes_nothing_twice() {
     std::thread::sleep(Duration::from_secs(3)); // let the undeleted batch become visible again
     let out = run.drain(&["--batch-size", "50"]);
     let summary = String::from_utf8_lossy(&out.stderr);
-    assert!(summary.contains("redelivered (skipped)") && !summary.contains(" 0 redelivered"), "{summary}");
+    assert!(
+        summary.contains("redelivered (skipped)") && !summary.contains(" 0 redelivered"),
+        "{summary}"
+    );
     run.assert_exactly_once(bodies.len(), expected_rows(&bodies));
 }
 
@@ -92,7 +117,8 @@ fn two_hosts_on_one_queue_share_it_without_duplicates_or_gaps() {
     let run = Run::new(&services, "e2e_two_hosts");
     let bodies = generated(2000, 12);
     services.send(&run.queue_url, &bodies);
-    let hosts: Vec<Child> = (0..2).map(|_| run.spawn(&["run", "--drain", "--batch-size", "100"], &[])).collect();
+    let hosts: Vec<Child> =
+        (0..2).map(|_| run.spawn(&["run", "--drain", "--batch-size", "100"], &[])).collect();
     for host in hosts {
         let out = host.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -115,8 +141,17 @@ fn sigint_mid_run_exits_zero_promptly_and_loses_nothing() {
     let signalled = Instant::now();
     Command::new("kill").args(["-INT", &host.id().to_string()]).status().unwrap();
     let out = host.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit status {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(signalled.elapsed() < Duration::from_secs(10), "took {:?} to stop", signalled.elapsed());
+    assert!(
+        out.status.success(),
+        "exit status {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        signalled.elapsed()
+    );
     // Nothing half-written: everything committed was deleted or is recognised; the rest is queued.
     let committed = run.count("SELECT count(*) FROM maskflow_ledger") as usize;
     assert!(committed < bodies.len(), "stopped before the end");
@@ -132,7 +167,17 @@ fn a_broken_module_stops_the_host_and_keeps_every_message_queued() {
     services.send(&run.queue_url, &bodies);
     let module = std::env::temp_dir().join(format!("maskflow-trap-{}.wasm", std::process::id()));
     std::fs::write(&module, maskflow_tests::hostile::traps()).unwrap();
-    let out = run.command(&["run", "--drain", "--module", module.to_str().unwrap(), "--visibility-timeout-secs", "2"]).output().unwrap();
+    let out = run
+        .command(&[
+            "run",
+            "--drain",
+            "--module",
+            module.to_str().unwrap(),
+            "--visibility-timeout-secs",
+            "2",
+        ])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("failed on every message"), "{stderr}");

@@ -3,18 +3,20 @@
 
 use std::time::{Duration, Instant};
 
-use maskflow::transform::{ModuleLimits, Outcome, TransformStage, WasmModule};
-use maskflow_tests::{hostile, test_config};
-use maskflow_transform::{Message, Transformer};
+use maskflow::pipeline::stage::ModuleStage;
+use maskflow::runtime::{ModuleLimits, Outcome, WasmModule};
+use maskflow_tests::{hostile, test_config, test_keys};
+use maskflow_transform::{BodySealer, Message, Transformer};
 
-const LIMITS: ModuleLimits = ModuleLimits { memory_bytes: 16 << 20, call_timeout: Duration::from_millis(300) };
+const LIMITS: ModuleLimits =
+    ModuleLimits { memory_bytes: 16 << 20, call_timeout: Duration::from_millis(300) };
 
 fn compile(bytes: &[u8]) -> maskflow::Result<WasmModule> {
     WasmModule::compile(bytes, LIMITS, &serde_json::to_string(&test_config()).unwrap())
 }
 
-fn stage(bytes: &[u8]) -> TransformStage {
-    TransformStage::new(compile(bytes).unwrap(), Transformer::new(test_config()).unwrap()).unwrap()
+fn stage(bytes: &[u8]) -> ModuleStage {
+    ModuleStage::new(compile(bytes).unwrap(), BodySealer::new(&test_keys()).unwrap()).unwrap()
 }
 
 fn messages<'a>(bodies: &'a [&'a str]) -> Vec<Message<'a>> {
@@ -24,7 +26,10 @@ fn messages<'a>(bodies: &'a [&'a str]) -> Vec<Message<'a>> {
 #[test]
 fn a_trapping_module_stops_the_pipeline_instead_of_rejecting_everything() {
     let err = stage(&hostile::traps()).run(&messages(&["a", "b", "c"])).unwrap_err().to_string();
-    assert!(err.contains("failed on every message") && err.contains("nothing was deleted"), "{err}");
+    assert!(
+        err.contains("failed on every message") && err.contains("nothing was deleted"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -46,7 +51,8 @@ fn a_memory_hungry_module_hits_the_cap_and_traps() {
 
 #[test]
 fn a_module_of_another_abi_version_is_refused() {
-    let err = compile(&hostile::wrong_abi_version()).unwrap().instantiate().err().unwrap().to_string();
+    let err =
+        compile(&hostile::wrong_abi_version()).unwrap().instantiate().err().unwrap().to_string();
     assert!(err.contains("ABI version 2"), "{err}");
 }
 
@@ -69,11 +75,17 @@ fn a_message_the_module_fails_on_is_isolated_and_the_rest_go_through() {
     let outcomes = stage.run(&messages(&bodies)).unwrap();
     assert_eq!(outcomes.len(), bodies.len());
     for (body, outcome) in bodies.iter().zip(&outcomes) {
-        let Outcome::Rejected { reason, encrypted_body, .. } = outcome else { panic!("{body}: {outcome:?}") };
+        let Outcome::Rejected { reason, encrypted_body, .. } = outcome else {
+            panic!("{body}: {outcome:?}")
+        };
         if body.contains('!') {
             assert_eq!(reason, "module_failed");
             let clear = Transformer::new(test_config()).unwrap().unmask(encrypted_body).unwrap();
-            assert_eq!(clear.value, body.as_bytes(), "the failed message's body is kept, encrypted");
+            assert_eq!(
+                clear.value,
+                body.as_bytes(),
+                "the failed message's body is kept, encrypted"
+            );
         } else {
             assert_eq!(reason, "x", "{body} went through the module");
         }

@@ -3,14 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use maskflow::transform::wasm::EMBEDDED_MODULE;
+use maskflow::runtime::EMBEDDED_MODULE;
 use maskflow_tests::repo_root;
 use wasmtime::{Engine, ExternType, Module, ValType};
 
 fn signature(ty: &ExternType) -> String {
-    let names = |tys: &mut dyn Iterator<Item = ValType>| tys.map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    let names = |tys: &mut dyn Iterator<Item = ValType>| {
+        tys.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    };
     match ty {
-        ExternType::Func(f) => format!("({}) -> {}", names(&mut f.params()), names(&mut f.results())),
+        ExternType::Func(f) => {
+            format!("({}) -> {}", names(&mut f.params()), names(&mut f.results()))
+        }
         ExternType::Memory(_) => "memory".into(),
         ExternType::Global(g) => format!("global {}", g.content()),
         other => format!("{other:?}"),
@@ -20,10 +24,12 @@ fn signature(ty: &ExternType) -> String {
 #[test]
 fn module_has_no_imports_and_exactly_the_documented_exports() {
     let module = Module::new(&Engine::default(), EMBEDDED_MODULE).expect("valid module");
-    let imports: Vec<String> = module.imports().map(|i| format!("{}.{}", i.module(), i.name())).collect();
+    let imports: Vec<String> =
+        module.imports().map(|i| format!("{}.{}", i.module(), i.name())).collect();
     assert!(imports.is_empty(), "the module must import nothing, imports {imports:?}");
 
-    let exports: BTreeMap<String, String> = module.exports().map(|e| (e.name().to_owned(), signature(&e.ty()))).collect();
+    let exports: BTreeMap<String, String> =
+        module.exports().map(|e| (e.name().to_owned(), signature(&e.ty()))).collect();
     let expected: BTreeMap<String, String> = [
         ("memory", "memory"),
         ("abi_version", "() -> i32"),
@@ -48,7 +54,10 @@ fn module_has_no_imports_and_exactly_the_documented_exports() {
         .filter(|l| l.starts_with("| `"))
         .flat_map(|l| l.split('|').nth(1).unwrap_or("").split('`').skip(1).step_by(2))
         .collect();
-    assert_eq!(documented.iter().copied().collect::<std::collections::BTreeSet<_>>(), expected.keys().map(String::as_str).collect());
+    assert_eq!(
+        documented.iter().copied().collect::<std::collections::BTreeSet<_>>(),
+        expected.keys().map(String::as_str).collect()
+    );
 }
 
 #[test]

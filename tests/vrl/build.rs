@@ -20,5 +20,7 @@ fn find_vector() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("MASKFLOW_VECTOR_BIN") {
         return Some(PathBuf::from(bin)).filter(|p| p.is_file());
     }
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join("vector")).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("vector"))
+        .find(|p| p.is_file())
 }

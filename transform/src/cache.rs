@@ -21,11 +21,18 @@ impl MaskCache {
     /// `size` slots, rounded up to a power of two; 0 disables caching.
     pub(crate) fn new(size: usize) -> Self {
         let size = if size == 0 { 0 } else { size.next_power_of_two() };
-        MaskCache { slots: (0..size).map(|_| Slot::default()).collect(), hasher: rustc_hash::FxBuildHasher }
+        MaskCache {
+            slots: (0..size).map(|_| Slot::default()).collect(),
+            hasher: rustc_hash::FxBuildHasher,
+        }
     }
 
     /// The mask of `input`, computed by `compute` on a miss.
-    pub(crate) fn get_or_insert<'a>(&'a mut self, input: &str, compute: impl FnOnce(&mut String)) -> &'a str {
+    pub(crate) fn get_or_insert<'a>(
+        &'a mut self,
+        input: &str,
+        compute: impl FnOnce(&mut String),
+    ) -> &'a str {
         if self.slots.is_empty() {
             return "";
         }

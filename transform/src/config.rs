@@ -114,7 +114,14 @@ impl Mapping {
                 col("user_id", "user_id", Kind::Text, true, Some(128), None),
                 col("device_type", "device_type", Kind::Text, false, Some(32), None),
                 col("masked_ip", "ip", Kind::Ip, false, Some(256), Some(IP_NONCE)),
-                col("masked_device_id", "device_id", Kind::Text, false, Some(256), Some(DEVICE_ID_NONCE)),
+                col(
+                    "masked_device_id",
+                    "device_id",
+                    Kind::Text,
+                    false,
+                    Some(256),
+                    Some(DEVICE_ID_NONCE),
+                ),
                 col("locale", "locale", Kind::Text, false, Some(32), None),
                 col("app_version", "app_version", Kind::Version, false, None, None),
                 col("create_date", "", Kind::SentDate, false, None, None),
@@ -138,17 +145,29 @@ impl Mapping {
                 return bad(format!("column `{}` appears twice", c.name));
             }
             match (&c.path, c.kind) {
-                (Some(_), Kind::SentDate) => return bad(format!("column `{}`: sent_date takes no path", c.name)),
-                (None, k) if k != Kind::SentDate => return bad(format!("column `{}` needs a path", c.name)),
-                (Some(p), _) if p.split('.').any(str::is_empty) => return bad(format!("column `{}`: path `{p}` has an empty segment", c.name)),
+                (Some(_), Kind::SentDate) => {
+                    return bad(format!("column `{}`: sent_date takes no path", c.name))
+                }
+                (None, k) if k != Kind::SentDate => {
+                    return bad(format!("column `{}` needs a path", c.name))
+                }
+                (Some(p), _) if p.split('.').any(str::is_empty) => {
+                    return bad(format!("column `{}`: path `{p}` has an empty segment", c.name))
+                }
                 _ => {}
             }
             if let Some(nonce) = &c.mask_nonce {
                 if nonce.len() != NONCE_LEN {
-                    return bad(format!("column `{}`: mask_nonce must be {NONCE_LEN} bytes", c.name));
+                    return bad(format!(
+                        "column `{}`: mask_nonce must be {NONCE_LEN} bytes",
+                        c.name
+                    ));
                 }
                 if !matches!(c.kind, Kind::Text | Kind::Ip) {
-                    return bad(format!("column `{}`: only text and ip columns can be masked", c.name));
+                    return bad(format!(
+                        "column `{}`: only text and ip columns can be masked",
+                        c.name
+                    ));
                 }
             }
         }

@@ -51,7 +51,13 @@ mod tests {
 
     #[test]
     fn decimal_padding() {
-        for (n, width, text) in [(0, 1, "0"), (7, 2, "07"), (2024, 4, "2024"), (12345, 2, "12345"), (2_146_999_999, 1, "2146999999")] {
+        for (n, width, text) in [
+            (0, 1, "0"),
+            (7, 2, "07"),
+            (2024, 4, "2024"),
+            (12345, 2, "12345"),
+            (2_146_999_999, 1, "2146999999"),
+        ] {
             let mut out = String::from(">");
             push_decimal(&mut out, n, width);
             assert_eq!(out, format!(">{text}"));

@@ -10,7 +10,9 @@ pub enum Error {
     Config(String),
     #[error("invalid key `{id}`: {reason}")]
     Key { id: String, reason: String },
-    #[error("no key given: set MASKFLOW_KEY or pass a key file (create one with `maskflow keygen`)")]
+    #[error(
+        "no key given: set MASKFLOW_KEY or pass a key file (create one with `maskflow keygen`)"
+    )]
     NoKey,
     #[error("not a mask (expected `<key-id>.<base64url>`, e.g. `k1.AbC...`): {0}")]
     MaskFormat(&'static str),

@@ -34,7 +34,10 @@ mod tests {
     fn canonical_forms() {
         assert_eq!(canon("199.172.111.135").as_deref(), Some("199.172.111.135"));
         assert_eq!(canon("2001:DB8:0:0::1").as_deref(), Some("2001:db8::1"));
-        assert_eq!(canon("2001:0db8:0000:0000:0000:0000:0000:0001").as_deref(), Some("2001:db8::1"));
+        assert_eq!(
+            canon("2001:0db8:0000:0000:0000:0000:0000:0001").as_deref(),
+            Some("2001:db8::1")
+        );
         assert_eq!(canon("::ffff:10.0.0.1").as_deref(), Some("10.0.0.1"));
         assert_eq!(canon("::FFFF:0a00:0001").as_deref(), Some("10.0.0.1"));
         assert_eq!(canon("::1").as_deref(), Some("::1"));
@@ -42,7 +45,19 @@ mod tests {
 
     #[test]
     fn ambiguous_or_invalid_forms_are_refused() {
-        for bad in ["010.0.0.1", "1.2.3", "10.1", "256.1.1.1", "1.2.3.4:80", "[::1]", "fe80::1%eth0", "", "abc", "1.2.3.4.5", " 1.2.3.4"] {
+        for bad in [
+            "010.0.0.1",
+            "1.2.3",
+            "10.1",
+            "256.1.1.1",
+            "1.2.3.4:80",
+            "[::1]",
+            "fe80::1%eth0",
+            "",
+            "abc",
+            "1.2.3.4.5",
+            " 1.2.3.4",
+        ] {
             assert_eq!(canon(bad), None, "{bad:?} should be refused");
         }
     }

@@ -9,7 +9,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::{Config, Message, Outcome, Transformer};
+use crate::{Config, Message, OutcomeJson, Transformer};
 
 #[wasm_bindgen]
 pub struct Masker {
@@ -31,12 +31,17 @@ impl Masker {
     }
 
     /// `{row: {column: text|null}}` or `{rejection: {reason, message, encrypted_body}}`.
-    pub fn transform(&mut self, body: &[u8], message_id: &str, sent_timestamp_ms: f64) -> Result<JsValue, JsError> {
+    pub fn transform(
+        &mut self,
+        body: &[u8],
+        message_id: &str,
+        sent_timestamp_ms: f64,
+    ) -> Result<JsValue, JsError> {
         let message = Message { id: message_id, body, sent_timestamp_ms: sent_timestamp_ms as i64 };
         let columns = self.inner.columns().to_vec();
         let json = match self.inner.transform(&message) {
-            Ok(row) => serde_json::to_string(&Outcome::Row { columns: &columns, row }),
-            Err(rejection) => serde_json::to_string(&Outcome::Rejection(&rejection)),
+            Ok(row) => serde_json::to_string(&OutcomeJson::Row { columns: &columns, row }),
+            Err(rejection) => serde_json::to_string(&OutcomeJson::Rejection(&rejection)),
         }?;
         js_sys::JSON::parse(&json).map_err(|_| JsError::new("internal: outcome JSON did not parse"))
     }

@@ -1,7 +1,8 @@
 //! maskflow's transform: one SQS message in, one `user_logins` row or one rejection out.
 //!
 //! Pure computation, no I/O: the same code runs natively (the host's `unmask`, the tests) and
-//! as a WebAssembly module with the ABI in `ABI.md` (see [`abi`]), or from JavaScript through
+//! as a WebAssembly module with the ABI in `ABI.md` (exports in `abi`, the wire format both
+//! sides share in [`wire`]), or from JavaScript through
 //! wasm-bindgen (feature `js`).
 //!
 //! ```
@@ -24,8 +25,10 @@ pub mod mask;
 mod outcome;
 mod reason;
 mod scan;
+mod sealer;
 mod transformer;
 pub mod version;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 pub mod abi;
@@ -35,8 +38,9 @@ mod js;
 pub use config::{Column, Config, KeyConfig, Kind, Mapping};
 pub use error::Error;
 pub use mask::{ColumnCipher, Key};
-pub use outcome::{Outcome, Row};
+pub use outcome::{Outcome, OutcomeJson, Row};
 pub use reason::{Reason, Rejection};
+pub use sealer::BodySealer;
 pub use transformer::{Message, Transformer, Unmasked};
 
 /// Version of the WebAssembly ABI described in ABI.md; bumped on any incompatible change.

@@ -25,6 +25,9 @@ pub const TAG_LEN: usize = 16;
 
 type Block = aes::Block;
 
+/// The nonce of [`Key::fingerprint`]'s domain: no column or body uses it.
+const FINGERPRINT_NONCE: &[u8; NONCE_LEN] = b"maskflow.key.fpr";
+
 /// One named 64-byte key (`k1`, `k2`, ...). The id prefixes every mask, so a key can be rotated
 /// and masks made with an older key can still be recovered.
 #[derive(Clone)]
@@ -41,9 +44,14 @@ impl std::fmt::Debug for Key {
 
 impl Key {
     pub fn new(id: &str, bytes: [u8; KEY_LEN]) -> Result<Self, Error> {
-        let valid_id = !id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let valid_id = !id.is_empty()
+            && id.len() <= 16
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if !valid_id {
-            return Err(Error::Key { id: id.chars().take(16).collect(), reason: "a key id is 1-16 characters of a-z and 0-9".into() });
+            return Err(Error::Key {
+                id: id.chars().take(16).collect(),
+                reason: "a key id is 1-16 characters of a-z and 0-9".into(),
+            });
         }
         Ok(Key { id: id.to_owned(), bytes })
     }
@@ -52,7 +60,9 @@ impl Key {
     pub fn from_base64(id: &str, text: &str) -> Result<Self, Error> {
         let bad = |reason: &str| Error::Key { id: id.to_owned(), reason: reason.to_owned() };
         let bytes = STANDARD.decode(text.trim()).map_err(|_| bad("not valid base64"))?;
-        let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|_| bad("an AES-256-SIV key is 64 bytes (88 base64 characters)"))?;
+        let bytes: [u8; KEY_LEN] = bytes
+            .try_into()
+            .map_err(|_| bad("an AES-256-SIV key is 64 bytes (88 base64 characters)"))?;
         Key::new(id, bytes)
     }
 
@@ -81,6 +91,13 @@ impl Key {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// A one-way fingerprint of the key, safe to store beside the data (it is the mask of a
+    /// fixed text in a domain of its own, so it reveals nothing a mask would not): two keys
+    /// with the same id and different bytes have different fingerprints.
+    pub fn fingerprint(&self) -> String {
+        ColumnCipher::new(self, FINGERPRINT_NONCE).mask(b"maskflow key fingerprint")
     }
 
     /// Decrypts `tag || ciphertext` made under `nonce`; `None` when the tag does not verify.
@@ -117,7 +134,12 @@ impl ColumnCipher {
             prefix = prefix.dbl();
             xor(&mut prefix, &cmac(header));
         }
-        ColumnCipher { key_id: key.id.clone(), mac, ctr_key: Aes256::new_from_slice(ctr_key).expect("32-byte AES key"), prefix }
+        ColumnCipher {
+            key_id: key.id.clone(),
+            mac,
+            ctr_key: Aes256::new_from_slice(ctr_key).expect("32-byte AES key"),
+            prefix,
+        }
     }
 
     /// Appends `tag || ciphertext` of `plaintext` to `out`.
@@ -142,7 +164,10 @@ impl ColumnCipher {
         let mut iv = tag;
         iv[8] &= 0x7f; // RFC 5297 section 2.6: clear bits 31 and 63 of the counter.
         iv[12] &= 0x7f;
-        let mut ctr = ctr::Ctr128BE::<Aes256>::from_core(ctr::CtrCore::inner_iv_init(self.ctr_key.clone(), &iv));
+        let mut ctr = ctr::Ctr128BE::<Aes256>::from_core(ctr::CtrCore::inner_iv_init(
+            self.ctr_key.clone(),
+            &iv,
+        ));
         ctr.apply_keystream(&mut out[start + TAG_LEN..]);
     }
 
@@ -170,13 +195,23 @@ impl ColumnCipher {
 /// Reverses a mask: finds the key by its id and tries each nonce the mask may have been made
 /// under (SIV authenticates the nonce, so only the right one verifies). Returns the index of
 /// the matching nonce and the clear bytes.
-pub fn unmask(keys: &[Key], nonces: &[[u8; NONCE_LEN]], mask: &str) -> Result<(usize, Vec<u8>), Error> {
-    let (id, b64) = mask.trim().split_once('.').ok_or(Error::MaskFormat("no `.` after the key id"))?;
-    let sealed = URL_SAFE_NO_PAD.decode(b64).map_err(|_| Error::MaskFormat("not unpadded URL-safe base64 after the key id"))?;
+pub fn unmask(
+    keys: &[Key],
+    nonces: &[[u8; NONCE_LEN]],
+    mask: &str,
+) -> Result<(usize, Vec<u8>), Error> {
+    let (id, b64) =
+        mask.trim().split_once('.').ok_or(Error::MaskFormat("no `.` after the key id"))?;
+    let sealed = URL_SAFE_NO_PAD
+        .decode(b64)
+        .map_err(|_| Error::MaskFormat("not unpadded URL-safe base64 after the key id"))?;
     if sealed.len() < TAG_LEN {
         return Err(Error::MaskFormat("too short to hold an AES-SIV tag"));
     }
-    let key = keys.iter().find(|k| k.id == id).ok_or_else(|| Error::UnknownKeyId(id.chars().take(16).collect()))?;
+    let key = keys
+        .iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| Error::UnknownKeyId(id.chars().take(16).collect()))?;
     nonces
         .iter()
         .enumerate()
@@ -225,8 +260,14 @@ mod tests {
         let mut tampered = mask.clone().into_bytes();
         let last = tampered.len() - 2;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(unmask(&[key(1)], &nonces, std::str::from_utf8(&tampered).unwrap()), Err(Error::Authentication));
-        assert_eq!(unmask(&[key(1)], &nonces, "k9.AAAAAAAAAAAAAAAAAAAAAA"), Err(Error::UnknownKeyId("k9".into())));
+        assert_eq!(
+            unmask(&[key(1)], &nonces, std::str::from_utf8(&tampered).unwrap()),
+            Err(Error::Authentication)
+        );
+        assert_eq!(
+            unmask(&[key(1)], &nonces, "k9.AAAAAAAAAAAAAAAAAAAAAA"),
+            Err(Error::UnknownKeyId("k9".into()))
+        );
         assert!(matches!(unmask(&[key(1)], &nonces, "nodot"), Err(Error::MaskFormat(_))));
         assert!(matches!(unmask(&[key(1)], &nonces, "k1.!!"), Err(Error::MaskFormat(_))));
     }
@@ -234,7 +275,8 @@ mod tests {
     #[test]
     fn key_file_lines_round_trip_and_never_print_the_key() {
         let k = key(3);
-        let parsed = Key::parse_key_file(&format!("# comment\n{}\n", k.to_key_file_line())).unwrap();
+        let parsed =
+            Key::parse_key_file(&format!("# comment\n{}\n", k.to_key_file_line())).unwrap();
         assert_eq!(parsed[0].bytes, k.bytes);
         assert_eq!(format!("{:?}", parsed[0]), "Key(k1, <redacted>)");
         assert!(matches!(Key::parse_key_file("k1:abc"), Err(Error::Key { .. })));

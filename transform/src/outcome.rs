@@ -36,21 +36,42 @@ impl Row {
     }
 }
 
-/// A row with its column names, or a rejection: the JSON shape that the golden vectors, the
-/// `maskflow transform` command and the JavaScript binding share:
+/// One message's result, owned: what a host gets back from the module (decoded by
+/// [`crate::wire`]) and hands to its sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Text (PostgreSQL input syntax) or NULL per column, in the module's column order.
+    Row(Vec<Option<String>>),
+    Rejected {
+        reason: String,
+        message: String,
+        encrypted_body: String,
+    },
+}
+
+impl Outcome {
+    pub fn is_row(&self) -> bool {
+        matches!(self, Outcome::Row(_))
+    }
+}
+
+/// A row with its column names, or a rejection, as JSON: the shape that the golden vectors,
+/// the `maskflow transform` command and the JavaScript binding share:
 /// `{"row": {"user_id": "...", ...}}` or `{"rejection": {"reason": "...", ...}}`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome<'a> {
+pub enum OutcomeJson<'a> {
     Row { columns: &'a [String], row: &'a Row },
     Rejection(&'a Rejection),
 }
 
-impl Serialize for Outcome<'_> {
+impl Serialize for OutcomeJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut outer = s.serialize_map(Some(1))?;
         match self {
-            Outcome::Row { columns, row } => outer.serialize_entry("row", &NamedRow { columns, row })?,
-            Outcome::Rejection(rejection) => outer.serialize_entry("rejection", rejection)?,
+            OutcomeJson::Row { columns, row } => {
+                outer.serialize_entry("row", &NamedRow { columns, row })?
+            }
+            OutcomeJson::Rejection(rejection) => outer.serialize_entry("rejection", rejection)?,
         }
         outer.end()
     }

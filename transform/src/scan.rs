@@ -27,9 +27,20 @@ pub(crate) enum Found<'de> {
 pub(crate) type Values<'de> = SmallVec<[Found<'de>; 8]>;
 
 /// Scans `body`. `paths[i]` holds the segments of column `i`'s path (empty: not from the body).
-pub(crate) fn scan<'de>(body: &'de str, paths: &[Vec<String>], max_depth: usize) -> Result<Values<'de>, Reason> {
-    let mut state = State { paths, max_depth, found: (0..paths.len()).map(|_| Found::Absent).collect(), keys: SmallVec::new(), failure: None };
-    let all = paths.iter().enumerate().filter(|(_, p)| !p.is_empty()).fold(0u64, |m, (i, _)| m | 1 << i);
+pub(crate) fn scan<'de>(
+    body: &'de str,
+    paths: &[Vec<String>],
+    max_depth: usize,
+) -> Result<Values<'de>, Reason> {
+    let mut state = State {
+        paths,
+        max_depth,
+        found: (0..paths.len()).map(|_| Found::Absent).collect(),
+        keys: SmallVec::new(),
+        failure: None,
+    };
+    let all =
+        paths.iter().enumerate().filter(|(_, p)| !p.is_empty()).fold(0u64, |m, (i, _)| m | 1 << i);
     let mut de = serde_json::Deserializer::from_str(body);
     let top = Node { state: &mut state, depth: 1, columns: all, level: 0, top: true };
     let outcome = top.deserialize(&mut de).and_then(|()| de.end());
@@ -152,7 +163,16 @@ impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
         }
         self.enter()?;
         self.state.record(self.columns, self.level, Found::Other("array"));
-        while seq.next_element_seed(Node { state: self.state, depth: self.depth + 1, columns: 0, level: 0, top: false })?.is_some() {}
+        while seq
+            .next_element_seed(Node {
+                state: self.state,
+                depth: self.depth + 1,
+                columns: 0,
+                level: 0,
+                top: false,
+            })?
+            .is_some()
+        {}
         Ok(())
     }
 
@@ -161,7 +181,8 @@ impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
         let level = self.level;
         let paths = self.state.paths;
         // Columns whose path ends here see an object where they wanted a scalar.
-        let ends_here = bits(self.columns).filter(|&i| paths[i].len() == level).fold(0, |m, i| m | 1 << i);
+        let ends_here =
+            bits(self.columns).filter(|&i| paths[i].len() == level).fold(0, |m, i| m | 1 << i);
         self.state.record(ends_here, level, Found::Other("object"));
         let descending = self.columns & !ends_here;
 
@@ -177,15 +198,22 @@ impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
                     let set = large.insert(seen.iter().cloned().collect());
                     !set.insert(key.clone())
                 }
-                None => seen.iter().any(|k| *k == key),
+                None => seen.contains(&key),
             };
             if duplicate {
                 self.state.keys.truncate(first_key);
                 return Err(self.state.fail(Reason::DuplicateKey));
             }
-            let next = bits(descending).filter(|&i| paths[i][level] == key).fold(0, |m, i| m | 1 << i);
+            let next =
+                bits(descending).filter(|&i| paths[i][level] == key).fold(0, |m, i| m | 1 << i);
             self.state.keys.push(key);
-            map.next_value_seed(Node { state: self.state, depth: self.depth + 1, columns: next, level: level + 1, top: false })?;
+            map.next_value_seed(Node {
+                state: self.state,
+                depth: self.depth + 1,
+                columns: next,
+                level: level + 1,
+                top: false,
+            })?;
         }
         self.state.keys.truncate(first_key);
         Ok(())

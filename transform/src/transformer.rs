@@ -50,7 +50,11 @@ type Failure = (Reason, String);
 impl Config {
     /// The default `user_logins` mapping with these keys (the first one masks).
     pub fn with_keys(keys: Vec<Key>) -> Config {
-        Config { keys: keys.iter().map(KeyConfig::from).collect(), mapping: Mapping::user_logins(), cache_size: 4096 }
+        Config {
+            keys: keys.iter().map(KeyConfig::from).collect(),
+            mapping: Mapping::user_logins(),
+            cache_size: 4096,
+        }
     }
 
     pub fn from_json(text: &str) -> Result<Config, Error> {
@@ -69,7 +73,11 @@ impl From<&Key> for KeyConfig {
 impl Transformer {
     pub fn new(config: Config) -> Result<Self, Error> {
         config.mapping.validate()?;
-        let keys = config.keys.iter().map(|k| Key::from_base64(&k.id, &k.key)).collect::<Result<Vec<_>, _>>()?;
+        let keys = config
+            .keys
+            .iter()
+            .map(|k| Key::from_base64(&k.id, &k.key))
+            .collect::<Result<Vec<_>, _>>()?;
         let active = keys.first().ok_or(Error::NoKey)?;
         if keys.iter().enumerate().any(|(i, k)| keys[..i].iter().any(|o| o.id() == k.id())) {
             return Err(Error::Config("two keys have the same id".into()));
@@ -81,7 +89,10 @@ impl Transformer {
             .map(|c| {
                 let masker = c.mask_nonce.as_deref().map(|nonce| {
                     unmask_domains.push((c.name.clone(), nonce_bytes(nonce)));
-                    (ColumnCipher::new(active, &nonce_bytes(nonce)), MaskCache::new(config.cache_size))
+                    (
+                        ColumnCipher::new(active, &nonce_bytes(nonce)),
+                        MaskCache::new(config.cache_size),
+                    )
                 });
                 let field = c.path.clone().unwrap_or_else(|| "sent timestamp".into());
                 ColumnPlan { field, kind: c.kind, required: c.required, max_len: c.max_len, masker }
@@ -90,7 +101,12 @@ impl Transformer {
         Ok(Transformer {
             columns: plans,
             names: columns.iter().map(|c| c.name.clone()).collect(),
-            paths: columns.iter().map(|c| c.path.as_deref().map_or(vec![], |p| p.split('.').map(str::to_owned).collect())).collect(),
+            paths: columns
+                .iter()
+                .map(|c| {
+                    c.path.as_deref().map_or(vec![], |p| p.split('.').map(str::to_owned).collect())
+                })
+                .collect(),
             max_depth,
             max_body_bytes,
             raw_body: ColumnCipher::new(active, &nonce_bytes(RAW_BODY_NONCE)),
@@ -137,10 +153,15 @@ impl Transformer {
     fn fill_row(&mut self, message: &Message) -> Result<(), Failure> {
         let body = message.body;
         if body.len() > self.max_body_bytes {
-            return Err((Reason::BodyTooLarge, format!("the body is {} bytes; the limit is {}", body.len(), self.max_body_bytes)));
+            return Err((
+                Reason::BodyTooLarge,
+                format!("the body is {} bytes; the limit is {}", body.len(), self.max_body_bytes),
+            ));
         }
-        let text = std::str::from_utf8(body).map_err(|_| (Reason::BodyNotUtf8, "the body is not valid UTF-8".to_owned()))?;
-        let values = scan(text, &self.paths, self.max_depth).map_err(|reason| (reason, structural_message(reason, self.max_depth)))?;
+        let text = std::str::from_utf8(body)
+            .map_err(|_| (Reason::BodyNotUtf8, "the body is not valid UTF-8".to_owned()))?;
+        let values = scan(text, &self.paths, self.max_depth)
+            .map_err(|reason| (reason, structural_message(reason, self.max_depth)))?;
 
         let Transformer { columns, row, scratch, canonical, .. } = self;
         row.reset(columns.len());
@@ -150,39 +171,61 @@ impl Transformer {
             let value = match (plan.kind, found) {
                 (Kind::SentDate, _) => match date::utc_date(message.sent_timestamp_ms, cell) {
                     Some(()) => Value::Written,
-                    None => return Err(fail(Reason::InvalidTimestamp, "must be between 1970 and 9999")),
+                    None => {
+                        return Err(fail(Reason::InvalidTimestamp, "must be between 1970 and 9999"))
+                    }
                 },
                 (_, Found::Absent | Found::Null) => Value::Null,
-                (_, Found::Other(kind)) => return Err(fail(Reason::WrongType, &format!("expected {}, got {kind}", plan.kind.expected()))),
+                (_, Found::Other(kind)) => {
+                    return Err(fail(
+                        Reason::WrongType,
+                        &format!("expected {}, got {kind}", plan.kind.expected()),
+                    ))
+                }
                 (Kind::Version, Found::Int(n)) => {
-                    let code = u32::try_from(*n).ok().and_then(|major| version::from_parts(major, 0, 0));
-                    write_version(code, cell).map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?
+                    let code =
+                        u32::try_from(*n).ok().and_then(|major| version::from_parts(major, 0, 0));
+                    write_version(code, cell)
+                        .map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?
                 }
-                (Kind::Version, Found::Float(f)) => {
-                    write_version(version::encode_number(*f), cell).map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?
+                (Kind::Version, Found::Float(f)) => write_version(version::encode_number(*f), cell)
+                    .map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?,
+                (_, Found::Int(_) | Found::Float(_)) => {
+                    return Err(fail(
+                        Reason::WrongType,
+                        &format!("expected {}, got number", plan.kind.expected()),
+                    ))
                 }
-                (_, Found::Int(_) | Found::Float(_)) => return Err(fail(Reason::WrongType, &format!("expected {}, got number", plan.kind.expected()))),
                 (kind, Found::Str(s)) => {
                     let s = s.trim();
                     if s.contains('\0') {
-                        return Err(fail(Reason::InvalidCharacter, "contains U+0000, which PostgreSQL text cannot store"));
+                        return Err(fail(
+                            Reason::InvalidCharacter,
+                            "contains U+0000, which PostgreSQL text cannot store",
+                        ));
                     }
                     match kind {
                         _ if s.is_empty() => Value::Null,
                         Kind::Ip => {
                             canonical.clear();
                             if !ip::canonicalize(s, canonical) {
-                                return Err(fail(Reason::InvalidIp, "not an IPv4 or IPv6 address in a standard form"));
+                                return Err(fail(
+                                    Reason::InvalidIp,
+                                    "not an IPv4 or IPv6 address in a standard form",
+                                ));
                             }
                             Value::Text(canonical)
                         }
-                        Kind::Version => write_version(version::encode(s), cell).map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?,
+                        Kind::Version => write_version(version::encode(s), cell)
+                            .map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?,
                         Kind::Text | Kind::SentDate => Value::Text(s),
                     }
                 }
             };
             let value = match value {
-                Value::Null if plan.required => return Err(fail(Reason::MissingField, "is required")),
+                Value::Null if plan.required => {
+                    return Err(fail(Reason::MissingField, "is required"))
+                }
                 Value::Null => continue,
                 Value::Written => {
                     row.nulls[i] = false;
@@ -195,17 +238,26 @@ impl Transformer {
                 Some((cipher, cache)) => {
                     let limit = plan.max_len.unwrap_or(usize::MAX);
                     if cipher.mask_len(value.len()) > limit {
-                        return Err(fail(Reason::MaskTooLong, &format!("too long to mask within {limit} characters")));
+                        return Err(fail(
+                            Reason::MaskTooLong,
+                            &format!("too long to mask within {limit} characters"),
+                        ));
                     }
                     if cache.is_enabled() {
-                        cell.push_str(cache.get_or_insert(value, |out| cipher.mask_into(value.as_bytes(), scratch, out)));
+                        cell.push_str(cache.get_or_insert(value, |out| {
+                            cipher.mask_into(value.as_bytes(), scratch, out)
+                        }));
                     } else {
                         cipher.mask_into(value.as_bytes(), scratch, cell);
                     }
                 }
                 None => {
-                    if let Some(limit) = plan.max_len.filter(|&limit| value.chars().count() > limit) {
-                        return Err(fail(Reason::ValueTooLong, &format!("longer than {limit} characters")));
+                    if let Some(limit) = plan.max_len.filter(|&limit| value.chars().count() > limit)
+                    {
+                        return Err(fail(
+                            Reason::ValueTooLong,
+                            &format!("longer than {limit} characters"),
+                        ));
                     }
                     cell.push_str(value);
                 }
@@ -215,7 +267,8 @@ impl Transformer {
     }
 }
 
-const VERSION_RULE: &str = "not a version `major[.minor[.patch]]` with major <= 2146 and minor, patch <= 999";
+const VERSION_RULE: &str =
+    "not a version `major[.minor[.patch]]` with major <= 2146 and minor, patch <= 999";
 
 /// A column's value before masking and length checks.
 enum Value<'v> {
@@ -235,7 +288,9 @@ fn structural_message(reason: Reason, max_depth: usize) -> String {
     match reason {
         Reason::BodyNotJson => "the body is not valid JSON".into(),
         Reason::BodyNotObject => "the body is JSON but not an object".into(),
-        Reason::NestingTooDeep => format!("the body nests objects or arrays deeper than {max_depth} levels"),
+        Reason::NestingTooDeep => {
+            format!("the body nests objects or arrays deeper than {max_depth} levels")
+        }
         Reason::DuplicateKey => "the body has an object with a duplicate key".into(),
         other => other.code().into(),
     }

@@ -10,13 +10,15 @@ pub const MAX_MAJOR: u32 = 2146;
 /// Parses `"a"`, `"a.b"` or `"a.b.c"`: 1-4 ASCII digits per part (`"2.00"` is 2.0.0, `"0.96"` is 0.96.0).
 pub fn encode(text: &str) -> Option<i32> {
     let mut parts = [0u32; 3];
-    let mut count = 0;
-    for part in text.split('.') {
-        if count == 3 || part.is_empty() || part.len() > 4 || !part.bytes().all(|b| b.is_ascii_digit()) {
+    for (count, part) in text.split('.').enumerate() {
+        if count == 3
+            || part.is_empty()
+            || part.len() > 4
+            || !part.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         parts[count] = part.parse().ok()?;
-        count += 1;
     }
     from_parts(parts[0], parts[1], parts[2])
 }
@@ -73,7 +75,22 @@ mod tests {
 
     #[test]
     fn malformed_versions_are_refused() {
-        for bad in ["", "1.2.3.4", "-1.0", "99999999.0", "1.1000", "1..2", "1.2.", ".1", "v1.2", "1.2-beta", " 1", "1e3", "١.٢", "2147.0.0"] {
+        for bad in [
+            "",
+            "1.2.3.4",
+            "-1.0",
+            "99999999.0",
+            "1.1000",
+            "1..2",
+            "1.2.",
+            ".1",
+            "v1.2",
+            "1.2-beta",
+            " 1",
+            "1e3",
+            "١.٢",
+            "2147.0.0",
+        ] {
             assert_eq!(encode(bad), None, "{bad:?}");
         }
         for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300, 1.5e-7] {

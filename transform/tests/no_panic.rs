@@ -29,17 +29,25 @@ fn value() -> impl Strategy<Value = serde_json::Value> {
     leaf.prop_recursive(4, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
-            prop::collection::btree_map("[a-z_]{1,10}", inner, 0..4).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-z_]{1,10}", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 fn event() -> impl Strategy<Value = String> {
     let field = prop_oneof![
-        Just("user_id"), Just("ip"), Just("device_id"), Just("device_type"), Just("locale"), Just("app_version"), Just("other")
+        Just("user_id"),
+        Just("ip"),
+        Just("device_id"),
+        Just("device_type"),
+        Just("locale"),
+        Just("app_version"),
+        Just("other")
     ];
     prop::collection::vec((field, value()), 0..8).prop_map(|fields| {
-        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}: {v}", serde_json::Value::from(*k))).collect();
+        let body: Vec<String> =
+            fields.iter().map(|(k, v)| format!("{}: {v}", serde_json::Value::from(*k))).collect();
         format!("{{{}}}", body.join(", ")) // may repeat keys on purpose
     })
 }
@@ -56,9 +64,17 @@ fn check_with(t: &mut Transformer, body: &[u8], sent: i64) -> Result<(), TestCas
             prop_assert!(rejection.encrypted_body.starts_with("k1."));
             prop_assert!(!rejection.message.is_empty());
             // The message names fields and rules only: none of the body's strings leak into it.
-            if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(body) {
-                for v in fields.values().filter_map(|v| v.as_str()).filter(|s| s.trim().len() >= 4) {
-                    prop_assert!(!rejection.message.contains(v.trim()), "value {:?} leaked into {:?}", v, rejection.message);
+            if let Ok(serde_json::Value::Object(fields)) =
+                serde_json::from_slice::<serde_json::Value>(body)
+            {
+                for v in fields.values().filter_map(|v| v.as_str()).filter(|s| s.trim().len() >= 4)
+                {
+                    prop_assert!(
+                        !rejection.message.contains(v.trim()),
+                        "value {:?} leaked into {:?}",
+                        v,
+                        rejection.message
+                    );
                 }
             }
         }

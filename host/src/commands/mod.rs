@@ -1,4 +1,5 @@
-//! The subcommands besides `run` (which is `crate::pipeline`).
+//! The subcommands besides `run` (which is `crate::pipeline`). Each takes a plain config
+//! struct built by `crate::cli`.
 
 pub mod keygen;
 pub mod send;

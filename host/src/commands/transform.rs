@@ -1,40 +1,36 @@
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 
-use maskflow_transform::Message;
+use maskflow_transform::{Message, Outcome};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::transform::{ModuleArgs, Outcome, TransformStage, WasmModule};
+use crate::pipeline::stage::{ModuleConfig, Stages};
 
-/// NDJSON message bodies on stdin -> NDJSON rows on stdout, through the same wasm module as
-/// `run`. For shell pipelines and other stream processors' exec stages.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TransformArgs {
-    #[command(flatten)]
-    pub module: ModuleArgs,
-    /// Write rejections (NDJSON) here instead of stderr.
-    #[arg(long, value_name = "PATH")]
+/// `maskflow transform`: NDJSON bodies on stdin -> NDJSON rows on stdout.
+pub struct TransformConfig {
+    pub module: ModuleConfig,
+    /// Rejections (NDJSON) go here instead of stderr.
     pub rejects: Option<PathBuf>,
-    /// The sent timestamp given to every message (ms since the epoch); default: now.
-    #[arg(long, value_name = "MS")]
+    /// The sent timestamp given to every message (ms since the epoch); `None`: now.
     pub sent_timestamp_ms: Option<i64>,
     /// Lines per module call.
-    #[arg(long, default_value_t = 500)]
     pub batch_size: usize,
 }
 
 /// Returns (rows, rejections).
-pub fn run(args: TransformArgs) -> Result<(u64, u64)> {
-    let (config, config_json) = args.module.transform_config()?;
-    let module = WasmModule::compile(&args.module.module_bytes()?, args.module.limits(), &config_json)?;
-    let columns = module.instantiate()?.columns().to_vec();
-    let mut stage = TransformStage::new(module, maskflow_transform::Transformer::new(config)?)?;
-    let sent = args.sent_timestamp_ms.unwrap_or_else(now_ms);
+pub fn run(config: TransformConfig) -> Result<(u64, u64)> {
+    let stages = Stages::prepare(config.module)?;
+    let mut stage = stages.stage()?;
+    let columns = stages.columns();
+    let sent = config.sent_timestamp_ms.unwrap_or_else(now_ms);
 
     let mut rows_out = BufWriter::new(std::io::stdout().lock());
-    let mut rejects_out: Box<dyn Write> = match &args.rejects {
-        Some(path) => Box::new(BufWriter::new(std::fs::File::create(path).map_err(Error::io(format!("cannot create {}", path.display())))?)),
+    let mut rejects_out: Box<dyn Write> = match &config.rejects {
+        Some(path) => Box::new(BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(Error::io(format!("cannot create {}", path.display())))?,
+        )),
         None => Box::new(std::io::stderr().lock()),
     };
     let (mut rows, mut rejected, mut line_no) = (0, 0, 0u64);
@@ -42,7 +38,7 @@ pub fn run(args: TransformArgs) -> Result<(u64, u64)> {
     loop {
         let chunk: Vec<(String, Vec<u8>)> = lines
             .by_ref()
-            .take(args.batch_size)
+            .take(config.batch_size)
             .map(|l| {
                 line_no += 1;
                 l.map(|bytes| (format!("line-{line_no}"), bytes))
@@ -52,12 +48,17 @@ pub fn run(args: TransformArgs) -> Result<(u64, u64)> {
         if chunk.is_empty() {
             break;
         }
-        let messages: Vec<Message> = chunk.iter().map(|(id, body)| Message { id, body, sent_timestamp_ms: sent }).collect();
+        let messages: Vec<Message> =
+            chunk.iter().map(|(id, body)| Message { id, body, sent_timestamp_ms: sent }).collect();
         for (message, outcome) in messages.iter().zip(stage.run(&messages)?) {
             let write = match outcome {
                 Outcome::Row(values) => {
                     rows += 1;
-                    let row: Map<String, Value> = columns.iter().cloned().zip(values.into_iter().map(|v| v.map_or(Value::Null, Value::String))).collect();
+                    let row: Map<String, Value> = columns
+                        .iter()
+                        .cloned()
+                        .zip(values.into_iter().map(|v| v.map_or(Value::Null, Value::String)))
+                        .collect();
                     writeln!(rows_out, "{}", Value::Object(row))
                 }
                 Outcome::Rejected { reason, message: text, encrypted_body } => {
@@ -75,5 +76,7 @@ pub fn run(args: TransformArgs) -> Result<(u64, u64)> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -1,5 +1,71 @@
 //! Where rows go: PostgreSQL, one transaction per batch, with a ledger for exactly-once.
+//!
+//! The sink is a pure commit: [`PostgresSink::commit`] writes a batch in one transaction or
+//! says why not, as a typed [`SinkError`]. It does not retry, wait or isolate: the pipeline's
+//! worker decides what happens next.
 
-pub mod postgres;
+mod classify;
+mod copy;
+mod postgres;
 
-pub use self::postgres::{PostgresArgs, PostgresSink, SinkItem, WriteStats};
+pub use self::postgres::PostgresSink;
+use maskflow_transform::Outcome;
+
+/// Reason code of a message PostgreSQL refused although the module accepted it.
+pub const SINK_REFUSED: &str = "sink_refused";
+
+/// Where and what to write (built by the CLI layer).
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    pub client: ::postgres::Config,
+    /// Target table; `user_logins` is created with its fixed DDL if missing.
+    pub table: String,
+}
+
+/// One message for the sink: its SQS id, and its outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    pub id: &'a str,
+    pub outcome: &'a Outcome,
+}
+
+/// What one commit did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    pub rows: u64,
+    pub rejected: u64,
+    /// Already in the ledger: redelivered messages, skipped.
+    pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for CommitStats {
+    fn add_assign(&mut self, o: Self) {
+        self.rows += o.rows;
+        self.rejected += o.rejected;
+        self.duplicates += o.duplicates;
+    }
+}
+
+/// Why a commit did not happen. Nothing of the batch is committed in any case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// PostgreSQL refused the data (SQLSTATE class 22 or 23): some row of the batch is bad.
+    /// The text names the SQLSTATE, never the value (PostgreSQL's messages can quote it).
+    #[error("PostgreSQL refused the data: {0}")]
+    Refused(String),
+    /// Connection lost or refused, server starting or shutting down, serialization conflict:
+    /// the same commit may succeed later.
+    #[error("PostgreSQL unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a missing table, permissions): retrying will not help.
+    #[error("PostgreSQL: {0}")]
+    Fatal(String),
+}
+
+impl From<SinkError> for crate::Error {
+    fn from(e: SinkError) -> Self {
+        crate::Error::Postgres(match e {
+            SinkError::Refused(m) | SinkError::Unavailable(m) | SinkError::Fatal(m) => m,
+        })
+    }
+}

@@ -7,32 +7,16 @@ use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 
+use super::{Queue, SqsConfig};
 use crate::error::{Error, Result};
 
 /// SQS allows at most this many messages per receive, delete or send call.
 pub const SQS_BATCH: usize = 10;
-
-/// Which queue, and where it is. Defaults reach LocalStack on localhost.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SqsArgs {
-    /// Queue URL; overrides --queue-name.
-    #[arg(long, env = "MASKFLOW_QUEUE_URL")]
-    pub queue_url: Option<String>,
-    /// Queue name, resolved to a URL with GetQueueUrl.
-    #[arg(long, default_value = "login-queue")]
-    pub queue_name: String,
-    /// SQS endpoint. `aws` uses the SDK's own endpoint resolution (real AWS).
-    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://localhost:4566")]
-    pub sqs_endpoint: String,
-    /// Region when the AWS chain (AWS_REGION, profile) gives none.
-    #[arg(long, default_value = "us-east-1")]
-    pub default_region: String,
-}
 
 /// One received message.
 #[derive(Debug, Clone)]
@@ -41,6 +25,8 @@ pub struct Received {
     pub receipt: String,
     pub body: String,
     pub sent_timestamp_ms: i64,
+    /// SQS `ApproximateReceiveCount`: 1 on first delivery, more after a redelivery.
+    pub receive_count: u32,
 }
 
 #[derive(Clone)]
@@ -51,34 +37,50 @@ pub struct SqsSource {
 
 impl SqsSource {
     /// Connects and resolves the queue; `create` makes it if missing (for `send`).
-    pub async fn connect(args: &SqsArgs, create: bool) -> Result<Self> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(RegionProviderChain::default_provider().or_else(aws_config::Region::new(args.default_region.clone())));
-        if args.sqs_endpoint != "aws" {
-            loader = loader.endpoint_url(&args.sqs_endpoint);
+    pub async fn connect(config: &SqsConfig, create: bool) -> Result<Self> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(
+            RegionProviderChain::default_provider()
+                .or_else(aws_config::Region::new(config.default_region.clone())),
+        );
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if config.localstack_credentials {
             // LocalStack takes any credentials; supply some so a bare machine works out of the box.
-            let local = ["://localhost", "://127.0.0.1", "://[::1]"].iter().any(|h| args.sqs_endpoint.contains(h));
-            if local && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
-                loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "maskflow-localstack"));
-            }
+            loader = loader.credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "maskflow-localstack",
+            ));
         }
         let client = Client::new(&loader.load().await);
-        // An empty MASKFLOW_QUEUE_URL means "not set", not a queue named "".
-        let queue_url = match args.queue_url.as_deref().filter(|u| !u.trim().is_empty()) {
-            Some(url) => url.to_owned(),
-            None => Self::resolve(&client, &args.queue_name, create).await.map_err(|e| {
-                Error::Sqs(format!("cannot find queue `{}` at {}: {e}. Is SQS running (scripts/services start)?", args.queue_name, args.sqs_endpoint))
+        let queue_url = match &config.queue {
+            Queue::Url(url) => url.clone(),
+            Queue::Name(name) => Self::resolve(&client, name, create).await.map_err(|e| {
+                let endpoint = config.endpoint.as_deref().unwrap_or("the AWS endpoint");
+                Error::Sqs(format!("cannot find queue `{name}` at {endpoint}: {e}. Is SQS running (scripts/services start)?"))
             })?,
         };
         Ok(SqsSource { client, queue_url })
     }
 
-    async fn resolve(client: &Client, name: &str, create: bool) -> std::result::Result<String, String> {
+    async fn resolve(
+        client: &Client,
+        name: &str,
+        create: bool,
+    ) -> std::result::Result<String, String> {
         let found = client.get_queue_url().queue_name(name).send().await;
         match found {
             Ok(out) => Ok(out.queue_url().unwrap_or_default().to_owned()),
             Err(_) if create => {
-                let out = client.create_queue().queue_name(name).send().await.map_err(|e| DisplayErrorContext(e).to_string())?;
+                let out = client
+                    .create_queue()
+                    .queue_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| DisplayErrorContext(e).to_string())?;
                 Ok(out.queue_url().unwrap_or_default().to_owned())
             }
             Err(e) => Err(DisplayErrorContext(e).to_string()),
@@ -99,34 +101,44 @@ impl SqsSource {
             .wait_time_seconds(wait.as_secs() as i32)
             .visibility_timeout(visibility.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
             .map_err(|e| Error::Sqs(format!("ReceiveMessage: {}", DisplayErrorContext(e))))?;
         Ok(out
             .messages()
             .iter()
-            .map(|m| Received {
-                id: m.message_id().unwrap_or_default().to_owned(),
-                receipt: m.receipt_handle().unwrap_or_default().to_owned(),
-                body: m.body().unwrap_or_default().to_owned(),
-                sent_timestamp_ms: m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(-1), // the module rejects it as invalid_timestamp: recorded, not guessed
+            .map(|m| {
+                let attribute =
+                    |name| m.attributes().and_then(|a| a.get(&name)).and_then(|t| t.parse().ok());
+                Received {
+                    id: m.message_id().unwrap_or_default().to_owned(),
+                    receipt: m.receipt_handle().unwrap_or_default().to_owned(),
+                    body: m.body().unwrap_or_default().to_owned(),
+                    // The module rejects -1 as invalid_timestamp: recorded, not guessed.
+                    sent_timestamp_ms: attribute(MessageSystemAttributeName::SentTimestamp)
+                        .unwrap_or(-1),
+                    receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount)
+                        .unwrap_or(1) as u32,
+                }
             })
             .collect())
     }
 
     /// Deletes by receipt handle, 10 per call. Returns how many SQS refused (they come back and
     /// the ledger recognises them).
-    pub async fn delete(&self, receipts: &[&str]) -> Result<usize> {
+    pub async fn delete(&self, receipts: &[String]) -> Result<usize> {
         let mut refused = 0;
         for chunk in receipts.chunks(SQS_BATCH) {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(*r).build())
+                .map(|(i, r)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(r)
+                        .build()
+                })
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| Error::Sqs(e.to_string()))?;
             let out = self
@@ -136,14 +148,16 @@ impl SqsSource {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| Error::Sqs(format!("DeleteMessageBatch: {}", DisplayErrorContext(e))))?;
+                .map_err(|e| {
+                    Error::Sqs(format!("DeleteMessageBatch: {}", DisplayErrorContext(e)))
+                })?;
             refused += out.failed().len();
         }
         Ok(refused)
     }
 
     /// Pushes the visibility timeout of in-flight messages out, so a slow batch is not redelivered.
-    pub async fn extend_visibility(&self, receipts: &[&str], visibility: Duration) -> Result<()> {
+    pub async fn extend_visibility(&self, receipts: &[String], visibility: Duration) -> Result<()> {
         for chunk in receipts.chunks(SQS_BATCH) {
             let entries = chunk
                 .iter()
@@ -151,7 +165,7 @@ impl SqsSource {
                 .map(|(i, r)| {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .receipt_handle(*r)
+                        .receipt_handle(r)
                         .visibility_timeout(visibility.as_secs() as i32)
                         .build()
                 })
@@ -163,7 +177,9 @@ impl SqsSource {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| Error::Sqs(format!("ChangeMessageVisibilityBatch: {}", DisplayErrorContext(e))))?;
+                .map_err(|e| {
+                    Error::Sqs(format!("ChangeMessageVisibilityBatch: {}", DisplayErrorContext(e)))
+                })?;
         }
         Ok(())
     }
@@ -173,7 +189,9 @@ impl SqsSource {
         let entries = bodies
             .iter()
             .enumerate()
-            .map(|(i, b)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(b).build())
+            .map(|(i, b)| {
+                SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(b).build()
+            })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Sqs(e.to_string()))?;
         let out = self
@@ -186,7 +204,11 @@ impl SqsSource {
             .map_err(|e| Error::Sqs(format!("SendMessageBatch: {}", DisplayErrorContext(e))))?;
         match out.failed().first() {
             None => Ok(()),
-            Some(f) => Err(Error::Sqs(format!("SendMessageBatch refused {} messages (first: {})", out.failed().len(), f.code()))),
+            Some(f) => Err(Error::Sqs(format!(
+                "SendMessageBatch refused {} messages (first: {})",
+                out.failed().len(),
+                f.code()
+            ))),
         }
     }
 
@@ -201,7 +223,12 @@ impl SqsSource {
             .send()
             .await
             .map_err(|e| Error::Sqs(format!("GetQueueAttributes: {}", DisplayErrorContext(e))))?;
-        let get = |name| out.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok((get(QueueAttributeName::ApproximateNumberOfMessages), get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)))
+        let get = |name| {
+            out.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        Ok((
+            get(QueueAttributeName::ApproximateNumberOfMessages),
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
     }
 }

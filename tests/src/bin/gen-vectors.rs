@@ -10,10 +10,13 @@ use maskflow_transform::Transformer;
 fn main() {
     let mut transformer = Transformer::new(test_config()).expect("transformer");
     let path = repo_root().join("tests/vectors/golden.jsonl");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create golden.jsonl"));
-    let raw = std::fs::read_to_string(repo_root().join("tests/vectors/cases.jsonl")).expect("cases");
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(&path).expect("create golden.jsonl"));
+    let raw =
+        std::fs::read_to_string(repo_root().join("tests/vectors/cases.jsonl")).expect("cases");
     for (vector, line) in cases().iter().zip(raw.lines().filter(|l| !l.trim().is_empty())) {
-        let mut case: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).expect("case");
+        let mut case: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(line).expect("case");
         let mut expected = native_outcome(&mut transformer, vector);
         // A huge body's ciphertext would bloat the file; tests unmask it instead.
         if let Some(body) = expected.pointer_mut("/rejection/encrypted_body") {
@@ -26,6 +29,7 @@ fn main() {
     }
     drop(out);
     let docs = repo_root().join("docs/bad-inputs.md");
-    std::fs::write(&docs, maskflow_tests::render_catalogue(&maskflow_tests::golden())).expect("write docs/bad-inputs.md");
+    std::fs::write(&docs, maskflow_tests::render_catalogue(&maskflow_tests::golden()))
+        .expect("write docs/bad-inputs.md");
     eprintln!("wrote {} and {}", path.display(), docs.display());
 }

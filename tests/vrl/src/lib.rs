@@ -33,7 +33,8 @@ pub fn vector_dir() -> PathBuf {
 
 /// The test key file's text (`tests/vectors/test.key`), which `MASKFLOW_KEY` holds in tests.
 pub fn test_key_text() -> String {
-    std::fs::read_to_string(repo_root().join("tests/vectors/test.key")).expect("tests/vectors/test.key")
+    std::fs::read_to_string(repo_root().join("tests/vectors/test.key"))
+        .expect("tests/vectors/test.key")
 }
 
 /// Sets `MASKFLOW_KEY` (the programs read it with `get_env_var`) to the test key file's text,
@@ -88,21 +89,34 @@ pub fn compile_source(source: &str, schema: Schema) -> Result<Compiled, String> 
                 ("timestamp".into(), Kind::timestamp().or_undefined()),
                 ("source_type".into(), Kind::bytes()),
             ]);
-            ExternalEnv::new_with_kind(Kind::object(Collection::from(fields)), Kind::object(Collection::any()))
+            ExternalEnv::new_with_kind(
+                Kind::object(Collection::from(fields)),
+                Kind::object(Collection::any()),
+            )
         }
     };
-    match vrl::compiler::compile_with_external(source, &functions, &external, CompileConfig::default()) {
-        Ok(result) => Ok(Compiled { program: result.program, warnings: Formatter::new(source, result.warnings).to_string() }),
+    match vrl::compiler::compile_with_external(
+        source,
+        &functions,
+        &external,
+        CompileConfig::default(),
+    ) {
+        Ok(result) => Ok(Compiled {
+            program: result.program,
+            warnings: Formatter::new(source, result.warnings).to_string(),
+        }),
         Err(diagnostics) => Err(Formatter::new(source, diagnostics).to_string()),
     }
 }
 
 pub fn twin(schema: Schema) -> Compiled {
-    compile(&vector_dir().join("maskflow.vrl"), schema).unwrap_or_else(|e| panic!("vector/maskflow.vrl does not compile:\n{e}"))
+    compile(&vector_dir().join("maskflow.vrl"), schema)
+        .unwrap_or_else(|e| panic!("vector/maskflow.vrl does not compile:\n{e}"))
 }
 
 pub fn shaper(schema: Schema) -> Compiled {
-    compile(&vector_dir().join("rejected.vrl"), schema).unwrap_or_else(|e| panic!("vector/rejected.vrl does not compile:\n{e}"))
+    compile(&vector_dir().join("rejected.vrl"), schema)
+        .unwrap_or_else(|e| panic!("vector/rejected.vrl does not compile:\n{e}"))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -119,7 +133,8 @@ pub enum Remapped {
 
 /// The event Vector's aws_sqs source makes of an SQS message.
 pub fn sqs_event(body: &[u8], sent_timestamp_ms: i64) -> Value {
-    let sent: DateTime<Utc> = DateTime::from_timestamp_millis(sent_timestamp_ms).expect("timestamp in chrono's range");
+    let sent: DateTime<Utc> =
+        DateTime::from_timestamp_millis(sent_timestamp_ms).expect("timestamp in chrono's range");
     let mut event = BTreeMap::new();
     event.insert("message".into(), Value::Bytes(body.to_vec().into()));
     event.insert("timestamp".into(), Value::Timestamp(sent));
@@ -129,14 +144,19 @@ pub fn sqs_event(body: &[u8], sent_timestamp_ms: i64) -> Value {
 
 pub fn run(program: &Program, event: Value) -> Remapped {
     let original = event.clone();
-    let mut target = TargetValue { value: event, metadata: Value::Object(Default::default()), secrets: Secrets::default() };
+    let mut target = TargetValue {
+        value: event,
+        metadata: Value::Object(Default::default()),
+        secrets: Secrets::default(),
+    };
     let mut state = RuntimeState::default();
     let timezone = TimeZone::default();
     let mut ctx = Context::new(&mut target, &mut state, &timezone);
     match program.resolve(&mut ctx) {
         Ok(_) => Remapped::Event(target.value),
         Err(error) => {
-            let how = if matches!(error, ExpressionError::Abort { .. }) { "abort" } else { "error" };
+            let how =
+                if matches!(error, ExpressionError::Abort { .. }) { "abort" } else { "error" };
             let message = dropped_message(&error);
             let mut event = original;
             let dropped = object([
@@ -164,8 +184,7 @@ fn dropped_message(error: &ExpressionError) -> String {
     error
         .notes()
         .iter()
-        .filter(|note| matches!(note, Note::UserErrorMessage(_)))
-        .last()
+        .rfind(|note| matches!(note, Note::UserErrorMessage(_)))
         .map(ToString::to_string)
         .unwrap_or_else(|| error.to_string())
 }
@@ -194,15 +213,23 @@ impl Pipeline {
 
     pub fn outcome(&self, body: &[u8], sent_timestamp_ms: i64) -> Outcome {
         match run(&self.twin.program, sqs_event(body, sent_timestamp_ms)) {
-            Remapped::Event(row) => Outcome { json: serde_json::json!({ "row": row_as_text(&row) }), rejected_row: None, dropped_how: None },
+            Remapped::Event(row) => Outcome {
+                json: serde_json::json!({ "row": row_as_text(&row) }),
+                rejected_row: None,
+                dropped_how: None,
+            },
             Remapped::Dropped { how, event, .. } => {
                 let shaped = match run(&self.shaper.program, event) {
-                    Remapped::Event(Value::Object(map)) => map.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+                    Remapped::Event(Value::Object(map)) => {
+                        map.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>()
+                    }
                     other => panic!("rejected.vrl must always produce an object, got {other:?}"),
                 };
                 let text = |name: &str| match shaped.get(name) {
                     Some(Value::Null) | None => Json::Null,
-                    Some(v) if v.as_bytes().is_some() => Json::String(String::from_utf8_lossy(v.as_bytes().unwrap()).into_owned()),
+                    Some(v) if v.as_bytes().is_some() => {
+                        Json::String(String::from_utf8_lossy(v.as_bytes().unwrap()).into_owned())
+                    }
                     Some(other) => panic!("rejected row field {name} is not text: {other:?}"),
                 };
                 let json = serde_json::json!({ "rejection": {
@@ -223,7 +250,9 @@ pub fn row_as_text(row: &Value) -> Json {
             let cell = match value {
                 Value::Null => Json::Null,
                 Value::Integer(i) => Json::String(i.to_string()),
-                v if v.as_bytes().is_some() => Json::String(String::from_utf8(v.as_bytes().unwrap().to_vec()).expect("UTF-8 cell")),
+                v if v.as_bytes().is_some() => Json::String(
+                    String::from_utf8(v.as_bytes().unwrap().to_vec()).expect("UTF-8 cell"),
+                ),
                 other => panic!("column {name}: unexpected VRL value {other:?}"),
             };
             (name.to_string(), cell)

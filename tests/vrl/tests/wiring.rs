@@ -4,7 +4,8 @@ use maskflow_vrl_conformance::{repo_root, test_key_text, vector_dir};
 use serde_json::Value as Json;
 
 fn config() -> (String, Json) {
-    let text = std::fs::read_to_string(vector_dir().join("vector.yaml")).expect("vector/vector.yaml");
+    let text =
+        std::fs::read_to_string(vector_dir().join("vector.yaml")).expect("vector/vector.yaml");
     let yaml: serde_norway::Value = serde_norway::from_str(&text).expect("vector.yaml is YAML");
     (text, serde_json::to_value(yaml).expect("YAML maps to JSON"))
 }
@@ -36,7 +37,10 @@ fn components_and_their_wiring() {
     // Acknowledgements belong on the sinks (the source option is deprecated).
     assert!(sqs.get("acknowledgements").is_none());
     // The VRL twin needs the legacy namespace (.message, .timestamp, .metadata.dropped).
-    assert!(c.pointer("/schema/log_namespace").is_none_or(|v| v == false), "log_namespace must stay legacy");
+    assert!(
+        c.pointer("/schema/log_namespace").is_none_or(|v| v == false),
+        "log_namespace must stay legacy"
+    );
     assert!(sqs.get("log_namespace").is_none_or(|v| v == false));
 
     let maskflow = &c["transforms"]["maskflow"];
@@ -57,7 +61,10 @@ fn components_and_their_wiring() {
     assert_ne!(rejected["drop_on_abort"], false);
     assert_ne!(rejected["reroute_dropped"], true);
 
-    for (sink, input, table) in [("user_logins", "maskflow", "user_logins"), ("user_logins_rejected", "rejected", "user_logins_rejected")] {
+    for (sink, input, table) in [
+        ("user_logins", "maskflow", "user_logins"),
+        ("user_logins_rejected", "rejected", "user_logins_rejected"),
+    ] {
         let s = &c["sinks"][sink];
         assert_eq!(s["type"], "postgres", "{sink}");
         assert_eq!(s["inputs"], serde_json::json!([input]), "{sink}");
@@ -71,7 +78,10 @@ fn components_and_their_wiring() {
             for input in component["inputs"].as_array().unwrap() {
                 let input = input.as_str().unwrap();
                 assert!(
-                    (input == "sqs" && name == "maskflow") || (input == "maskflow.dropped" && name == "rejected") || input == "maskflow" || input == "rejected",
+                    (input == "sqs" && name == "maskflow")
+                        || (input == "maskflow.dropped" && name == "rejected")
+                        || input == "maskflow"
+                        || input == "rejected",
                     "{section}.{name} reads {input}"
                 );
             }
@@ -85,7 +95,10 @@ fn program_files_exist_relative_to_the_repository_root() {
     let (_, c) = config();
     for transform in ["maskflow", "rejected"] {
         let file = c["transforms"][transform]["file"].as_str().unwrap();
-        assert!(repo_root().join(file).is_file(), "{file} (Vector resolves it from the working directory: run from the repository root)");
+        assert!(
+            repo_root().join(file).is_file(),
+            "{file} (Vector resolves it from the working directory: run from the repository root)"
+        );
     }
 }
 
@@ -94,7 +107,10 @@ fn no_key_material_in_the_config() {
     let (text, c) = config();
     // Not even interpolated: Vector would put the key into its in-memory config (and a VRL
     // `source:`); the programs read MASKFLOW_KEY at run time instead.
-    assert!(!text.contains("${MASKFLOW_KEY"), "MASKFLOW_KEY must not be interpolated into the config");
+    assert!(
+        !text.contains("${MASKFLOW_KEY"),
+        "MASKFLOW_KEY must not be interpolated into the config"
+    );
     assert!(!text.contains("$MASKFLOW_KEY"));
     let test_key = test_key_text();
     for line in test_key.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
@@ -105,11 +121,17 @@ fn no_key_material_in_the_config() {
     fn walk(v: &Json, path: &str) {
         match v {
             Json::String(s) => {
-                let longest = s.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=_-".contains(c))).map(str::len).max().unwrap_or(0);
+                let longest = s
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || "+/=_-".contains(c)))
+                    .map(str::len)
+                    .max()
+                    .unwrap_or(0);
                 assert!(longest < 40, "{path}: looks like key material");
             }
             Json::Object(map) => map.iter().for_each(|(k, v)| walk(v, &format!("{path}.{k}"))),
-            Json::Array(items) => items.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{path}[{i}]"))),
+            Json::Array(items) => {
+                items.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{path}[{i}]")))
+            }
             _ => {}
         }
     }
@@ -118,7 +140,11 @@ fn no_key_material_in_the_config() {
     for file in ["maskflow.vrl", "rejected.vrl"] {
         let program = std::fs::read_to_string(vector_dir().join(file)).unwrap();
         assert!(program.contains(r#"get_env_var("MASKFLOW_KEY")"#), "{file}");
-        let longest = program.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c))).map(str::len).max().unwrap_or(0);
+        let longest = program
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c)))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
         assert!(longest < 40, "{file}: looks like key material");
     }
 }
@@ -127,14 +153,29 @@ fn no_key_material_in_the_config() {
 fn tables_sql_is_the_hosts_ddl() {
     // vector/tables.sql must create what the host creates (host/src/sink/postgres.rs), so
     // that both can feed one table.
-    let host = std::fs::read_to_string(repo_root().join("host/src/sink/postgres.rs")).expect("host/src/sink/postgres.rs");
+    let host = std::fs::read_to_string(repo_root().join("host/src/sink/postgres.rs"))
+        .expect("host/src/sink/postgres.rs");
     let constant = |name: &str| {
         let pattern = format!("const {name}: &str = \"");
-        let start = host.find(&pattern).unwrap_or_else(|| panic!("{name} not found in the host")) + pattern.len();
+        let start = host.find(&pattern).unwrap_or_else(|| panic!("{name} not found in the host"))
+            + pattern.len();
         host[start..start + host[start..].find("\";").unwrap()].replace("{table}", "user_logins")
     };
-    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").replace("( ", "(").replace(" )", ")");
+    let squash = |s: &str| {
+        s.split_whitespace().collect::<Vec<_>>().join(" ").replace("( ", "(").replace(" )", ")")
+    };
     let sql = std::fs::read_to_string(vector_dir().join("tables.sql")).unwrap();
-    let statements: Vec<String> = sql.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n").split(';').map(squash).filter(|s| !s.is_empty()).collect();
-    assert_eq!(statements, [squash(&constant("USER_LOGINS_DDL")), squash(&constant("REJECTED_DDL"))]);
+    let statements: Vec<String> = sql
+        .lines()
+        .filter(|l| !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split(';')
+        .map(squash)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(
+        statements,
+        [squash(&constant("USER_LOGINS_DDL")), squash(&constant("REJECTED_DDL"))]
+    );
 }

@@ -36,10 +36,26 @@ impl Generator {
         let pool = (n / 4).max(4);
         let users = (0..pool).map(|_| uuid(&mut rng)).collect();
         let ips = (0..pool)
-            .map(|_| format!("{}.{}.{}.{}", rng.random_range(1..224), rng.random_range(0..256), rng.random_range(0..256), rng.random_range(1..255)))
+            .map(|_| {
+                format!(
+                    "{}.{}.{}.{}",
+                    rng.random_range(1..224),
+                    rng.random_range(0..256),
+                    rng.random_range(0..256),
+                    rng.random_range(1..255)
+                )
+            })
             .collect();
-        let devices =
-            (0..pool).map(|_| format!("{:03}-{:02}-{:04}", rng.random_range(0..1000), rng.random_range(0..100), rng.random_range(0..10000))).collect();
+        let devices = (0..pool)
+            .map(|_| {
+                format!(
+                    "{:03}-{:02}-{:04}",
+                    rng.random_range(0..1000),
+                    rng.random_range(0..100),
+                    rng.random_range(0..10000)
+                )
+            })
+            .collect();
         Generator { rng, users, ips, devices, malformed_per_mille, malformed_seen: 0 }
     }
 
@@ -86,8 +102,16 @@ mod tests {
         assert_eq!(bodies, again, "same seed, same messages");
         let malformed = bodies.iter().filter(|b| MALFORMED.contains(&b.as_str())).count();
         assert!((5..=50).contains(&malformed), "about 2% malformed, got {malformed}");
-        let ips: std::collections::HashSet<_> =
-            bodies.iter().filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok()?.get("ip")?.as_str().map(String::from)).collect();
+        let ips: std::collections::HashSet<_> = bodies
+            .iter()
+            .filter_map(|b| {
+                serde_json::from_str::<serde_json::Value>(b)
+                    .ok()?
+                    .get("ip")?
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect();
         assert!(ips.len() < 300, "addresses repeat: {} distinct in 1000", ips.len());
     }
 }

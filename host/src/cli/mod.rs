@@ -1,0 +1,117 @@
+//! The command line: every clap derive and every environment variable the host reads lives
+//! in this layer (ripgrep's `flags/` pattern). It turns arguments into the plain config structs
+//! that the pipeline, source, runtime, sink and commands take; none of those knows of clap.
+
+mod commands;
+mod module;
+mod run;
+
+pub use run::SqsArgs;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing::info;
+
+use crate::commands::{keygen, send, transform, unmask};
+use crate::error::Result;
+use crate::logging;
+use crate::pipeline;
+use crate::progress::Phase;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "maskflow",
+    version,
+    about = "Login events from SQS -> masked rows in PostgreSQL, exactly once",
+    long_about = "Login events from SQS -> masked rows in PostgreSQL, exactly once.\n\n\
+        Each message is flattened and validated by a WebAssembly module (run by wasmtime); `ip` and \
+        `device_id` are masked with AES-256-SIV (same input, same mask; recoverable with the key). \
+        Messages that are not valid events are recorded in user_logins_rejected with their body \
+        encrypted.\n\nQuick start: scripts/quickstart (README.md)."
+)]
+pub struct Cli {
+    /// Log format on stderr; the level comes from RUST_LOG (default: info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl From<LogFormat> for logging::Format {
+    fn from(f: LogFormat) -> Self {
+        match f {
+            LogFormat::Text => logging::Format::Text,
+            LogFormat::Json => logging::Format::Json,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume the queue into PostgreSQL until SIGINT/SIGTERM (or, with --drain, until it is empty).
+    Run(run::RunArgs),
+    /// Create a new random masking key.
+    Keygen(commands::KeygenArgs),
+    /// Recover clear values from masks (needs the key).
+    Unmask(commands::UnmaskArgs),
+    /// Transform NDJSON bodies from stdin to NDJSON rows on stdout (no SQS, no PostgreSQL).
+    Transform(commands::TransformArgs),
+    /// Put messages on the queue: a file, or --generate N synthetic login events.
+    Send(commands::SendArgs),
+}
+
+/// Parses the command line, sets up logging, runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format.into());
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("maskflow: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run(args) => {
+            let summary = pipeline::run(args.into_config()?)?;
+            let stats = &summary.stats;
+            info!(
+                received = stats.received(),
+                received_again = stats.received_again(),
+                rows = stats.rows(),
+                rejected = stats.rejected(),
+                redelivered = stats.duplicates(),
+                deleted = stats.deleted(),
+                elapsed_s = summary.elapsed.as_secs_f64(),
+                receive_s = stats.busy_secs(Phase::Receive),
+                module_s = stats.busy_secs(Phase::Module),
+                commit_s = stats.busy_secs(Phase::Commit),
+                delete_s = stats.busy_secs(Phase::Delete),
+                "done"
+            );
+            eprintln!("maskflow: {}", stats.summary(summary.elapsed));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen(args) => keygen::run(&args.into_config()).map(|()| ExitCode::SUCCESS),
+        Command::Unmask(args) => {
+            let failed = unmask::run(args.into_config()?)?;
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Transform(args) => {
+            let (rows, rejected) = transform::run(args.into_config()?)?;
+            eprintln!("maskflow: {rows} rows, {rejected} rejected");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Send(args) => send::run(args.into_config()?).map(|_| ExitCode::SUCCESS),
+    }
+}

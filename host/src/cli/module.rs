@@ -1,0 +1,86 @@
+//! Flags for the key and the module: `run` and `transform` share them.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use maskflow_transform::{BodySealer, Key};
+
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::pipeline::stage::ModuleConfig;
+use crate::runtime::{ModuleLimits, EMBEDDED_MODULE};
+
+/// Where the key comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// Key file: `id:base64` lines, the first masks, all unmask (see `maskflow keygen`).
+    /// Without it, MASKFLOW_KEY holds the key file's content.
+    #[arg(long, env = "MASKFLOW_KEY_FILE", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// `--key-file` wins over `MASKFLOW_KEY` (the key file's text: `id:base64` lines).
+    pub fn load(&self) -> Result<Vec<Key>> {
+        let text = match self.key_file.as_deref() {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(Error::io(format!("cannot read key file {}", path.display())))?,
+            None => std::env::var("MASKFLOW_KEY").map_err(|_| {
+                Error::Key(
+                    "no key: set MASKFLOW_KEY to a key file's content or pass --key-file \
+                     (create one with `maskflow keygen --out maskflow.key`)"
+                        .into(),
+                )
+            })?,
+        };
+        Ok(Key::parse_key_file(&text)?)
+    }
+}
+
+/// The transform module, its sandbox, and what `init` is given.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModuleArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// A WebAssembly module with the maskflow ABI (transform/ABI.md) to use instead of the
+    /// built-in one.
+    #[arg(long, value_name = "PATH")]
+    pub module: Option<PathBuf>,
+    /// JSON mapping (input paths -> columns) replacing the built-in `user_logins` mapping.
+    #[arg(long, value_name = "PATH")]
+    pub mapping: Option<PathBuf>,
+    /// Wall-clock budget of one module call; a module still running then is stopped.
+    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    pub module_timeout_ms: u64,
+    /// Linear memory cap of each module instance.
+    #[arg(long, default_value_t = 64, value_name = "MB")]
+    pub module_memory_mb: usize,
+    /// Slots of the per-column mask cache in the module (0 disables it).
+    #[arg(long, default_value_t = 4096)]
+    pub mask_cache: usize,
+}
+
+impl ModuleArgs {
+    pub fn into_config(self) -> Result<ModuleConfig> {
+        let keys = self.key.load()?;
+        let (_, init_json) =
+            keys::transform_config(&keys, self.mapping.as_deref(), self.mask_cache)?;
+        let bytes = match &self.module {
+            None => Cow::Borrowed(EMBEDDED_MODULE),
+            Some(path) => Cow::Owned(
+                std::fs::read(path)
+                    .map_err(Error::io(format!("cannot read module {}", path.display())))?,
+            ),
+        };
+        Ok(ModuleConfig {
+            bytes,
+            limits: ModuleLimits {
+                memory_bytes: self.module_memory_mb << 20,
+                call_timeout: Duration::from_millis(self.module_timeout_ms),
+            },
+            init_json,
+            sealer: BodySealer::new(&keys)?,
+        })
+    }
+}

@@ -1,0 +1,137 @@
+//! What a worker carries through one transaction: envelopes (a message with its receipt and
+//! SQS attributes, and its outcome once transformed), deduplicated by message id.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use maskflow_transform::{Message, Outcome};
+
+use crate::sink::Item;
+use crate::source::Received;
+
+/// One message on its way through the pipeline.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub id: String,
+    pub receipt: String,
+    pub body: String,
+    pub sent_timestamp_ms: i64,
+    /// SQS `ApproximateReceiveCount` (1 on first delivery).
+    pub receive_count: u32,
+    /// Set by the transform stage.
+    pub outcome: Option<Outcome>,
+}
+
+impl From<Received> for Envelope {
+    fn from(r: Received) -> Self {
+        Envelope {
+            id: r.id,
+            receipt: r.receipt,
+            body: r.body,
+            sent_timestamp_ms: r.sent_timestamp_ms,
+            receive_count: r.receive_count,
+            outcome: None,
+        }
+    }
+}
+
+/// Messages of one transaction. A message received twice (redelivered while still queued
+/// here) is kept once, with every receipt handle for the delete.
+pub struct Batch {
+    pub envelopes: Vec<Envelope>,
+    extra_receipts: Vec<String>,
+    index: HashMap<String, usize>,
+    pub started: Instant,
+}
+
+impl Batch {
+    pub fn new(first: Envelope) -> Self {
+        let mut batch = Batch {
+            envelopes: Vec::new(),
+            extra_receipts: Vec::new(),
+            index: HashMap::new(),
+            started: Instant::now(),
+        };
+        batch.push(first);
+        batch
+    }
+
+    pub fn push(&mut self, envelope: Envelope) {
+        if self.index.contains_key(&envelope.id) {
+            self.extra_receipts.push(envelope.receipt);
+        } else {
+            self.index.insert(envelope.id.clone(), self.envelopes.len());
+            self.envelopes.push(envelope);
+        }
+    }
+
+    /// Receipts held, duplicates included.
+    pub fn len(&self) -> usize {
+        self.envelopes.len() + self.extra_receipts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.envelopes.is_empty()
+    }
+
+    /// The distinct messages, for the module.
+    pub fn messages(&self) -> Vec<Message<'_>> {
+        self.envelopes
+            .iter()
+            .map(|e| Message {
+                id: &e.id,
+                body: e.body.as_bytes(),
+                sent_timestamp_ms: e.sent_timestamp_ms,
+            })
+            .collect()
+    }
+
+    /// Stores the module's outcomes, one per distinct message, in order.
+    pub fn set_outcomes(&mut self, outcomes: Vec<Outcome>) {
+        debug_assert_eq!(outcomes.len(), self.envelopes.len());
+        for (envelope, outcome) in self.envelopes.iter_mut().zip(outcomes) {
+            envelope.outcome = Some(outcome);
+        }
+    }
+
+    /// What the sink commits: every transformed message once.
+    pub fn items(&self) -> Vec<Item<'_>> {
+        self.envelopes
+            .iter()
+            .filter_map(|e| Some(Item { id: &e.id, outcome: e.outcome.as_ref()? }))
+            .collect()
+    }
+
+    /// Every receipt held for this batch, for the delete after the commit.
+    pub fn into_receipts(self) -> Vec<String> {
+        self.envelopes.into_iter().map(|e| e.receipt).chain(self.extra_receipts).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(id: &str, receipt: &str) -> Envelope {
+        Envelope {
+            id: id.into(),
+            receipt: receipt.into(),
+            body: format!("body of {id}"),
+            sent_timestamp_ms: 0,
+            receive_count: 1,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn a_message_received_twice_is_transformed_once_and_both_receipts_are_deleted() {
+        let mut batch = Batch::new(envelope("a", "r1"));
+        batch.push(envelope("b", "r2"));
+        batch.push(envelope("a", "r3"));
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.messages().iter().map(|m| m.id).collect::<Vec<_>>(), ["a", "b"]);
+        batch.set_outcomes(vec![Outcome::Row(vec![]), Outcome::Row(vec![None])]);
+        assert_eq!(batch.items().iter().map(|i| i.id).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(batch.into_receipts(), ["r1", "r2", "r3"]);
+    }
+}

@@ -1,0 +1,138 @@
+//! `maskflow run`: data flows one way, `source -> runtime -> sink`.
+//!
+//! ```text
+//! pollers (async) --Envelope--> channel --> workers (threads): module stage -> commit -> ack
+//!     |  hold receipts                                                              |
+//!     +------------------------> lease task (async): extend visibility, delete <----+
+//! ```
+//!
+//! Pollers are async tasks (the AWS SDK is async); workers are threads, each with its own wasm
+//! instance and PostgreSQL connection (the `postgres` crate blocks), and the only place that
+//! decides what happens to a batch ([`worker`]). A message is deleted from SQS only after the
+//! transaction that recorded it committed, so every failure ends in redelivery, and the ledger
+//! turns a redelivery into a no-op.
+
+pub mod batch;
+pub mod isolate;
+mod receive;
+pub mod shutdown;
+pub mod stage;
+mod worker;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracing::{error, info};
+
+use self::batch::Envelope;
+use self::receive::Poller;
+use self::shutdown::Shutdown;
+use self::stage::{ModuleConfig, Stages};
+use self::worker::Worker;
+use crate::error::{Error, Result};
+use crate::progress::{Progress, Stats};
+use crate::sink::PostgresConfig;
+use crate::source::{Leases, SqsConfig};
+
+/// Everything `run` needs (built by the CLI layer).
+pub struct RunConfig {
+    pub sqs: SqsConfig,
+    pub postgres: PostgresConfig,
+    pub module: ModuleConfig,
+    /// Parallel pipelines: each is one SQS poller and one worker.
+    pub concurrency: usize,
+    /// Messages per transaction.
+    pub batch_size: usize,
+    /// How long a worker waits to fill a batch.
+    pub linger: Duration,
+    /// SQS visibility timeout of received messages; extended while the host holds them.
+    pub visibility: Duration,
+    /// Exit once the queue is empty.
+    pub drain: bool,
+}
+
+/// How a run ended.
+pub struct Summary {
+    pub stats: Stats,
+    pub elapsed: Duration,
+}
+
+pub fn run(config: RunConfig) -> Result<Summary> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::io("cannot start the async runtime"))?;
+    let stages = Stages::prepare(config.module)?;
+    let shutdown = Shutdown::install(&runtime)?;
+    let source = runtime.block_on(receive::connect(&config.sqs, &shutdown))?;
+    info!(
+        queue = source.queue_url(),
+        concurrency = config.concurrency,
+        batch_size = config.batch_size,
+        drain = config.drain,
+        "maskflow running"
+    );
+
+    let stats = Stats::default();
+    let progress = Progress::start(stats.clone());
+    let started = Instant::now();
+    let (leases, lease_task) = {
+        let _guard = runtime.enter();
+        Leases::start(source.clone(), config.visibility, stats.clone())
+    };
+    let (tx, rx) = flume::bounded::<Envelope>(config.batch_size * 2);
+    let pollers: Vec<_> = (0..config.concurrency)
+        .map(|_| {
+            let poller = Poller {
+                source: source.clone(),
+                tx: tx.clone(),
+                leases: leases.clone(),
+                shutdown: shutdown.clone(),
+                stats: stats.clone(),
+                visibility: config.visibility,
+                drain: config.drain,
+            };
+            runtime.spawn(poller.run())
+        })
+        .collect();
+    drop(tx); // the channel closes when the last poller ends
+
+    let failure: Arc<Mutex<Option<Error>>> = Arc::default();
+    std::thread::scope(|scope| {
+        for n in 0..config.concurrency {
+            let worker = Worker {
+                rx: rx.clone(),
+                leases: leases.clone(),
+                stages: &stages,
+                postgres: &config.postgres,
+                batch_size: config.batch_size,
+                linger: config.linger,
+                shutdown: shutdown.clone(),
+                stats: stats.clone(),
+            };
+            let failure = failure.clone();
+            std::thread::Builder::new()
+                .name(format!("worker-{n}"))
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = worker.run() {
+                        error!(error = %e, "worker stopped; its uncommitted messages return to the queue");
+                        worker.shutdown.trigger();
+                        failure.lock().expect("failure lock").get_or_insert(e);
+                    }
+                })
+                .expect("spawn worker thread");
+        }
+        drop(rx); // once the workers are gone, a poller's send fails instead of waiting forever
+    });
+    for poller in pollers {
+        let _ = runtime.block_on(poller);
+    }
+    // Every handle gone: the lease task finishes the deletes of committed batches, then ends.
+    drop(leases);
+    runtime.block_on(lease_task.finish());
+    progress.finish();
+    let summary = Summary { stats: stats.clone(), elapsed: started.elapsed() };
+    let failure = failure.lock().expect("failure lock").take();
+    failure.map_or(Ok(summary), Err)
+}

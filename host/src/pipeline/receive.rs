@@ -1,0 +1,92 @@
+//! Pollers: async tasks that long-poll SQS, hand every receipt to the lease task at once, and
+//! send the messages down the bounded channel to the workers.
+
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use super::batch::Envelope;
+use super::shutdown::Shutdown;
+use crate::error::Result;
+use crate::progress::{Phase, Stats};
+use crate::retry::Backoff;
+use crate::source::{Leases, SqsConfig, SqsSource};
+
+/// Resolves the queue, waiting out an SQS that is not up yet.
+pub async fn connect(config: &SqsConfig, shutdown: &Shutdown) -> Result<SqsSource> {
+    let mut backoff = Backoff::new();
+    loop {
+        match SqsSource::connect(config, false).await {
+            Ok(source) => return Ok(source),
+            Err(e) if !shutdown.requested() => {
+                let wait = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "SQS unavailable; waiting");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub struct Poller {
+    pub source: SqsSource,
+    pub tx: flume::Sender<Envelope>,
+    pub leases: Leases,
+    pub shutdown: Shutdown,
+    pub stats: Stats,
+    pub visibility: Duration,
+    /// Stop once the queue is empty.
+    pub drain: bool,
+}
+
+impl Poller {
+    pub async fn run(self) {
+        // In drain mode a short wait tells "empty" quickly; otherwise long polling keeps calls cheap.
+        let wait = Duration::from_secs(if self.drain { 1 } else { 20 });
+        let mut backoff = Backoff::new();
+        while !self.shutdown.requested() {
+            let received = tokio::select! {
+                r = async {
+                    let started = Instant::now();
+                    let r = self.source.receive(wait, self.visibility).await;
+                    self.stats.add_busy(Phase::Receive, started.elapsed());
+                    r
+                } => r,
+                _ = self.shutdown.wait() => break, // an abandoned receive's messages reappear after the timeout
+            };
+            match received {
+                // Empty means nothing visible and nothing in flight anywhere (ours are done by
+                // the time the channel is; another host's may still fail and come back).
+                Ok(batch) if batch.is_empty() && self.drain => {
+                    match self.source.approximate_depth().await {
+                        Ok((0, 0)) => break,
+                        Ok(_) => continue,
+                        Err(e) => warn!(error = %e, "cannot read the queue depth"),
+                    }
+                }
+                Ok(batch) => {
+                    backoff = Backoff::new();
+                    self.stats.add_received(batch.len());
+                    let again = batch.iter().filter(|m| m.receive_count > 1).count();
+                    if again > 0 {
+                        self.stats.add_received_again(again);
+                    }
+                    self.leases.hold(batch.iter().map(|m| m.receipt.clone()).collect());
+                    for message in batch {
+                        if self.tx.send_async(Envelope::from(message)).await.is_err() {
+                            return; // workers are gone (fatal error); what we hold returns to the queue
+                        }
+                    }
+                }
+                Err(e) => {
+                    let wait = backoff.next_delay();
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "SQS receive failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.shutdown.wait() => break,
+                    }
+                }
+            }
+        }
+    }
+}

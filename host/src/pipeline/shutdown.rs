@@ -1,0 +1,58 @@
+//! SIGINT/SIGTERM: stop receiving, finish and commit what is in flight, delete it, exit 0.
+//! A second signal exits at once (nothing is lost: uncommitted messages are redelivered).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    flag: Arc<AtomicBool>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Shutdown {
+    /// Installs the signal handlers on `runtime`.
+    pub fn install(runtime: &tokio::runtime::Runtime) -> Result<Self> {
+        let shutdown = Shutdown::default();
+        let on_signal = shutdown.clone();
+        let _guard = runtime.enter();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(Error::io("cannot install the SIGTERM handler"))?;
+        runtime.spawn(async move {
+            for count in 1.. {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                if count > 1 {
+                    warn!("second signal: exiting now; uncommitted messages return to the queue");
+                    std::process::exit(130);
+                }
+                info!("signal received: finishing the batches in flight, then exiting");
+                on_signal.trigger();
+            }
+        });
+        Ok(shutdown)
+    }
+
+    pub fn trigger(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn requested(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once shutdown is requested.
+    pub async fn wait(&self) {
+        let notified = self.notify.notified();
+        if !self.requested() {
+            notified.await;
+        }
+    }
+}

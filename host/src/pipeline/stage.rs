@@ -1,0 +1,136 @@
+//! The module stage: the wasm runtime with the isolation that keeps one bad message, or one
+//! bad call, from holding up a batch. A failed call (trap, deadline, memory cap) loses
+//! nothing: the instance is replaced and the batch is retried in halves ([`bisect`]), so the
+//! messages that are fine go through and a message that fails on its own, twice, is rejected
+//! as `module_failed` (its body encrypted like any rejection). If no message of a batch can be
+//! transformed the module itself is broken: that is an error, and the caller stops without
+//! deleting anything.
+
+use std::borrow::Cow;
+
+use maskflow_transform::{BodySealer, Message, Outcome};
+use tracing::warn;
+
+use super::isolate::{bisect, Attempt};
+use crate::error::{Error, Result};
+use crate::runtime::{ModuleLimits, WasmInstance, WasmModule};
+
+pub const MODULE_FAILED: &str = "module_failed";
+
+/// What the stage is made of (built by the CLI layer).
+pub struct ModuleConfig {
+    /// The module's bytes: the embedded one or `--module PATH`.
+    pub bytes: Cow<'static, [u8]>,
+    pub limits: ModuleLimits,
+    /// The `init` config JSON (ABI.md): keys, mapping, cache size.
+    pub init_json: String,
+    /// Encrypts bodies of messages the host rejects itself.
+    pub sealer: BodySealer,
+}
+
+/// The module compiled once and checked against its config; [`Stages::stage`] gives each
+/// worker its own instance. The one constructor used by `run` and `transform`.
+pub struct Stages {
+    module: WasmModule,
+    sealer: BodySealer,
+    columns: Vec<String>,
+}
+
+impl Stages {
+    pub fn prepare(config: ModuleConfig) -> Result<Self> {
+        let module = WasmModule::compile(&config.bytes, config.limits, &config.init_json)?;
+        // Fail fast on a bad module or config, and learn the output columns.
+        let columns = module.instantiate()?.columns().to_vec();
+        Ok(Stages { module, sealer: config.sealer, columns })
+    }
+
+    /// The module's output columns, in row order.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    pub fn sealer(&self) -> &BodySealer {
+        &self.sealer
+    }
+
+    pub fn stage(&self) -> Result<ModuleStage> {
+        ModuleStage::new(self.module.clone(), self.sealer.clone())
+    }
+}
+
+pub struct ModuleStage {
+    module: WasmModule,
+    instance: Option<WasmInstance>,
+    sealer: BodySealer,
+    /// Whether this module has transformed anything yet: a module that never has is not trusted
+    /// to judge single messages.
+    proven: bool,
+}
+
+impl ModuleStage {
+    pub fn new(module: WasmModule, sealer: BodySealer) -> Result<Self> {
+        let instance = module.instantiate()?;
+        Ok(ModuleStage { module, instance: Some(instance), sealer, proven: false })
+    }
+
+    /// One outcome per message, in order.
+    pub fn run(&mut self, messages: &[Message]) -> Result<Vec<Outcome>> {
+        let outcomes = bisect(self, messages, &mut Self::attempt, &mut Self::alone)?;
+        let failed = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Rejected { reason, .. } if reason == MODULE_FAILED))
+            .count();
+        if failed > 0 && (failed == messages.len() && messages.len() > 1 || !self.proven) {
+            return Err(Error::Module(format!(
+                "the module failed on every message it was given ({failed}); nothing was deleted. \
+                 Check --module, --module-timeout-ms and --module-memory-mb"
+            )));
+        }
+        Ok(outcomes)
+    }
+
+    fn attempt(&mut self, messages: &[Message]) -> Attempt<Vec<Outcome>, Error> {
+        match self.call(messages) {
+            Ok(Ok(outcomes)) => {
+                self.proven = true;
+                Attempt::Done(outcomes)
+            }
+            Ok(Err(e)) => {
+                warn!(messages = messages.len(), error = %e, "module call failed; retrying in smaller batches");
+                Attempt::Bisect(e.to_string())
+            }
+            Err(fatal) => Attempt::Stop(fatal),
+        }
+    }
+
+    /// A single message failed: one more try on a fresh instance, then it is the message.
+    fn alone(&mut self, message: &Message, _why: String) -> Result<Vec<Outcome>> {
+        if let Ok(outcomes) = self.call(std::slice::from_ref(message))? {
+            return Ok(outcomes);
+        }
+        warn!(
+            message_id = message.id,
+            "module fails on this message alone; rejecting it as {MODULE_FAILED}"
+        );
+        Ok(vec![Outcome::Rejected {
+            reason: MODULE_FAILED.into(),
+            message: "the transform module failed on this message (trap, deadline or memory cap)"
+                .into(),
+            encrypted_body: self.sealer.seal(message.body),
+        }])
+    }
+
+    /// The outer error is fatal (the module cannot even be instantiated); the inner one is a
+    /// failed call.
+    fn call(&mut self, messages: &[Message]) -> Result<Result<Vec<Outcome>>> {
+        let instance = match self.instance.as_mut() {
+            Some(instance) => instance,
+            None => self.instance.insert(self.module.instantiate()?),
+        };
+        let result = instance.transform(messages);
+        if result.is_err() {
+            self.instance = None; // a trapped store is not reused
+        }
+        Ok(result)
+    }
+}

@@ -1,0 +1,151 @@
+//! A worker: the one place that decides what happens to a batch. It transforms (the module
+//! stage isolates bad messages), commits (isolating rows PostgreSQL refuses, waiting out an
+//! unavailable database), then acks the receipts to the lease task, which deletes them. A
+//! fatal error stops the host; nothing uncommitted is ever acked.
+
+use std::time::{Duration, Instant};
+
+use maskflow_transform::{BodySealer, Outcome};
+use tracing::{info, warn};
+
+use super::batch::{Batch, Envelope};
+use super::isolate::{bisect, Attempt};
+use super::shutdown::Shutdown;
+use super::stage::{ModuleStage, Stages};
+use crate::error::Result;
+use crate::progress::{Phase, Stats};
+use crate::retry::Backoff;
+use crate::sink::{CommitStats, Item, PostgresConfig, PostgresSink, SinkError, SINK_REFUSED};
+use crate::source::Leases;
+
+pub struct Worker<'a> {
+    pub rx: flume::Receiver<Envelope>,
+    pub leases: Leases,
+    pub stages: &'a Stages,
+    pub postgres: &'a PostgresConfig,
+    pub batch_size: usize,
+    pub linger: Duration,
+    pub shutdown: Shutdown,
+    pub stats: Stats,
+}
+
+impl Worker<'_> {
+    pub fn run(&self) -> Result<()> {
+        let mut stage = self.stages.stage()?;
+        let mut sink = PostgresSink::new(self.postgres, self.stages.columns().to_vec())?;
+        self.while_unavailable("PostgreSQL unavailable; retrying", || sink.connect())?;
+        while let Some(batch) = self.next_batch() {
+            self.process(batch, &mut stage, &mut sink)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `batch_size` messages, waiting at most `linger` after the first; `None` once the
+    /// pollers have stopped and the channel is drained.
+    fn next_batch(&self) -> Option<Batch> {
+        let first = loop {
+            match self.rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(m) => break m,
+                Err(flume::RecvTimeoutError::Timeout) => continue,
+                Err(flume::RecvTimeoutError::Disconnected) => return None,
+            }
+        };
+        let mut batch = Batch::new(first);
+        let deadline = Instant::now() + self.linger;
+        while batch.len() < self.batch_size {
+            match self.rx.recv_deadline(deadline) {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    fn process(
+        &self,
+        mut batch: Batch,
+        stage: &mut ModuleStage,
+        sink: &mut PostgresSink,
+    ) -> Result<()> {
+        let held = batch.len() as i64;
+        self.stats.add_in_flight(held);
+        let outcomes = self.stats.timed(Phase::Module, || stage.run(&batch.messages()))?;
+        batch.set_outcomes(outcomes);
+        let committed = self.stats.timed(Phase::Commit, || {
+            self.while_unavailable("PostgreSQL unavailable; batch not committed, retrying", || {
+                commit_isolating(sink, &batch.envelopes, self.stages.sealer())
+            })
+        })?;
+        self.stats.add_written(committed);
+        crash_point("after-commit");
+        self.stats.add_in_flight(-held);
+        self.leases.ack(batch.into_receipts());
+        Ok(())
+    }
+
+    /// Runs `f` until it is not [`SinkError::Unavailable`], with capped backoff; gives up when
+    /// shutdown is requested (what is not committed comes back to the queue).
+    fn while_unavailable<T>(
+        &self,
+        what: &str,
+        mut f: impl FnMut() -> Result<T, SinkError>,
+    ) -> Result<T> {
+        let mut backoff = Backoff::new();
+        loop {
+            match f() {
+                Err(SinkError::Unavailable(e)) if !self.shutdown.requested() => {
+                    let wait = backoff.next_delay();
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what}");
+                    std::thread::sleep(wait);
+                }
+                other => return other.map_err(Into::into),
+            }
+        }
+    }
+}
+
+/// Commits the batch; rows PostgreSQL refuses are isolated by halving and recorded as
+/// `sink_refused` rejections (with the SQLSTATE only) while the rest of the batch lands.
+fn commit_isolating(
+    sink: &mut PostgresSink,
+    envelopes: &[Envelope],
+    sealer: &BodySealer,
+) -> Result<CommitStats, SinkError> {
+    let attempt = &mut |sink: &mut PostgresSink, slice: &[Envelope]| {
+        let items: Vec<Item> = slice
+            .iter()
+            .filter_map(|e| Some(Item { id: &e.id, outcome: e.outcome.as_ref()? }))
+            .collect();
+        match sink.commit(&items) {
+            Ok(stats) => Attempt::Done(stats),
+            Err(SinkError::Refused(why)) => Attempt::Bisect(why),
+            Err(e) => Attempt::Stop(e),
+        }
+    };
+    let alone = &mut |sink: &mut PostgresSink, envelope: &Envelope, why: String| {
+        info!(message_id = envelope.id, reason = %why, "PostgreSQL refused a row the module accepted; rejecting it as {SINK_REFUSED}");
+        let outcome = Outcome::Rejected {
+            reason: SINK_REFUSED.into(),
+            message: format!("PostgreSQL refused the row: {why}"),
+            encrypted_body: sealer.seal(envelope.body.as_bytes()),
+        };
+        sink.commit(&[Item { id: &envelope.id, outcome: &outcome }])
+    };
+    bisect(sink, envelopes, attempt, alone)
+}
+
+impl super::isolate::Merge for CommitStats {
+    fn merge(&mut self, other: Self) {
+        *self += other;
+    }
+}
+
+/// Test hook: `MASKFLOW_CRASH_AT=after-commit` aborts the process at that point, the worst
+/// moment for exactly-once (committed, not deleted). Used by the redelivery tests.
+fn crash_point(name: &str) {
+    static CRASH_AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if CRASH_AT.get_or_init(|| std::env::var("MASKFLOW_CRASH_AT").ok()).as_deref() == Some(name) {
+        warn!("MASKFLOW_CRASH_AT={name}: aborting on purpose");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,159 @@
+//! Steps 3-6 of wasmtime's embedding: store (with limits), linker, instance, typed exports,
+//! then `init(config)`. The bytes crossing the boundary are `maskflow_transform::wire`'s.
+
+use maskflow_transform::wire::{self, WireError};
+use maskflow_transform::{Message, Outcome};
+use wasmtime::{Instance, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, TypedFunc};
+
+use super::module::{WasmModule, ABI_VERSION};
+use crate::error::{Error, Result};
+
+/// A live instance: one per worker, used for many batches.
+pub struct WasmInstance {
+    store: Store<StoreLimits>,
+    memory: Memory,
+    alloc: TypedFunc<u32, u32>,
+    dealloc: TypedFunc<(u32, u32), ()>,
+    init: TypedFunc<(u32, u32), u64>,
+    transform_batch: TypedFunc<(u32, u32), u64>,
+    deadline_ticks: u64,
+    columns: Vec<String>,
+    /// The encoded batch, reused between calls.
+    input: Vec<u8>,
+}
+
+impl WasmInstance {
+    pub(super) fn new(module: &WasmModule) -> Result<Self> {
+        // 3. Store: per-instance state, holding the memory cap.
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(module.limits.memory_bytes)
+            .instances(1)
+            .tables(4)
+            .memories(1)
+            .build();
+        let mut store = Store::new(&module.engine, limits);
+        store.limiter(|limits| limits);
+        let deadline_ticks = module.limits.deadline_ticks();
+        store.set_epoch_deadline(deadline_ticks);
+
+        // 4. Linker: empty on purpose, the ABI has no imports.
+        let linker: Linker<StoreLimits> = Linker::new(&module.engine);
+        let instance = linker
+            .instantiate(&mut store, &module.module)
+            .map_err(|e| Error::Module(format!("cannot instantiate: {e:#}")))?;
+
+        // 5. Typed exports: a missing or mistyped one means this is not a maskflow ABI module.
+        let abi_version: TypedFunc<(), u32> =
+            typed(&instance, &mut store, "abi_version", "() -> i32")?;
+        let version = abi_version
+            .call(&mut store, ())
+            .map_err(|e| Error::Module(format!("abi_version trapped: {e}")))?;
+        if version != ABI_VERSION {
+            return Err(Error::Module(format!(
+                "the module speaks ABI version {version}; this maskflow speaks {ABI_VERSION}"
+            )));
+        }
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| Error::Module("the module exports no `memory`".into()))?;
+        let mut wasm = WasmInstance {
+            alloc: typed(&instance, &mut store, "alloc", "(i32) -> i32")?,
+            dealloc: typed(&instance, &mut store, "dealloc", "(i32, i32) -> ()")?,
+            init: typed(&instance, &mut store, "init", "(i32, i32) -> i64")?,
+            transform_batch: typed(&instance, &mut store, "transform_batch", "(i32, i32) -> i64")?,
+            store,
+            memory,
+            deadline_ticks,
+            columns: Vec::new(),
+            input: Vec::new(),
+        };
+
+        // 6. init(config): the key and the mapping; the answer names the output columns.
+        let init = wasm.init.clone();
+        let payload = wasm
+            .call(init, module.config_json.as_bytes())
+            .map_err(|e| Error::Module(format!("init failed: {e}")))?;
+        wasm.columns = wire::decode_columns(&payload).map_err(|e| malformed("init", e))?;
+        Ok(wasm)
+    }
+
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// One `transform_batch` call. An error (trap, deadline, memory cap, malformed answer) leaves
+    /// the instance unusable: drop it and instantiate again.
+    pub fn transform(&mut self, messages: &[Message]) -> Result<Vec<Outcome>> {
+        let mut input = std::mem::take(&mut self.input);
+        input.clear();
+        wire::encode_batch(&mut input, messages);
+        let transform_batch = self.transform_batch.clone();
+        let result = self.call(transform_batch, &input);
+        self.input = input;
+        wire::decode_outcomes(&result?, messages.len(), self.columns.len())
+            .map_err(|e| malformed("transform_batch", e))
+    }
+
+    /// Copies `input` into module memory, calls `func`, copies the result payload out and frees
+    /// the input. A status of 1 (the module's own error) is an error.
+    fn call(&mut self, func: TypedFunc<(u32, u32), u64>, input: &[u8]) -> Result<Vec<u8>> {
+        let trap = |what: &str, e: wasmtime::Error| {
+            Error::Module(format!("{what}: {}", describe_trap(&e)))
+        };
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let len =
+            u32::try_from(input.len()).map_err(|_| Error::Module("input over 4 GiB".into()))?;
+        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| trap("alloc", e))?;
+        if ptr == 0 && len > 0 {
+            return Err(Error::Module(format!(
+                "alloc({len}) failed: the module is out of memory (see --module-memory-mb)"
+            )));
+        }
+        self.memory
+            .write(&mut self.store, ptr as usize, input)
+            .map_err(|_| Error::Module("alloc returned memory out of bounds".into()))?;
+        let packed = func.call(&mut self.store, (ptr, len)).map_err(|e| trap("call", e))?;
+        let (out_ptr, out_len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+        // One copy out of module memory: the payload after the status byte.
+        let result = match self
+            .memory
+            .data(&self.store)
+            .get(out_ptr..out_ptr + out_len)
+            .map(wire::split_status)
+        {
+            None => Err(Error::Module("result points outside memory".into())),
+            Some(Ok(Ok(payload))) => Ok(payload.to_vec()),
+            Some(Ok(Err(message))) => Err(Error::Module(format!("the module reported: {message}"))),
+            Some(Err(e)) => Err(Error::Module(e.to_string())),
+        };
+        self.dealloc.call(&mut self.store, (ptr, len)).map_err(|e| trap("dealloc", e))?;
+        result
+    }
+}
+
+fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+    instance: &Instance,
+    store: &mut Store<StoreLimits>,
+    name: &str,
+    signature: &str,
+) -> Result<TypedFunc<P, R>> {
+    instance.get_typed_func(store, name).map_err(|e| {
+        Error::Module(format!(
+            "export `{name}` {signature} is missing or mistyped ({e}); is this a maskflow ABI v{ABI_VERSION} module?"
+        ))
+    })
+}
+
+fn malformed(call: &str, e: WireError) -> Error {
+    Error::Module(format!("malformed {call} result: {e}"))
+}
+
+fn describe_trap(e: &wasmtime::Error) -> String {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => {
+            "interrupted: the call ran past its deadline (--module-timeout-ms)".into()
+        }
+        Some(trap) => format!("trapped: {trap}"),
+        None => format!("{e:#}"),
+    }
+}

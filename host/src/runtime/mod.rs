@@ -1,0 +1,10 @@
+//! The wasm runtime: a module with the ABI in transform/ABI.md, run by wasmtime in a sandbox
+//! (no imports, a memory cap, a deadline per call). [`WasmModule`] is compiled once and shared;
+//! each worker owns a [`WasmInstance`].
+
+mod instance;
+mod module;
+
+pub use instance::WasmInstance;
+pub use maskflow_transform::Outcome;
+pub use module::{ModuleLimits, WasmModule, ABI_VERSION, EMBEDDED_MODULE};

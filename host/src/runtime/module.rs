@@ -1,0 +1,83 @@
+//! Steps 1-2 of wasmtime's embedding (engine, module) and the sandbox limits every instance
+//! gets; the instance steps are in `instance.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Engine, Module};
+
+use super::WasmInstance;
+use crate::error::{Error, Result};
+
+/// The module built from transform/ at compile time (host/build.rs), so the binary is self-contained.
+pub static EMBEDDED_MODULE: &[u8] = include_bytes!(env!("MASKFLOW_MODULE_PATH"));
+
+pub const ABI_VERSION: u32 = maskflow_transform::ABI_VERSION;
+/// Epoch ticks are this far apart; deadlines are whole ticks.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Sandbox limits for every instance.
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleLimits {
+    /// Linear memory cap; `memory.grow` past it fails inside the module.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one call; a module still running then is interrupted (trap).
+    pub call_timeout: Duration,
+}
+
+impl ModuleLimits {
+    pub(super) fn deadline_ticks(&self) -> u64 {
+        (self.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64
+    }
+}
+
+/// A compiled module, shared by all workers; each worker instantiates its own.
+#[derive(Clone)]
+pub struct WasmModule {
+    pub(super) engine: Engine,
+    pub(super) module: Module,
+    pub(super) limits: ModuleLimits,
+    pub(super) config_json: Arc<str>,
+}
+
+impl WasmModule {
+    pub fn compile(bytes: &[u8], limits: ModuleLimits, config_json: &str) -> Result<Self> {
+        // 1. Engine: Cranelift, with epoch interruption so a looping module can be stopped.
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)
+            .map_err(|e| Error::Module(format!("cannot create the wasmtime engine: {e}")))?;
+
+        // 2. Module: validated and compiled once, here.
+        let module = Module::new(&engine, bytes)
+            .map_err(|e| Error::Module(format!("not a valid WebAssembly module: {e:#}")))?;
+        if let Some(import) = module.imports().next() {
+            return Err(Error::Module(format!(
+                "the module imports `{}.{}`; a maskflow module is pure computation and imports nothing (ABI.md)",
+                import.module(),
+                import.name()
+            )));
+        }
+
+        // The clock behind every deadline: one thread ticking the engine's epoch, ending with it.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(Error::io("cannot start the wasm epoch thread"))?;
+
+        Ok(WasmModule { engine, module, limits, config_json: config_json.into() })
+    }
+
+    /// A fresh instance, initialised with the config. Errors here are the module's or the
+    /// config's fault, not a message's: callers stop rather than reject messages.
+    pub fn instantiate(&self) -> Result<WasmInstance> {
+        WasmInstance::new(self)
+    }
+}

@@ -1,0 +1,261 @@
+//! The ABI v1 wire format (ABI.md), written once for both sides: the module's exports
+//! (`abi.rs`, wasm32 only) and any host (maskflow's runtime, tests, benchmarks). Everything is
+//! little-endian; `str`/`bytes` are a `u32` length and the bytes; a NULL cell is `u32::MAX`.
+//!
+//! Decoders refuse anything malformed with a [`WireError`] naming what was wrong; they never
+//! panic, whatever the bytes (a host must survive a hostile module, and a module a buggy host).
+
+use crate::{Message, Outcome, Rejection, Row};
+
+/// First byte of every result: the payload follows.
+pub const STATUS_OK: u8 = 0;
+/// First byte of every result: a UTF-8 error message follows.
+pub const STATUS_ERROR: u8 = 1;
+const KIND_ROW: u8 = 0;
+const KIND_REJECTION: u8 = 1;
+const NULL: u32 = u32::MAX;
+
+/// Bytes that do not follow ABI.md.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WireError(pub String);
+
+fn malformed<T>(what: &str) -> Result<T, WireError> {
+    Err(WireError(what.to_owned()))
+}
+
+// ---- encoding -------------------------------------------------------------------------------
+
+pub fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+pub fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(out, bytes.len() as u32);
+    out.extend_from_slice(bytes);
+}
+
+/// `transform_batch` input: `u32 count`, then per message `str id, i64 sent_ms, bytes body`.
+pub fn encode_batch(out: &mut Vec<u8>, messages: &[Message]) {
+    put_u32(out, messages.len() as u32);
+    for m in messages {
+        put_bytes(out, m.id.as_bytes());
+        out.extend_from_slice(&m.sent_timestamp_ms.to_le_bytes());
+        put_bytes(out, m.body);
+    }
+}
+
+/// `init` ok payload: the output column names.
+pub fn encode_columns(out: &mut Vec<u8>, names: &[String]) {
+    put_u32(out, names.len() as u32);
+    for name in names {
+        put_bytes(out, name.as_bytes());
+    }
+}
+
+/// One row outcome: kind 0, then one cell per column.
+pub fn encode_row(out: &mut Vec<u8>, row: &Row) {
+    out.push(KIND_ROW);
+    for value in row.values() {
+        match value {
+            Some(text) => put_bytes(out, text.as_bytes()),
+            None => put_u32(out, NULL),
+        }
+    }
+}
+
+/// One rejection outcome: kind 1, then reason code, message, encrypted body.
+pub fn encode_rejection(out: &mut Vec<u8>, rejection: &Rejection) {
+    out.push(KIND_REJECTION);
+    put_bytes(out, rejection.reason.code().as_bytes());
+    put_bytes(out, rejection.message.as_bytes());
+    put_bytes(out, rejection.encrypted_body.as_bytes());
+}
+
+// ---- decoding -------------------------------------------------------------------------------
+
+/// Splits a result buffer on its status byte: the payload, or the module's error message.
+pub fn split_status(result: &[u8]) -> Result<Result<&[u8], String>, WireError> {
+    match result.split_first() {
+        Some((&STATUS_OK, payload)) => Ok(Ok(payload)),
+        Some((&STATUS_ERROR, message)) => Ok(Err(String::from_utf8_lossy(message).into_owned())),
+        _ => malformed("malformed result status"),
+    }
+}
+
+/// The column names of an `init` ok payload.
+pub fn decode_columns(payload: &[u8]) -> Result<Vec<String>, WireError> {
+    let mut reader = Reader(payload);
+    let count = reader.u32()?;
+    let names = (0..count).map(|_| reader.string()).collect::<Result<_, _>>()?;
+    reader.finish()?;
+    Ok(names)
+}
+
+/// The outcomes of a `transform_batch` ok payload: exactly `expected` of them, rows with
+/// `columns` cells each.
+pub fn decode_outcomes(
+    payload: &[u8],
+    expected: usize,
+    columns: usize,
+) -> Result<Vec<Outcome>, WireError> {
+    let mut reader = Reader(payload);
+    let count = reader.u32()? as usize;
+    if count != expected {
+        return malformed(&format!("answered {count} outcomes for {expected} messages"));
+    }
+    let outcomes = (0..count)
+        .map(|_| match reader.u8()? {
+            KIND_ROW => Ok(Outcome::Row(
+                (0..columns).map(|_| reader.nullable_string()).collect::<Result<_, _>>()?,
+            )),
+            KIND_REJECTION => Ok(Outcome::Rejected {
+                reason: reader.string()?,
+                message: reader.string()?,
+                encrypted_body: reader.string()?,
+            }),
+            kind => malformed(&format!("unknown outcome kind {kind}")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    reader.finish()?;
+    Ok(outcomes)
+}
+
+/// Reads a `transform_batch` input one message at a time, borrowing ids and bodies.
+pub struct BatchReader<'a> {
+    reader: Reader<'a>,
+    remaining: u32,
+}
+
+impl<'a> BatchReader<'a> {
+    pub fn new(input: &'a [u8]) -> Result<Self, WireError> {
+        let mut reader = Reader(input);
+        let remaining = reader.u32()?;
+        Ok(BatchReader { reader, remaining })
+    }
+
+    /// How many messages the batch announces.
+    pub fn len(&self) -> u32 {
+        self.remaining
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// The next message; `Ok(None)` after the last one, if no bytes trail it.
+    pub fn next_message(&mut self) -> Result<Option<Message<'a>>, WireError> {
+        if self.remaining == 0 {
+            self.reader.finish()?;
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        let id = std::str::from_utf8(self.reader.bytes()?)
+            .map_err(|_| WireError("message id is not UTF-8".into()))?;
+        let sent_timestamp_ms = i64::from_le_bytes(self.reader.array()?);
+        let body = self.reader.bytes()?;
+        Ok(Some(Message { id, body, sent_timestamp_ms }))
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.0.len() < n {
+            return malformed("ends early");
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        Ok(self.take(N)?.try_into().expect("take returned N bytes"))
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, WireError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn nullable_string(&mut self) -> Result<Option<String>, WireError> {
+        match self.u32()? {
+            NULL => Ok(None),
+            n => match std::str::from_utf8(self.take(n as usize)?) {
+                Ok(text) => Ok(Some(text.to_owned())),
+                Err(_) => malformed("text is not UTF-8"),
+            },
+        }
+    }
+    fn string(&mut self) -> Result<String, WireError> {
+        self.nullable_string()?.map_or_else(|| malformed("NULL where text was required"), Ok)
+    }
+    fn finish(&self) -> Result<(), WireError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            malformed("trailing bytes")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Reason;
+
+    #[test]
+    fn a_batch_round_trips() {
+        let messages = [
+            Message { id: "m1", body: b"{}", sent_timestamp_ms: 1_700_000_000_000 },
+            Message { id: "m2", body: b"", sent_timestamp_ms: -1 },
+        ];
+        let mut out = Vec::new();
+        encode_batch(&mut out, &messages);
+        let mut reader = BatchReader::new(&out).unwrap();
+        assert_eq!(reader.len(), 2);
+        for m in &messages {
+            let got = reader.next_message().unwrap().unwrap();
+            assert_eq!(
+                (got.id, got.body, got.sent_timestamp_ms),
+                (m.id, m.body, m.sent_timestamp_ms)
+            );
+        }
+        assert!(reader.next_message().unwrap().is_none());
+    }
+
+    #[test]
+    fn outcomes_round_trip_and_truncation_is_refused() {
+        let mut row = Row::default();
+        row.reset(2);
+        row.cells[0].push_str("u1");
+        row.nulls[0] = false;
+        let rejection = Rejection {
+            reason: Reason::InvalidIp,
+            message: "m".into(),
+            encrypted_body: "k1.x".into(),
+        };
+        let mut out = Vec::new();
+        put_u32(&mut out, 2);
+        encode_row(&mut out, &row);
+        encode_rejection(&mut out, &rejection);
+        let outcomes = decode_outcomes(&out, 2, 2).unwrap();
+        assert_eq!(outcomes[0], Outcome::Row(vec![Some("u1".into()), None]));
+        assert_eq!(
+            outcomes[1],
+            Outcome::Rejected {
+                reason: "invalid_ip".into(),
+                message: "m".into(),
+                encrypted_body: "k1.x".into()
+            }
+        );
+        for cut in 0..out.len() {
+            assert!(decode_outcomes(&out[..cut], 2, 2).is_err(), "cut at {cut} accepted");
+        }
+        assert!(decode_outcomes(&out, 3, 2).is_err(), "a count mismatch is refused");
+    }
+}
