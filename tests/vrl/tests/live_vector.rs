@@ -99,11 +99,13 @@ fn maskflow_bin() -> PathBuf {
 }
 
 /// What the test made, removed however it ends: Vector is killed, the temporary directory
-/// (bodies, Vector's data_dir and log) and the two databases are dropped.
+/// (bodies, Vector's data_dir and log), the two databases and the two queues are dropped.
 struct Cleanup {
     admin_url: String,
+    sqs_endpoint: String,
     dir: PathBuf,
     databases: Vec<String>,
+    queues: Vec<String>,
     vector: Option<Child>,
 }
 
@@ -124,6 +126,9 @@ impl Drop for Cleanup {
             for name in &self.databases {
                 admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).ok();
             }
+        }
+        for queue in &self.queues {
+            sqs_query(&self.sqs_endpoint, "DeleteQueue", queue, "").ok();
         }
     }
 }
@@ -170,13 +175,18 @@ fn fresh_queue(env: &HashMap<String, String>, dir: &Path, name: &str, bodies: &[
         .to_owned()
 }
 
-/// Messages left in a queue, visible or in flight (received, not yet deleted). Asked with the
-/// SQS query API over plain HTTP/1.0: LocalStack takes unsigned requests, and this crate has
-/// no AWS SDK (the test runs against the dev services only).
-fn queue_depth(endpoint: &str, queue_url: &str) -> usize {
+/// One call of the SQS query API over plain HTTP/1.0 (LocalStack takes unsigned requests, and
+/// this crate has no AWS SDK: the test runs against the dev services only); returns the body
+/// of a 200 response.
+fn sqs_query(
+    endpoint: &str,
+    action: &str,
+    queue_url: &str,
+    params: &str,
+) -> Result<String, String> {
     let authority = endpoint
         .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("{endpoint}: not LocalStack's plain-HTTP endpoint"))
+        .ok_or_else(|| format!("{endpoint}: not LocalStack's plain-HTTP endpoint"))?
         .trim_end_matches('/');
     let encoded: String = queue_url
         .bytes()
@@ -188,27 +198,31 @@ fn queue_depth(endpoint: &str, queue_url: &str) -> usize {
             }
         })
         .collect();
-    let body = format!(
-        "Action=GetQueueAttributes&Version=2012-11-05&QueueUrl={encoded}\
-         &AttributeName.1=ApproximateNumberOfMessages\
-         &AttributeName.2=ApproximateNumberOfMessagesNotVisible"
-    );
+    let body = format!("Action={action}&Version=2012-11-05&QueueUrl={encoded}{params}");
     let mut stream = TcpStream::connect(authority)
-        .unwrap_or_else(|e| panic!("connect to SQS at {authority}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        .map_err(|e| format!("{action}: connect to SQS at {authority}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
     write!(
         stream,
         "POST / HTTP/1.0\r\nHost: {authority}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
-    .expect("send GetQueueAttributes");
+    .map_err(|e| format!("{action}: {e}"))?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read GetQueueAttributes");
-    assert!(
-        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
-        "GetQueueAttributes: {response}"
-    );
+    stream.read_to_string(&mut response).map_err(|e| format!("{action}: {e}"))?;
+    match response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") {
+        true => Ok(response),
+        false => Err(format!("{action}: {response}")),
+    }
+}
+
+/// Messages left in a queue, visible or in flight (received, not yet deleted).
+fn queue_depth(endpoint: &str, queue_url: &str) -> usize {
+    let params = "&AttributeName.1=ApproximateNumberOfMessages\
+                  &AttributeName.2=ApproximateNumberOfMessagesNotVisible";
+    let response = sqs_query(endpoint, "GetQueueAttributes", queue_url, params)
+        .unwrap_or_else(|e| panic!("{e}"));
     let values: Vec<usize> = response
         .split("<Value>")
         .skip(1)
@@ -303,8 +317,10 @@ fn live_vector_pipeline_matches_the_host(vector: &Path) -> Result<(), Failed> {
     std::fs::create_dir_all(dir.join("data")).expect("create the temporary directory");
     let mut cleanup = Cleanup {
         admin_url: env["DATABASE_URL"].clone(),
+        sqs_endpoint: env["AWS_ENDPOINT_URL"].clone(),
         dir: dir.clone(),
         databases: Vec::new(),
+        queues: Vec::new(),
         vector: None,
     };
 
@@ -339,7 +355,9 @@ fn live_vector_pipeline_matches_the_host(vector: &Path) -> Result<(), Failed> {
     let vector_db = fresh_database(&mut cleanup, &format!("vrl_live_vector_{id}"));
     let before_send = utc_date(SystemTime::now());
     let host_queue = fresh_queue(&env, &dir, &format!("vrl-live-host-{id}"), &bodies);
+    cleanup.queues.push(host_queue.clone());
     let vector_queue = fresh_queue(&env, &dir, &format!("vrl-live-vector-{id}"), &bodies);
+    cleanup.queues.push(vector_queue.clone());
     let after_send = utc_date(SystemTime::now());
 
     // The host.
