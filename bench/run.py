@@ -9,6 +9,8 @@ import glob
 import json
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +29,7 @@ PY = sys.executable
 BASELINES = os.path.join(REPO, "bench", "baselines")
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--sections", default="transform,sink,e2e,original,scale")
+parser.add_argument("--sections", default="transform,sink,e2e,vector,original,scale")
 parser.add_argument("--messages", type=int, default=100_000, help="messages per end-to-end run")
 parser.add_argument("--python-messages", type=int, default=20_000,
                     help="messages per boto3-consumer run (its rate is steady well before that)")
@@ -207,6 +209,98 @@ def section_e2e():
             save()
 
 
+def find_vector():
+    """As the live test finds it: MASKFLOW_VECTOR_BIN, else <repo>/../shared/bin/vector, else PATH."""
+    if os.environ.get("MASKFLOW_VECTOR_BIN"):
+        return os.environ["MASKFLOW_VECTOR_BIN"]
+    shared = os.path.join(REPO, "..", "shared", "bin", "vector")
+    return shared if os.path.isfile(shared) else shutil.which("vector")
+
+
+def vector_run(vector, url, n, concurrency):
+    """vector/vector.yaml with `client_concurrency` SQS receive loops (the counterpart of the
+    host's --concurrency) on a filled queue. Vector never stops by itself when the queue is
+    empty, so the run ends when the tables hold every message: wall time is spawn to that
+    moment (start-up included, as in `maskflow run`), CPU the vector process's own (all its
+    threads, from /proc) and the services' over the same interval."""
+    db = fresh_database()
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(open(os.path.join(REPO, "vector", "tables.sql")).read())
+    work = tempfile.mkdtemp(prefix="maskflow-bench-vector-")
+    try:
+        config = open(os.path.join(REPO, "vector", "vector.yaml")).read()
+        source = "    type: aws_sqs\n"
+        if config.count(source) != 1:
+            raise SystemExit("bench: vector/vector.yaml has no single `type: aws_sqs` line to add client_concurrency to")
+        config_file = os.path.join(work, "vector.yaml")
+        open(config_file, "w").write(config.replace(source, f"{source}    client_concurrency: {concurrency}\n"))
+        global_file = os.path.join(work, "global.yaml")
+        os.mkdir(os.path.join(work, "data"))
+        open(global_file, "w").write(f"data_dir: {json.dumps(os.path.join(work, 'data'))}\n")
+        env = {**os.environ, "MASKFLOW_QUEUE_URL": url, "DATABASE_URL": db, "MASKFLOW_KEY": open(args.key_file).read(),
+               "VECTOR_LOG": "warn", "VECTOR_COLOR": "never"}
+        log_file = os.path.join(work, "vector.log")
+        before = services_cpu()
+        started = time.monotonic()
+        with open(log_file, "w") as log_out:
+            proc = subprocess.Popen([vector, "--config", config_file, "--config", global_file], cwd=REPO, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_out)
+        try:
+            deadline = started + max(120, n / 50)  # far beyond Vector's measured ~1,000 msg/s
+            done = 0
+            while done < n:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = open(log_file).read()[-3000:]
+                    raise SystemExit(f"bench: vector wrote {done} of {n} messages and "
+                                     f"{'exited' if proc.poll() is not None else 'timed out'}:\n{tail}")
+                time.sleep(0.1)
+                done = count(db, "user_logins") + count(db, "user_logins_rejected")
+            wall = time.monotonic() - started
+            after = services_cpu()
+            cpu_self = proc_cpu(proc.pid)
+            rss_kb = next(int(l.split()[1]) for l in open(f"/proc/{proc.pid}/status") if l.startswith("VmHWM:"))
+            time.sleep(2)  # a batch written twice would show now
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        rows, rejected = count(db, "user_logins"), count(db, "user_logins_rejected")
+        if rows + rejected != n:
+            raise SystemExit(f"bench: vector wrote {rows} rows + {rejected} rejected for {n} messages")
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        left = sum(int(v) for v in attrs["Attributes"].values())
+        if left:
+            raise SystemExit(f"bench: vector left {left} messages in the queue (not acknowledged)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    cpu = {"self": cpu_self, **{k: after[k] - before[k] for k in after}}
+    return {"wall_s": wall, "peak_rss_kb": rss_kb, "cpu_s": cpu, "messages": n, "msg_per_s": n / wall,
+            "cpu_ms_per_msg": cpu_self * 1000 / n, "rows": rows, "rejected": rejected}
+
+
+def section_vector():
+    """Vector 0.56 on vector/vector.yaml, with the message count and concurrencies of e2e."""
+    vector = find_vector()
+    if not vector:
+        log("vector: SKIPPED: no vector binary (MASKFLOW_VECTOR_BIN, <repo>/../shared/bin/vector, PATH)")
+        return
+    version = subprocess.run([vector, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    runs = results.setdefault("vector", {})
+    runs.update({"date": now(), "messages": args.messages, "version": version, "runs": []})
+    for c in [int(c) for c in args.concurrency.split(",")]:
+        url = fresh_queue(f"bench-vector-{c}")
+        send_rate = fill(url, args.messages, seed=c)
+        log(f"vector: {version}, client_concurrency {c}, {args.messages} messages (filled at {send_rate:.0f} msg/s)")
+        r = vector_run(vector, url, args.messages, c)
+        sqs.delete_queue(QueueUrl=url)
+        runs["runs"].append({"kind": "vector", "concurrency": c, "send_msg_per_s": send_rate, **r})
+        log(f"  {r['msg_per_s']:.0f} msg/s, {r['cpu_ms_per_msg']:.2f} ms CPU/msg, peak RSS {r['peak_rss_kb'] / 1024:.0f} MiB")
+        save()
+
+
 def section_original():
     n = args.original_messages
     url = fresh_queue("bench-original")
@@ -240,6 +334,6 @@ def now():
 results["machine"] = machine()
 save()
 for name in args.sections.split(","):
-    {"transform": section_transform, "sink": section_sink, "e2e": section_e2e, "original": section_original,
-     "scale": section_scale}[name]()
+    {"transform": section_transform, "sink": section_sink, "e2e": section_e2e, "vector": section_vector,
+     "original": section_original, "scale": section_scale}[name]()
 log(f"results in {args.results}")
