@@ -1,4 +1,14 @@
-//! Synthetic login events for the long runs, made on the fly so a million cost no memory here.
+//! Synthetic login events for the long runs, made on the fly so a million cost no memory here,
+//! and the loop that drives them through a chain.
+
+use std::time::{Duration, Instant};
+
+use fluvio_smartengine::SmartModuleChainInstance;
+
+use crate::{assert_same, input, native_outcome, outcomes, test_config_json, Msg};
+
+/// Records per engine call: a plausible SPU batch.
+pub const BATCH: usize = 1_000;
 
 /// Event `i`: every ip and device id distinct (the mask caches keep missing, the worst case for
 /// a leak to hide behind), and 2% malformed so the rejection path runs too.
@@ -30,4 +40,29 @@ pub fn sent_timestamp_ms(i: usize) -> i64 {
 /// Events `start..start+n` as (id, body, sent time).
 pub fn batch(start: usize, n: usize) -> Vec<(String, String, i64)> {
     (start..start + n).map(|i| (id(i), body(i), sent_timestamp_ms(i))).collect()
+}
+
+/// Runs events `0..n` through `engine` in batches; checks every 100th batch cell for cell
+/// against the library and returns the time spent inside the engine and inside the library.
+pub fn run(engine: &mut SmartModuleChainInstance, n: usize) -> (Duration, Duration) {
+    let mut library = maskflow_transform::Config::from_json(&test_config_json()).and_then(maskflow_transform::Transformer::new).expect("test config");
+    let (mut in_engine, mut in_library) = (Duration::ZERO, Duration::ZERO);
+    for start in (0..n).step_by(BATCH) {
+        let batch = batch(start, BATCH.min(n - start));
+        let messages: Vec<Msg> = batch.iter().map(|(id, body, ts)| Msg { id, body: body.as_bytes(), sent_timestamp_ms: *ts }).collect();
+        let sm_input = input(&messages);
+        let t = Instant::now();
+        let output = engine.process(sm_input).unwrap_or_else(|e| panic!("after {start} records: {e:#}"));
+        in_engine += t.elapsed();
+        assert_eq!(output.successes.len(), messages.len(), "one output per input");
+        let t = Instant::now();
+        let expected: Vec<_> = messages.iter().map(|m| native_outcome(&mut library, m.id, m.body, m.sent_timestamp_ms)).collect();
+        in_library += t.elapsed();
+        if (start / BATCH) % 100 == 0 {
+            for (i, (got, want)) in outcomes(&output).iter().zip(&expected).enumerate() {
+                assert_same(got, want, &format!("record {}: engine vs library", start + i));
+            }
+        }
+    }
+    (in_engine, in_library)
 }

@@ -1,9 +1,10 @@
 //! The maskflow SmartModule inside Fluvio's engine: same outcomes as the library, clean init
 //! errors, flat memory over a million records. Run by scripts/test-fluvio.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use maskflow_fluvio_test::{assert_golden, assert_same, chain, events, fits_a_delta, golden, input, memory_size, native_outcome, outcomes, test_config_json, Msg};
+use maskflow_fluvio_test::events::{run, BATCH};
+use maskflow_fluvio_test::{assert_golden, assert_same, chain, fits_a_delta, golden, input, memory_size, native_outcome, outcomes, test_config_json, Msg};
 use maskflow_transform::{Config, Transformer};
 use serde_json::json;
 
@@ -103,34 +104,8 @@ fn a_bad_config_is_a_clear_init_error_not_a_trap() {
 }
 
 const MIB: usize = 1 << 20;
-const BATCH: usize = 1_000;
 const WARM_UP: usize = 10_000;
 const RECORDS: usize = 1_000_000;
-
-/// Runs events `0..n` through `engine` in batches; checks every 100th batch cell for cell
-/// against the library and returns the time spent inside the engine and inside the library.
-fn run(engine: &mut fluvio_smartengine::SmartModuleChainInstance, n: usize) -> (Duration, Duration) {
-    let mut library = native();
-    let (mut in_engine, mut in_library) = (Duration::ZERO, Duration::ZERO);
-    for start in (0..n).step_by(BATCH) {
-        let batch = events::batch(start, BATCH.min(n - start));
-        let messages: Vec<Msg> = batch.iter().map(|(id, body, ts)| Msg { id, body: body.as_bytes(), sent_timestamp_ms: *ts }).collect();
-        let sm_input = input(&messages);
-        let t = Instant::now();
-        let output = engine.process(sm_input).unwrap_or_else(|e| panic!("after {start} records: {e:#}"));
-        in_engine += t.elapsed();
-        assert_eq!(output.successes.len(), messages.len(), "one output per input");
-        let t = Instant::now();
-        let expected: Vec<_> = messages.iter().map(|m| native_outcome(&mut library, m.id, m.body, m.sent_timestamp_ms)).collect();
-        in_library += t.elapsed();
-        if (start / BATCH) % 100 == 0 {
-            for (i, (got, want)) in outcomes(&output).iter().zip(&expected).enumerate() {
-                assert_same(got, want, &format!("record {}: engine vs library", start + i));
-            }
-        }
-    }
-    (in_engine, in_library)
-}
 
 #[test]
 fn a_million_records_through_one_chain_keep_memory_flat() {
