@@ -17,6 +17,7 @@ use maskflow_transform::{Config, Key, Message, Outcome, Transformer};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod abi_v1;
 pub mod events;
 
 pub fn repo_root() -> PathBuf {
@@ -29,6 +30,14 @@ pub fn smartmodule() -> Vec<u8> {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/wasm-smartmodule/maskflow_smartmodule.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build it with scripts/build-wasm --smartmodule", path.display()))
+}
+
+/// The ABI v1 module (scripts/build-wasm), if built: `$MASKFLOW_ABI_MODULE` or the default path.
+pub fn abi_v1_module() -> Option<Vec<u8>> {
+    let path = std::env::var_os("MASKFLOW_ABI_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/wasm-module/maskflow_transform.wasm"));
+    std::fs::read(path).ok()
 }
 
 /// The golden vectors' config (fixed test key, default mapping), as the `config` param's JSON.

@@ -1,10 +1,11 @@
 //! The maskflow SmartModule inside Fluvio's engine: same outcomes as the library, clean init
 //! errors, flat memory over a million records. Run by scripts/test-fluvio.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use maskflow_fluvio_test::events::{run, BATCH};
-use maskflow_fluvio_test::{assert_golden, assert_same, chain, fits_a_delta, golden, input, memory_size, native_outcome, outcomes, test_config_json, Msg};
+use maskflow_fluvio_test::abi_v1::AbiV1;
+use maskflow_fluvio_test::events::{self, run, BATCH};
+use maskflow_fluvio_test::{abi_v1_module, assert_golden, assert_same, chain, fits_a_delta, golden, input, memory_size, native_outcome, outcomes, test_config_json, Msg};
 use maskflow_transform::{Config, Transformer};
 use serde_json::json;
 
@@ -124,6 +125,8 @@ fn a_million_records_through_one_chain_keep_memory_flat() {
     let (in_engine, in_library) = run(&mut engine, RECORDS);
     let after = memory_size(engine, bound);
 
+    let in_abi_v1 = abi_v1_module().map(|wasm| (time_abi_v1(&wasm, &config, false), time_abi_v1(&wasm, &config, true)));
+
     let rate = |d: Duration| RECORDS as f64 / d.as_secs_f64();
     eprintln!(
         "fluvio engine: linear memory {:.2} MiB after init, {:.2} MiB after {WARM_UP} records, {:.2} MiB after {RECORDS} (bound {:.2} MiB)",
@@ -137,5 +140,27 @@ fn a_million_records_through_one_chain_keep_memory_flat() {
         rate(in_engine),
         rate(in_library)
     );
+    match in_abi_v1 {
+        Some((plain, fuel)) => eprintln!(
+            "ABI v1 module under plain wasmtime 34: {:.0} records/s, {:.0} with fuel metering as in the engine (same records)",
+            rate(plain),
+            rate(fuel)
+        ),
+        None => eprintln!("ABI v1 module not built (scripts/build-wasm): no like-for-like figure"),
+    }
     assert!(after < bound, "linear memory grew from {after_warm_up} to {after} bytes");
+}
+
+/// The same events through the ABI v1 module: time inside the module calls only.
+fn time_abi_v1(wasm: &[u8], config: &str, fuel: bool) -> Duration {
+    let mut module = AbiV1::new(wasm, config, fuel).expect("ABI v1 init");
+    let mut spent = Duration::ZERO;
+    for start in (0..RECORDS).step_by(BATCH) {
+        let batch = events::batch(start, BATCH);
+        let messages: Vec<Msg> = batch.iter().map(|(id, body, ts)| Msg { id, body: body.as_bytes(), sent_timestamp_ms: *ts }).collect();
+        let t = Instant::now();
+        module.transform(&messages).expect("ABI v1 transform_batch");
+        spent += t.elapsed();
+    }
+    spent
 }
