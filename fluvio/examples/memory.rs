@@ -13,7 +13,8 @@ fn main() {
         let mut engine = chain(&[("config", &config)], Some(limit)).expect("init");
         run(&mut engine, n);
         let bytes = memory_size(engine, limit);
-        let per_record = previous.map_or(String::new(), |(pn, pb)| format!("  {:+.1} bytes/record since {pn}", (bytes as f64 - pb as f64) / (n - pn) as f64));
+        let per_record = previous
+            .map_or(String::new(), |(pn, pb)| format!("  {:+.1} bytes/record since {pn}", (bytes as f64 - pb as f64) / (n - pn) as f64));
         println!("{n:>7} records: {:>7.2} MiB{per_record}", bytes as f64 / (1 << 20) as f64);
         previous = Some((n, bytes));
     }

@@ -45,7 +45,8 @@ pub fn batch(start: usize, n: usize) -> Vec<(String, String, i64)> {
 /// Runs events `0..n` through `engine` in batches; checks every 100th batch cell for cell
 /// against the library and returns the time spent inside the engine and inside the library.
 pub fn run(engine: &mut SmartModuleChainInstance, n: usize) -> (Duration, Duration) {
-    let mut library = maskflow_transform::Config::from_json(&test_config_json()).and_then(maskflow_transform::Transformer::new).expect("test config");
+    let mut library =
+        maskflow_transform::Config::from_json(&test_config_json()).and_then(maskflow_transform::Transformer::new).expect("test config");
     let (mut in_engine, mut in_library) = (Duration::ZERO, Duration::ZERO);
     for start in (0..n).step_by(BATCH) {
         let batch = batch(start, BATCH.min(n - start));

@@ -97,7 +97,8 @@ pub fn assert_golden(v: &Vector, actual: &Value, transformer: &Transformer) {
     let mut expected = v.expected.clone();
     let mut actual = actual.clone();
     if expected.pointer("/rejection/encrypted_body") == Some(&Value::Null) {
-        let encrypted = actual.pointer("/rejection/encrypted_body").and_then(Value::as_str).unwrap_or_else(|| panic!("{}: no encrypted body", v.name));
+        let encrypted =
+            actual.pointer("/rejection/encrypted_body").and_then(Value::as_str).unwrap_or_else(|| panic!("{}: no encrypted body", v.name));
         let clear = transformer.unmask(encrypted).unwrap_or_else(|e| panic!("{}: unmask the body: {e}", v.name));
         assert!(clear.value == v.body(), "{}: the encrypted body does not decrypt to the body", v.name);
         expected["rejection"]["encrypted_body"] = Value::Null;
@@ -113,7 +114,11 @@ pub fn assert_same(actual: &Value, expected: &Value, what: &str) {
     }
     let short = |v: Option<&Value>| {
         let text = v.map_or("(absent)".to_owned(), Value::to_string);
-        if text.len() > 120 { format!("{}... ({} chars)", &text[..120], text.len()) } else { text }
+        if text.len() > 120 {
+            format!("{}... ({} chars)", &text[..120], text.len())
+        } else {
+            text
+        }
     };
     let mut diffs = vec![];
     for kind in ["row", "rejection"] {

@@ -3,9 +3,14 @@
 
 use std::time::{Duration, Instant};
 
+use fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION;
+use fluvio_smartmodule::dataplane::smartmodule::SmartModuleInput;
 use maskflow_fluvio_test::abi_v1::AbiV1;
 use maskflow_fluvio_test::events::{self, run, BATCH};
-use maskflow_fluvio_test::{abi_v1_module, assert_golden, assert_same, chain, fits_a_delta, golden, input, memory_size, native_outcome, outcomes, test_config_json, Msg};
+use maskflow_fluvio_test::{
+    abi_v1_module, assert_golden, assert_same, chain, fits_a_delta, golden, input, memory_size, native_outcome, outcomes, test_config_json,
+    Msg,
+};
 use maskflow_transform::{Config, Transformer};
 use serde_json::json;
 
@@ -44,7 +49,11 @@ fn golden_vectors_match_the_golden_file_and_the_library_cell_for_cell() {
             assert_eq!(got.len(), batch.len(), "one output record per input record");
             for ((out, record), (m, v)) in got.iter().zip(&output.successes).zip(batch.iter().zip(vs)) {
                 assert_golden(v, out, &library);
-                assert_same(out, &native_outcome(&mut library, m.id, m.body, m.sent_timestamp_ms), &format!("vector {}: engine vs library", v.name));
+                assert_same(
+                    out,
+                    &native_outcome(&mut library, m.id, m.body, m.sent_timestamp_ms),
+                    &format!("vector {}: engine vs library", v.name),
+                );
                 assert_eq!(record.key.as_ref().map(|k| k.as_ref()), Some(m.id.as_bytes()), "vector {}: key (message id) kept", v.name);
             }
             checked += size;
@@ -56,20 +65,19 @@ fn golden_vectors_match_the_golden_file_and_the_library_cell_for_cell() {
 }
 
 #[test]
-fn a_record_without_a_key_is_still_transformed() {
+fn a_record_without_a_key_or_with_a_binary_key_is_still_transformed() {
     let mut engine = chain(&[("config", &test_config_json())], None).expect("init");
     let body = br#"{"user_id": "u1", "ip": "10.0.0.1"}"#;
-    let mut record = fluvio_smartmodule::Record::new(&body[..]);
-    record.preamble.set_timestamp_delta(0);
-    let mut sm_input = fluvio_smartmodule::dataplane::smartmodule::SmartModuleInput::try_from_records(
-        vec![record],
-        fluvio_smartengine::DEFAULT_SMARTENGINE_VERSION,
-    )
-    .expect("encode");
+    let binary_key = [0xff_u8, 0xfe, 0x00];
+    let records = vec![fluvio_smartmodule::Record::new(&body[..]), fluvio_smartmodule::Record::new_key_value(&binary_key[..], &body[..])];
+    let mut sm_input = SmartModuleInput::try_from_records(records, DEFAULT_SMARTENGINE_VERSION).expect("encode");
     sm_input.set_base_timestamp(1_700_000_000_000);
-    let got = outcomes(&engine.process(sm_input).expect("process"));
-    assert_eq!(got, vec![native_outcome(&mut native(), "", body, 1_700_000_000_000)]);
-    assert_eq!(got[0]["row"]["create_date"], "2023-11-14");
+    let output = engine.process(sm_input).expect("process");
+    let expected = native_outcome(&mut native(), "", body, 1_700_000_000_000);
+    assert_eq!(outcomes(&output), vec![expected.clone(), expected]);
+    assert_eq!(outcomes(&output)[0]["row"]["create_date"], "2023-11-14");
+    assert!(output.successes[0].key.is_none(), "no key in, no key out");
+    assert_eq!(output.successes[1].key.as_ref().map(|k| k.as_ref()), Some(&binary_key[..]), "the key is passed through as is");
 }
 
 #[test]
@@ -87,10 +95,16 @@ fn a_bad_config_is_a_clear_init_error_not_a_trap() {
         ("not JSON".into(), Some("{keys".into()), "invalid config"),
         ("no key".into(), Some(with(json!({"keys": []}))), "no key given"),
         ("short key".into(), Some(with(json!({"keys": [{"id": "k1", "key": short_key}]}))), "invalid key `k1`"),
-        ("unknown kind".into(), Some(with(json!({"mapping": {"columns": [{"name": "a", "path": "a", "kind": "float"}]}}))), "unknown variant `float`"),
+        (
+            "unknown kind".into(),
+            Some(with(json!({"mapping": {"columns": [{"name": "a", "path": "a", "kind": "float"}]}}))),
+            "unknown variant `float`",
+        ),
         (
             "duplicate column".into(),
-            Some(with(json!({"mapping": {"columns": [{"name": "a", "path": "a", "kind": "text"}, {"name": "a", "path": "b", "kind": "text"}]}}))),
+            Some(with(
+                json!({"mapping": {"columns": [{"name": "a", "path": "a", "kind": "text"}, {"name": "a", "path": "b", "kind": "text"}]}}),
+            )),
             "column `a` appears twice",
         ),
     ];

@@ -2,11 +2,11 @@
 //!
 //! Exports `init` and `map` with the ABI that `fluvio-smartmodule` 0.50's `#[smartmodule]`
 //! macro generates (`fn(ptr, len, version) -> i32`, output handed over through the imported
-//! `env.copy_records`), plus the SDK's own `alloc`/`dealloc`. Both are written by hand because
-//! the macro's `map` `mem::forget`s every output buffer and the engine never frees it: linear
-//! memory grows with every batch until the store limit traps (docs/fluvio.md, "The SDK leak").
-//! Here the output lives in one buffer that is reused; the engine copies it out before the next
-//! call.
+//! `env.copy_records`), plus the SDK's own `alloc`/`dealloc`. Written by hand because the
+//! macro's `map` `mem::forget`s every output buffer and the engine never frees it: linear memory
+//! grows with every batch until the store limit traps (docs/fluvio.md, "Memory"). Here the
+//! output lives in one buffer that is reused; the engine copies it out before the next call.
+//! (`init` by hand too, so no macro-generated extern needs `--allow-undefined` to link.)
 //!
 //! Record in: key = message id, value = message body, timestamp = sent time (ms).
 //! Record out: the same record (key, timestamp, offset) with the value replaced by the outcome
@@ -56,7 +56,9 @@ pub unsafe extern "C" fn init(ptr: *mut u8, len: usize, version: i16) -> i32 {
         return SmartModuleInitErrorStatus::DecodingInput as i32;
     }
     let built = match init_input.params.get(CONFIG_PARAM) {
-        None => Err(format!("missing SmartModule parameter `{CONFIG_PARAM}`: pass the config JSON (keys, mapping, cache_size; transform/ABI.md)")),
+        None => Err(format!(
+            "missing SmartModule parameter `{CONFIG_PARAM}`: pass the config JSON (keys, mapping, cache_size; transform/ABI.md)"
+        )),
         // The crate's errors never carry key material (error.rs).
         Some(json) => Config::from_json(json).and_then(Transformer::new).map_err(|e| e.to_string()),
     };
