@@ -59,7 +59,7 @@ pub fn run(engine: &mut SmartModuleChainInstance, n: usize) -> (Duration, Durati
         let t = Instant::now();
         let expected: Vec<_> = messages.iter().map(|m| native_outcome(&mut library, m.id, m.body, m.sent_timestamp_ms)).collect();
         in_library += t.elapsed();
-        if (start / BATCH) % 100 == 0 {
+        if (start / BATCH).is_multiple_of(100) {
             for (i, (got, want)) in outcomes(&output).iter().zip(&expected).enumerate() {
                 assert_same(got, want, &format!("record {}: engine vs library", start + i));
             }
