@@ -30,10 +30,12 @@ mod transformer;
 pub mod version;
 pub mod wire;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "smartmodule")))]
 pub mod abi;
 #[cfg(feature = "js")]
 mod js;
+#[cfg(all(target_arch = "wasm32", feature = "smartmodule"))]
+mod smartmodule;
 
 pub use config::{Column, Config, KeyConfig, Kind, Mapping};
 pub use error::Error;
