@@ -21,7 +21,7 @@ pub struct CeilingArgs {
 
 /// Drains the queue, then prints `{"messages", "seconds", "msg_per_s"}`.
 pub async fn run(args: &CeilingArgs) -> Result<()> {
-    let source = SqsSource::connect(&args.sqs.clone().into_config(), false).await?;
+    let source = SqsSource::connect(&args.sqs.clone().into_config()?, false).await?;
     let done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let loops: Vec<_> = (0..args.concurrency)

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use maskflow::sink::{Item, PostgresConfig, PostgresSink};
+use maskflow::sink::{Item, PostgresConfig, PostgresSink, SslMode, TlsConfig};
 use maskflow_transform::Outcome;
 use maskflow_transform::Transformer;
 use postgres::types::ToSql;
@@ -69,7 +69,10 @@ pub fn run(args: &SinkArgs) -> Result<()> {
     let columns: Vec<String> = COLUMNS.split(", ").map(str::to_owned).collect();
     let config = PostgresConfig {
         client: args.database_url.parse().context("--database-url")?,
+        // Plaintext on 127.0.0.1, like the other write paths measured here.
+        tls: TlsConfig { mode: SslMode::Disable, root_certs: None, client_cert: None },
         table: "user_logins".into(),
+        schema: None,
     };
     let mut host = PostgresSink::new(&config, columns).map_err(anyhow::Error::msg)?;
     host.connect().context("connecting the host's sink")?;

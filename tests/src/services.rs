@@ -78,6 +78,7 @@ impl Services {
         SqsConfig {
             queue,
             endpoint: Some(self.var("AWS_ENDPOINT_URL").into()),
+            region: None,
             default_region: "us-east-1".into(),
             localstack_credentials: true,
         }

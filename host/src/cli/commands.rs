@@ -70,7 +70,7 @@ pub struct TransformArgs {
 impl TransformArgs {
     pub fn into_config(self) -> Result<TransformConfig> {
         Ok(TransformConfig {
-            module: self.module.into_config()?,
+            module: self.module.into_config()?.0,
             rejects: self.rejects,
             sent_timestamp_ms: self.sent_timestamp_ms,
             batch_size: self.batch_size.max(1),
@@ -115,7 +115,7 @@ impl SendArgs {
             (None, None) => return Err(crate::Error::Usage("give a FILE or --generate N".into())),
         };
         Ok(SendConfig {
-            sqs: self.sqs.into_config(),
+            sqs: self.sqs.into_config()?,
             input,
             print: self.print,
             parallel: self.parallel.max(1),

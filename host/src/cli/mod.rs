@@ -4,6 +4,8 @@
 
 mod commands;
 mod module;
+mod pgpass;
+mod postgres;
 mod run;
 
 pub use run::SqsArgs;
@@ -56,6 +58,7 @@ impl From<LogFormat> for logging::Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consume the queue into PostgreSQL until SIGINT/SIGTERM (or, with --drain, until it is empty).
+    #[command(after_help = run::EXIT_CODES)]
     Run(run::RunArgs),
     /// Create a new random masking key.
     Keygen(commands::KeygenArgs),
@@ -75,7 +78,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("maskflow: error: {e}");
-            ExitCode::FAILURE
+            e.exit_code()
         }
     }
 }

@@ -24,8 +24,7 @@ impl KeyArgs {
     /// `--key-file` wins over `MASKFLOW_KEY` (the key file's text: `id:base64` lines).
     pub fn load(&self) -> Result<Vec<Key>> {
         let text = match self.key_file.as_deref() {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(Error::io(format!("cannot read key file {}", path.display())))?,
+            Some(path) => read_private(path)?,
             None => std::env::var("MASKFLOW_KEY").map_err(|_| {
                 Error::Key(
                     "no key: set MASKFLOW_KEY to a key file's content or pass --key-file \
@@ -36,6 +35,22 @@ impl KeyArgs {
         };
         Ok(Key::parse_key_file(&text)?)
     }
+}
+
+/// A key file's text, refused when group or others may read it (as libpq does for its key files).
+fn read_private(path: &std::path::Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Config(format!("cannot read key file {shown}: {e}")))?;
+    if meta.mode() & 0o077 != 0 {
+        return Err(Error::Config(format!(
+            "key file {shown} has mode {:o}: group or others can read the key; chmod 600 {shown}",
+            meta.mode() & 0o777
+        )));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read key file {shown}: {e}")))
 }
 
 /// The transform module, its sandbox, and what `init` is given.
@@ -62,7 +77,8 @@ pub struct ModuleArgs {
 }
 
 impl ModuleArgs {
-    pub fn into_config(self) -> Result<ModuleConfig> {
+    /// The stage's config, and the keys (for their fingerprints).
+    pub fn into_config(self) -> Result<(ModuleConfig, Vec<Key>)> {
         let keys = self.key.load()?;
         let (_, init_json) =
             keys::transform_config(&keys, self.mapping.as_deref(), self.mask_cache)?;
@@ -73,7 +89,7 @@ impl ModuleArgs {
                     .map_err(Error::io(format!("cannot read module {}", path.display())))?,
             ),
         };
-        Ok(ModuleConfig {
+        let config = ModuleConfig {
             bytes,
             limits: ModuleLimits {
                 memory_bytes: self.module_memory_mb << 20,
@@ -81,6 +97,7 @@ impl ModuleArgs {
             },
             init_json,
             sealer: BodySealer::new(&keys)?,
-        })
+        };
+        Ok((config, keys))
     }
 }

@@ -4,10 +4,20 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::pipeline::RunConfig;
-use crate::sink::PostgresConfig;
 use crate::source::{Queue, SqsConfig};
 
 use super::module::ModuleArgs;
+use super::postgres::PostgresArgs;
+
+/// Shown at the end of `maskflow run --help` (README "Exit codes" says the same).
+pub const EXIT_CODES: &str = "Exit codes:\n  \
+    0  done (--drain emptied the queue, or SIGINT/SIGTERM after the batches in flight)\n  \
+    1  an unexpected error (I/O)\n  \
+    2  usage: a bad or conflicting flag\n  \
+    3  configuration: credentials, permissions, a missing queue or database, TLS, the table's shape, the key\n  \
+    4  unreachable: SQS or PostgreSQL did not answer within --startup-timeout\n  \
+    5  stopped, nothing deleted: the module failed on, or PostgreSQL refused, every message of a batch\n  \
+    130 a second SIGINT/SIGTERM: stopped at once";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -18,110 +28,148 @@ pub struct RunArgs {
     #[command(flatten)]
     pub module: ModuleArgs,
     /// Parallel pipelines: each is one SQS poller and one worker (wasm instance + connection).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "MASKFLOW_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
     /// Messages per transaction (several SQS receives are grouped into one batch).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "MASKFLOW_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
     /// How long a worker waits to fill a batch before writing what it has.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, env = "MASKFLOW_LINGER_MS", default_value_t = 100)]
     pub linger_ms: u64,
     /// SQS visibility timeout of received messages; extended for as long as the host holds them.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=43_200))]
+    #[arg(long, env = "MASKFLOW_VISIBILITY_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=43_200))]
     pub visibility_timeout_secs: u64,
+    /// Budget for reaching SQS and PostgreSQL at start; what does not answer within it is fatal
+    /// (exit code 4), before any message is received.
+    #[arg(long, env = "MASKFLOW_STARTUP_TIMEOUT", default_value_t = 30, value_name = "SECS")]
+    pub startup_timeout: u64,
     /// Exit once the queue is empty, instead of running until SIGINT/SIGTERM.
-    #[arg(long)]
+    #[arg(long, env = "MASKFLOW_DRAIN")]
     pub drain: bool,
 }
 
 impl RunArgs {
     pub fn into_config(self) -> Result<RunConfig> {
+        let (module, keys) = self.module.into_config()?;
         Ok(RunConfig {
-            sqs: self.sqs.into_config(),
+            sqs: self.sqs.into_config()?,
             postgres: self.postgres.into_config()?,
-            module: self.module.into_config()?,
+            module,
+            key_fingerprints: keys.iter().map(|k| (k.id().to_owned(), k.fingerprint())).collect(),
             concurrency: self.concurrency.into(),
             batch_size: self.batch_size as usize,
             linger: Duration::from_millis(self.linger_ms),
             visibility: Duration::from_secs(self.visibility_timeout_secs),
+            startup_timeout: Duration::from_secs(self.startup_timeout),
             drain: self.drain,
         })
     }
 }
 
-/// Which queue, and where it is. Defaults reach LocalStack on localhost.
+/// Which queue, and where it is. Without an endpoint, the AWS SDK resolves it (real AWS, or
+/// AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_SQS / a profile's endpoint_url).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SqsArgs {
-    /// Queue URL; overrides --queue-name.
+    /// Queue URL (its region is the one used).
     #[arg(long, env = "MASKFLOW_QUEUE_URL")]
     pub queue_url: Option<String>,
-    /// Queue name, resolved to a URL with GetQueueUrl.
-    #[arg(long, default_value = "login-queue")]
-    pub queue_name: String,
-    /// SQS endpoint. `aws` uses the SDK's own endpoint resolution (real AWS).
-    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://localhost:4566")]
-    pub sqs_endpoint: String,
-    /// Region when the AWS chain (AWS_REGION, profile) gives none.
-    #[arg(long, default_value = "us-east-1")]
+    /// Queue name, resolved to a URL with GetQueueUrl [default: login-queue].
+    #[arg(long, env = "MASKFLOW_QUEUE_NAME")]
+    pub queue_name: Option<String>,
+    /// SQS endpoint URL for LocalStack and the like (`scripts/services env` sets it). Without
+    /// it the AWS SDK's own resolution applies.
+    #[arg(long, env = "MASKFLOW_SQS_ENDPOINT", value_name = "URL")]
+    pub sqs_endpoint: Option<String>,
+    /// Region when neither the queue URL nor the AWS chain (AWS_REGION, profile) gives one.
+    #[arg(long, env = "MASKFLOW_DEFAULT_REGION", default_value = "us-east-1")]
     pub default_region: String,
 }
 
 impl SqsArgs {
-    pub fn into_config(self) -> SqsConfig {
-        // An empty MASKFLOW_QUEUE_URL means "not set", not a queue named "".
-        let queue = match self.queue_url.filter(|u| !u.trim().is_empty()) {
-            Some(url) => Queue::Url(url),
-            None => Queue::Name(self.queue_name),
+    pub fn into_config(self) -> Result<SqsConfig> {
+        // An empty value means "not set", not a queue named "".
+        let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        let queue = match (set(self.queue_url), set(self.queue_name)) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Usage(
+                    "both a queue URL (--queue-url or MASKFLOW_QUEUE_URL) and --queue-name are given: keep one".into(),
+                ))
+            }
+            (Some(url), None) => Queue::Url(url),
+            (None, name) => Queue::Name(name.unwrap_or_else(|| "login-queue".into())),
         };
-        let endpoint = (self.sqs_endpoint != "aws").then_some(self.sqs_endpoint);
+        let url_region = match &queue {
+            Queue::Url(url) => region_of_queue_url(url),
+            Queue::Name(_) => None,
+        };
+        if let (Some(from_url), Some(env)) =
+            (&url_region, std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+        {
+            if *from_url != env {
+                return Err(Error::Usage(format!(
+                    "the queue URL is in region {from_url} but AWS_REGION is {env}: make them agree"
+                )));
+            }
+        }
+        let endpoint = set(self.sqs_endpoint);
         // LocalStack takes any credentials: supply some on localhost unless the user set their own.
         let local = endpoint.as_deref().is_some_and(|e| {
             ["://localhost", "://127.0.0.1", "://[::1]"].iter().any(|h| e.contains(h))
         });
         let own_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
             || std::env::var_os("AWS_PROFILE").is_some();
-        SqsConfig {
+        Ok(SqsConfig {
             queue,
             endpoint,
+            region: url_region,
             default_region: self.default_region,
             localstack_credentials: local && !own_credentials,
-        }
+        })
     }
 }
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct PostgresArgs {
-    /// PostgreSQL connection (libpq URL or `key=value` string). Without it, the standard
-    /// PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE variables are used.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Target table; `user_logins` is created with its fixed DDL if missing.
-    #[arg(long, default_value = "user_logins")]
-    pub table: String,
+/// The region in an SQS queue URL: `https://sqs.<region>.amazonaws.com/...`,
+/// `https://<region>.queue.amazonaws.com/...`, or LocalStack's `.../queue/<region>/<account>/<name>`.
+pub fn region_of_queue_url(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let labels: Vec<&str> = host.split('.').collect();
+    if host.contains(".amazonaws.com") {
+        return match labels.as_slice() {
+            ["sqs", region, ..] => Some(region.to_string()),
+            [region, "queue", ..] => Some(region.to_string()),
+            _ => None,
+        };
+    }
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["queue", region, _account, _name] => Some(region.to_string()),
+        _ => None,
+    }
 }
 
-impl PostgresArgs {
-    pub fn into_config(self) -> Result<PostgresConfig> {
-        let text = match &self.database_url {
-            Some(url) => url.clone(),
-            None => ["host", "port", "user", "password", "dbname"]
-                .iter()
-                .zip(["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"])
-                .filter_map(|(key, var)| {
-                    std::env::var(var).ok().map(|v| format!("{key}='{}'", v.replace('\'', "\\'")))
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-        };
-        let mut client: postgres::Config = text
-            .parse()
-            .map_err(|e| Error::Usage(format!("invalid --database-url / DATABASE_URL: {e}")))?;
-        if client.get_hosts().is_empty() {
-            client.host("localhost");
-        }
-        if client.get_user().is_none() {
-            client.user(&std::env::var("USER").unwrap_or_else(|_| "postgres".into()));
-        }
-        Ok(PostgresConfig { client, table: self.table })
+#[cfg(test)]
+mod tests {
+    use super::region_of_queue_url;
+
+    #[test]
+    fn regions_come_from_every_queue_url_form() {
+        let region = |u| region_of_queue_url(u);
+        assert_eq!(
+            region("https://sqs.eu-west-1.amazonaws.com/123456789012/q").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region("https://ap-south-1.queue.amazonaws.com/123456789012/q").as_deref(),
+            Some("ap-south-1")
+        );
+        assert_eq!(
+            region("https://sqs.cn-north-1.amazonaws.com.cn/1/q").as_deref(),
+            Some("cn-north-1")
+        );
+        assert_eq!(
+            region("http://127.0.0.1:4566/queue/us-east-2/000000000000/q").as_deref(),
+            Some("us-east-2")
+        );
+        assert_eq!(region("http://127.0.0.1:4566/000000000000/q"), None);
     }
 }

@@ -17,6 +17,7 @@ pub mod isolate;
 mod receive;
 pub mod shutdown;
 pub mod stage;
+mod startup;
 mod worker;
 
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,7 @@ use self::stage::{ModuleConfig, Stages};
 use self::worker::Worker;
 use crate::error::{Error, Result};
 use crate::progress::{Progress, Stats};
-use crate::sink::PostgresConfig;
+use crate::sink::{PostgresConfig, PostgresSink};
 use crate::source::{Leases, SqsConfig};
 
 /// Everything `run` needs (built by the CLI layer).
@@ -39,6 +40,10 @@ pub struct RunConfig {
     pub sqs: SqsConfig,
     pub postgres: PostgresConfig,
     pub module: ModuleConfig,
+    /// `(key id, fingerprint)` of every key, checked against `maskflow_keys` at start.
+    pub key_fingerprints: Vec<(String, String)>,
+    /// Budget for reaching SQS and PostgreSQL at start.
+    pub startup_timeout: Duration,
     /// Parallel pipelines: each is one SQS poller and one worker.
     pub concurrency: usize,
     /// Messages per transaction.
@@ -63,9 +68,14 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         .enable_all()
         .build()
         .map_err(Error::io("cannot start the async runtime"))?;
+    // Nothing is received before every setting has been checked (startup.rs).
     let stages = Stages::prepare(config.module)?;
     let shutdown = Shutdown::install(&runtime)?;
-    let source = runtime.block_on(receive::connect(&config.sqs, &shutdown))?;
+    let deadline = Instant::now() + config.startup_timeout;
+    let source = startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown)?;
+    let mut probe = PostgresSink::new(&config.postgres, stages.columns().to_vec())?;
+    startup::check_postgres(&mut probe, &config.key_fingerprints, deadline, &shutdown)?;
+    drop(probe);
     info!(
         queue = source.queue_url(),
         concurrency = config.concurrency,
@@ -126,7 +136,9 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         drop(rx); // once the workers are gone, a poller's send fails instead of waiting forever
     });
     for poller in pollers {
-        let _ = runtime.block_on(poller);
+        if let Ok(Err(e)) = runtime.block_on(poller) {
+            failure.lock().expect("failure lock").get_or_insert(e);
+        }
     }
     // Every handle gone: the lease task finishes the deletes of committed batches, then ends.
     drop(leases);

@@ -3,30 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::batch::Envelope;
 use super::shutdown::Shutdown;
 use crate::error::Result;
 use crate::progress::{Phase, Stats};
 use crate::retry::Backoff;
-use crate::source::{Leases, SqsConfig, SqsSource};
-
-/// Resolves the queue, waiting out an SQS that is not up yet.
-pub async fn connect(config: &SqsConfig, shutdown: &Shutdown) -> Result<SqsSource> {
-    let mut backoff = Backoff::new();
-    loop {
-        match SqsSource::connect(config, false).await {
-            Ok(source) => return Ok(source),
-            Err(e) if !shutdown.requested() => {
-                let wait = backoff.next_delay();
-                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "SQS unavailable; waiting");
-                tokio::time::sleep(wait).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
+use crate::source::{Leases, SqsSource};
 
 pub struct Poller {
     pub source: SqsSource,
@@ -40,7 +24,9 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub async fn run(self) {
+    /// Ends when shutdown is requested, the queue is drained (`--drain`), or on an error that
+    /// waiting cannot heal (permissions revoked, the queue deleted), which stops the host.
+    pub async fn run(self) -> Result<()> {
         // In drain mode a short wait tells "empty" quickly; otherwise long polling keeps calls cheap.
         let wait = Duration::from_secs(if self.drain { 1 } else { 20 });
         let mut backoff = Backoff::new();
@@ -70,13 +56,23 @@ impl Poller {
                     let again = batch.iter().filter(|m| m.receive_count > 1).count();
                     if again > 0 {
                         self.stats.add_received_again(again);
+                        let most = batch.iter().map(|m| m.receive_count).max().unwrap_or(0);
+                        info!(
+                            messages = again,
+                            max_receive_count = most,
+                            "SQS delivered messages again (the ledger skips any already committed)"
+                        );
                     }
                     self.leases.hold(batch.iter().map(|m| m.receipt.clone()).collect());
                     for message in batch {
                         if self.tx.send_async(Envelope::from(message)).await.is_err() {
-                            return; // workers are gone (fatal error); what we hold returns to the queue
+                            return Ok(()); // workers are gone (fatal error); what we hold returns to the queue
                         }
                     }
+                }
+                Err(e) if !e.is_transient() => {
+                    self.shutdown.trigger();
+                    return Err(e);
                 }
                 Err(e) => {
                     let wait = backoff.next_delay();
@@ -88,5 +84,6 @@ impl Poller {
                 }
             }
         }
+        Ok(())
     }
 }

@@ -81,7 +81,7 @@ impl ModuleStage {
             .filter(|o| matches!(o, Outcome::Rejected { reason, .. } if reason == MODULE_FAILED))
             .count();
         if failed > 0 && (failed == messages.len() && messages.len() > 1 || !self.proven) {
-            return Err(Error::Module(format!(
+            return Err(Error::Stopped(format!(
                 "the module failed on every message it was given ({failed}); nothing was deleted. \
                  Check --module, --module-timeout-ms and --module-memory-mb"
             )));

@@ -117,26 +117,56 @@ fn commit_isolating(
             .filter_map(|e| Some(Item { id: &e.id, outcome: e.outcome.as_ref()? }))
             .collect();
         match sink.commit(&items) {
-            Ok(stats) => Attempt::Done(stats),
+            Ok(stats) => Attempt::Done(Committed { stats, refused: Vec::new() }),
             Err(SinkError::Refused(why)) => Attempt::Bisect(why),
             Err(e) => Attempt::Stop(e),
         }
     };
-    let alone = &mut |sink: &mut PostgresSink, envelope: &Envelope, why: String| {
-        info!(message_id = envelope.id, reason = %why, "PostgreSQL refused a row the module accepted; rejecting it as {SINK_REFUSED}");
+    // A row refused on its own is kept aside; it is recorded only once the whole batch has
+    // been tried, so that a table refusing *every* row stops the host with nothing recorded.
+    let alone = &mut |_: &mut PostgresSink, envelope: &Envelope, why: String| {
+        Ok(Committed {
+            stats: CommitStats::default(),
+            refused: vec![(envelope.id.clone(), envelope.body.clone(), why)],
+        })
+    };
+    let Committed { mut stats, refused } = bisect(sink, envelopes, attempt, alone)?;
+    if refused.len() == envelopes.len() && envelopes.len() > 1 {
+        return Err(SinkError::Refused(format!(
+            "PostgreSQL refused every row of a batch of {} ({}); nothing was deleted. The table does not \
+             accept what the module writes: check its constraints and column types",
+            envelopes.len(),
+            refused[0].2
+        )));
+    }
+    for (id, body, why) in refused {
+        info!(message_id = id, reason = %why, "PostgreSQL refused a row the module accepted; rejecting it as {SINK_REFUSED}");
         let outcome = Outcome::Rejected {
             reason: SINK_REFUSED.into(),
             message: format!("PostgreSQL refused the row: {why}"),
-            encrypted_body: sealer.seal(envelope.body.as_bytes()),
+            encrypted_body: sealer.seal(body.as_bytes()),
         };
-        sink.commit(&[Item { id: &envelope.id, outcome: &outcome }])
-    };
-    bisect(sink, envelopes, attempt, alone)
+        stats += sink.commit(&[Item { id: &id, outcome: &outcome }]).map_err(|e| match e {
+            SinkError::Refused(m) => SinkError::Refused(format!(
+                "the {SINK_REFUSED} record was refused too: {m}; nothing was deleted"
+            )),
+            other => other,
+        })?;
+    }
+    Ok(stats)
 }
 
-impl super::isolate::Merge for CommitStats {
+/// What a (partial) commit did, and the rows refused on their own: (id, body, why).
+#[derive(Default)]
+struct Committed {
+    stats: CommitStats,
+    refused: Vec<(String, String, String)>,
+}
+
+impl super::isolate::Merge for Committed {
     fn merge(&mut self, other: Self) {
-        *self += other;
+        self.stats += other.stats;
+        self.refused.extend(other.refused);
     }
 }
 

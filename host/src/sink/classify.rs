@@ -8,10 +8,36 @@ use super::SinkError;
 /// for data errors, which can quote the offending value.
 pub fn classify(e: postgres::Error) -> SinkError {
     match e.as_db_error() {
-        // No server answer: connection refused, reset or closed, a timeout.
-        None => SinkError::Unavailable(e.to_string()),
         Some(db) => classify_server(db.code(), db.column(), db.message()),
+        None => classify_client(&e),
     }
+}
+
+/// No server answer. A TLS failure is a setting to fix; anything else (connection refused,
+/// reset or closed, a timeout) may heal.
+fn classify_client(e: &postgres::Error) -> SinkError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text = format!("{text}: {inner}");
+        source = inner.source();
+    }
+    if text.contains("TLS") || text.contains("certificate") {
+        let hint = if text.contains("NotValidForName") {
+            "the server's certificate does not name this host: connect by the name in the certificate, or use sslmode=verify-ca"
+        } else if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+            "the server's certificate is not signed by a CA in sslrootcert: give the right CA file"
+        } else if text.contains("does not support TLS") {
+            "the server does not offer TLS: enable ssl on the server, or lower sslmode"
+        } else {
+            "check sslmode, sslrootcert, sslcert and sslkey"
+        };
+        return SinkError::Fatal(format!("{text}; {hint}"));
+    }
+    if text.contains("invalid configuration") {
+        return SinkError::Fatal(text);
+    }
+    SinkError::Unavailable(text)
 }
 
 fn classify_server(code: &SqlState, column: Option<&str>, message: &str) -> SinkError {

@@ -7,6 +7,8 @@
 mod classify;
 mod copy;
 mod postgres;
+mod schema;
+mod tls;
 
 pub use self::postgres::PostgresSink;
 use maskflow_transform::Outcome;
@@ -18,8 +20,42 @@ pub const SINK_REFUSED: &str = "sink_refused";
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
     pub client: ::postgres::Config,
+    pub tls: TlsConfig,
     /// Target table; `user_logins` is created with its fixed DDL if missing.
     pub table: String,
+    /// Schema of every table (created if missing); `None`: the connection's search_path.
+    pub schema: Option<String>,
+}
+
+/// libpq's TLS settings (see `tls.rs` for what each mode checks).
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub mode: SslMode,
+    pub root_certs: Option<RootCerts>,
+    pub client_cert: Option<ClientCert>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCerts {
+    File(std::path::PathBuf),
+    /// The operating system's trusted CAs (`sslrootcert=system`).
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 /// One message for the sink: its SQS id, and its outcome.
@@ -64,8 +100,10 @@ pub enum SinkError {
 
 impl From<SinkError> for crate::Error {
     fn from(e: SinkError) -> Self {
-        crate::Error::Postgres(match e {
-            SinkError::Refused(m) | SinkError::Unavailable(m) | SinkError::Fatal(m) => m,
-        })
+        match e {
+            SinkError::Refused(m) => crate::Error::Stopped(m),
+            SinkError::Unavailable(m) => crate::Error::PostgresUnavailable(m),
+            SinkError::Fatal(m) => crate::Error::Postgres(m),
+        }
     }
 }

@@ -18,24 +18,17 @@ use std::time::Duration;
 
 use maskflow_transform::Outcome;
 use postgres::error::SqlState;
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::classify::classify;
 use super::copy::push_copy_line;
-use super::{CommitStats, Item, PostgresConfig, SinkError};
-
-/// The target table, exactly as specified; created if missing, never altered.
-const USER_LOGINS_DDL: &str = "CREATE TABLE IF NOT EXISTS user_logins(
-    user_id varchar(128), device_type varchar(32), masked_ip varchar(256),
-    masked_device_id varchar(256), locale varchar(32), app_version integer, create_date date)";
-const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS maskflow_ledger(
-    message_id text PRIMARY KEY, outcome text NOT NULL, processed_at timestamptz NOT NULL DEFAULT now())";
-const REJECTED_DDL: &str = "CREATE TABLE IF NOT EXISTS {table}_rejected(
-    message_id text PRIMARY KEY, reason text NOT NULL, message text NOT NULL,
-    encrypted_body text NOT NULL, rejected_at timestamptz NOT NULL DEFAULT now())";
+use super::{schema, tls, CommitStats, Item, PostgresConfig, SinkError};
 
 pub struct PostgresSink {
     config: postgres::Config,
+    tls: MakeRustlsConnect,
+    schema: Option<String>,
     table: String,
     columns: Vec<String>,
     conn: Option<Connection>,
@@ -63,51 +56,51 @@ impl PostgresSink {
         }
         let mut client = config.client.clone();
         client.connect_timeout(Duration::from_secs(5)).application_name("maskflow");
-        Ok(PostgresSink { config: client, table: table.clone(), columns, conn: None })
+        Ok(PostgresSink {
+            config: client,
+            tls: tls::connector(&config.tls)?,
+            schema: config.schema.clone(),
+            table: table.clone(),
+            columns,
+            conn: None,
+        })
     }
 
-    /// Connects (if not connected), creates the tables if missing and checks that the
-    /// module's columns exist in the target table.
+    /// Where this sink connects, for messages (never the password).
+    pub fn endpoint(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(name)) => name.clone(),
+            _ => "localhost".into(),
+        };
+        format!("{host}:{}", self.config.get_ports().first().copied().unwrap_or(5432))
+    }
+
+    /// Connects (if not connected), creates the tables if missing and checks their shape.
     pub fn connect(&mut self) -> Result<(), SinkError> {
         if self.conn.is_none() {
-            self.conn = Some(self.open()?);
+            self.conn = Some(self.open(&[])?);
         }
         Ok(())
     }
 
-    fn open(&self) -> Result<Connection, SinkError> {
-        let mut client = self.config.connect(NoTls).map_err(classify)?;
+    /// The start-up check: connects, prepares the tables, and records or compares the keys'
+    /// fingerprints (`(key id, fingerprint)` pairs).
+    pub fn prepare(&mut self, key_fingerprints: &[(String, String)]) -> Result<(), SinkError> {
+        self.conn = Some(self.open(key_fingerprints)?);
+        Ok(())
+    }
+
+    fn open(&self, key_fingerprints: &[(String, String)]) -> Result<Connection, SinkError> {
+        let mut client = self.config.connect(self.tls.clone()).map_err(classify)?;
+        if let Some(schema) = &self.schema {
+            // Quoted, so it can be set before CREATE SCHEMA has run.
+            client.batch_execute(&format!("SET search_path TO \"{schema}\"")).map_err(classify)?;
+        }
         let table = &self.table;
         let mut tx = client.transaction().map_err(classify)?;
-        // Two hosts starting at once must not race on CREATE TABLE.
-        tx.batch_execute("SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(hashtext('maskflow schema'))")
-            .map_err(classify)?;
-        if table == "user_logins" {
-            tx.batch_execute(USER_LOGINS_DDL).map_err(classify)?;
-        }
-        tx.batch_execute(LEDGER_DDL).map_err(classify)?;
-        tx.batch_execute(&REJECTED_DDL.replace("{table}", table)).map_err(classify)?;
-        let existing: Vec<String> = tx
-            .query(
-                "SELECT a.attname::text FROM pg_attribute a
-                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&table],
-            )
-            .map_err(classify)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        schema::prepare(&mut tx, self.schema.as_deref(), table, &self.columns)?;
+        schema::check_keys(&mut tx, key_fingerprints)?;
         tx.commit().map_err(classify)?;
-        if existing.is_empty() {
-            return Err(SinkError::Fatal(format!(
-                "table `{table}` does not exist; create it or use --table user_logins"
-            )));
-        }
-        if let Some(name) = self.columns.iter().find(|name| !existing.contains(name)) {
-            return Err(SinkError::Fatal(format!(
-                "table `{table}` has no column `{name}`, which the module produces; check the mapping"
-            )));
-        }
         let names = self.columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
         let insert_rejections = format!(
             "INSERT INTO {table}_rejected (message_id, reason, message, encrypted_body)

@@ -2,6 +2,7 @@
 //! every message the host holds hidden from other consumers until it is committed, then
 //! deletes it (the pattern of Vector's SQS source finalizer: the sink never calls the source).
 
+mod errors;
 mod lease;
 pub mod sqs;
 
@@ -14,7 +15,9 @@ pub struct SqsConfig {
     pub queue: Queue,
     /// An endpoint URL (LocalStack); `None` uses the AWS SDK's own endpoint resolution.
     pub endpoint: Option<String>,
-    /// Region when the AWS chain (AWS_REGION, profile) gives none.
+    /// The queue URL's region: it wins over the AWS chain.
+    pub region: Option<String>,
+    /// Region when neither the queue URL nor the AWS chain (AWS_REGION, profile) gives one.
     pub default_region: String,
     /// Use dummy static credentials (LocalStack accepts any) instead of the AWS chain.
     pub localstack_credentials: bool,

@@ -5,13 +5,13 @@ use std::time::Duration;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::Credentials;
-use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 
+use super::errors::classify;
 use super::{Queue, SqsConfig};
 use crate::error::{Error, Result};
 
@@ -33,58 +33,84 @@ pub struct Received {
 pub struct SqsSource {
     client: Client,
     queue_url: String,
+    endpoint: String,
 }
 
 impl SqsSource {
     /// Connects and resolves the queue; `create` makes it if missing (for `send`).
     pub async fn connect(config: &SqsConfig, create: bool) -> Result<Self> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(
-            RegionProviderChain::default_provider()
-                .or_else(aws_config::Region::new(config.default_region.clone())),
-        );
+        let region = match &config.region {
+            Some(region) => RegionProviderChain::first_try(aws_config::Region::new(region.clone())),
+            None => RegionProviderChain::default_provider(),
+        }
+        .or_else(aws_config::Region::new(config.default_region.clone()));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
         if let Some(endpoint) = &config.endpoint {
             loader = loader.endpoint_url(endpoint);
         }
         if config.localstack_credentials {
             // LocalStack takes any credentials; supply some so a bare machine works out of the box.
-            loader = loader.credentials_provider(Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "maskflow-localstack",
-            ));
+            let credentials = Credentials::new("test", "test", None, None, "maskflow-localstack");
+            loader = loader.credentials_provider(credentials);
         }
-        let client = Client::new(&loader.load().await);
+        let sdk_config = loader.load().await;
+        let client = Client::new(&sdk_config);
+        // Named in errors: where the calls go.
+        let endpoint = config.endpoint.clone().unwrap_or_else(|| {
+            let region = sdk_config.region().map_or("<no region>", |r| r.as_ref());
+            format!("the AWS endpoint for SQS in {region} (https://sqs.{region}.amazonaws.com)")
+        });
         let queue_url = match &config.queue {
             Queue::Url(url) => url.clone(),
-            Queue::Name(name) => Self::resolve(&client, name, create).await.map_err(|e| {
-                let endpoint = config.endpoint.as_deref().unwrap_or("the AWS endpoint");
-                Error::Sqs(format!("cannot find queue `{name}` at {endpoint}: {e}. Is SQS running (scripts/services start)?"))
-            })?,
+            Queue::Name(name) => Self::resolve(&client, name, create, &endpoint).await?,
         };
-        Ok(SqsSource { client, queue_url })
+        Ok(SqsSource { client, queue_url, endpoint })
     }
 
-    async fn resolve(
-        client: &Client,
-        name: &str,
-        create: bool,
-    ) -> std::result::Result<String, String> {
-        let found = client.get_queue_url().queue_name(name).send().await;
+    async fn resolve(client: &Client, name: &str, create: bool, endpoint: &str) -> Result<String> {
+        let what = format!("GetQueueUrl of queue `{name}` at {endpoint}");
+        let found = match client.get_queue_url().queue_name(name).send().await {
+            Ok(out) => out.queue_url().map(str::to_owned),
+            Err(e)
+                if create && e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) =>
+            {
+                None
+            }
+            Err(e) => return Err(classify(&what, e)),
+        };
         match found {
-            Ok(out) => Ok(out.queue_url().unwrap_or_default().to_owned()),
-            Err(_) if create => {
+            Some(url) => Ok(url),
+            None => {
+                let what = format!("CreateQueue of queue `{name}` at {endpoint}");
                 let out = client
                     .create_queue()
                     .queue_name(name)
                     .send()
                     .await
-                    .map_err(|e| DisplayErrorContext(e).to_string())?;
+                    .map_err(|e| classify(&what, e))?;
                 Ok(out.queue_url().unwrap_or_default().to_owned())
             }
-            Err(e) => Err(DisplayErrorContext(e).to_string()),
         }
+    }
+
+    /// Where the calls go (an endpoint URL, or the AWS endpoint and its region), for messages.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The start-up check: the queue answers GetQueueAttributes (which needs the same
+    /// credentials and permissions as receiving). Returns its redrive policy, if any.
+    pub async fn check(&self) -> Result<Option<String>> {
+        let what = format!("GetQueueAttributes of {} at {}", self.queue_url, self.endpoint);
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| classify(&what, e))?;
+        Ok(out.attributes().and_then(|a| a.get(&QueueAttributeName::RedrivePolicy)).cloned())
     }
 
     pub fn queue_url(&self) -> &str {
@@ -104,7 +130,7 @@ impl SqsSource {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| Error::Sqs(format!("ReceiveMessage: {}", DisplayErrorContext(e))))?;
+            .map_err(|e| classify("ReceiveMessage", e))?;
         Ok(out
             .messages()
             .iter()
@@ -148,9 +174,7 @@ impl SqsSource {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| {
-                    Error::Sqs(format!("DeleteMessageBatch: {}", DisplayErrorContext(e)))
-                })?;
+                .map_err(|e| classify("DeleteMessageBatch", e))?;
             refused += out.failed().len();
         }
         Ok(refused)
@@ -177,9 +201,7 @@ impl SqsSource {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| {
-                    Error::Sqs(format!("ChangeMessageVisibilityBatch: {}", DisplayErrorContext(e)))
-                })?;
+                .map_err(|e| classify("ChangeMessageVisibilityBatch", e))?;
         }
         Ok(())
     }
@@ -201,7 +223,7 @@ impl SqsSource {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| Error::Sqs(format!("SendMessageBatch: {}", DisplayErrorContext(e))))?;
+            .map_err(|e| classify("SendMessageBatch", e))?;
         match out.failed().first() {
             None => Ok(()),
             Some(f) => Err(Error::Sqs(format!(
@@ -222,13 +244,21 @@ impl SqsSource {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
-            .map_err(|e| Error::Sqs(format!("GetQueueAttributes: {}", DisplayErrorContext(e))))?;
-        let get = |name| {
-            out.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+            .map_err(|e| classify("GetQueueAttributes", e))?;
+        // A missing attribute is an error, not an empty queue (--drain would stop early).
+        let get = |name: QueueAttributeName| {
+            out.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).ok_or_else(
+                || {
+                    Error::Sqs(format!(
+                        "GetQueueAttributes answered without a numeric {}",
+                        name.as_str()
+                    ))
+                },
+            )
         };
         Ok((
-            get(QueueAttributeName::ApproximateNumberOfMessages),
-            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            get(QueueAttributeName::ApproximateNumberOfMessages)?,
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
         ))
     }
 }

@@ -366,7 +366,7 @@ fn live_vector_pipeline_matches_the_host(vector: &Path) -> Result<(), Failed> {
         .envs(&env)
         .env("MASKFLOW_QUEUE_URL", &host_queue)
         .env("DATABASE_URL", &host_db)
-        .env("MASKFLOW_KEY_FILE", repo_root().join("tests/vectors/test.key"))
+        .env("MASKFLOW_KEY", test_key_text())
         .output()
         .expect("run maskflow");
     assert!(out.status.success(), "maskflow run: {}", String::from_utf8_lossy(&out.stderr));

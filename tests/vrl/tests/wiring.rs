@@ -151,10 +151,10 @@ fn no_key_material_in_the_config() {
 
 #[test]
 fn tables_sql_is_the_hosts_ddl() {
-    // vector/tables.sql must create what the host creates (host/src/sink/postgres.rs), so
+    // vector/tables.sql must create what the host creates (host/src/sink/schema.rs), so
     // that both can feed one table.
-    let host = std::fs::read_to_string(repo_root().join("host/src/sink/postgres.rs"))
-        .expect("host/src/sink/postgres.rs");
+    let host = std::fs::read_to_string(repo_root().join("host/src/sink/schema.rs"))
+        .expect("host/src/sink/schema.rs");
     let constant = |name: &str| {
         let pattern = format!("const {name}: &str = \"");
         let start = host.find(&pattern).unwrap_or_else(|| panic!("{name} not found in the host"))

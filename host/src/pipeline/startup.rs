@@ -1,0 +1,72 @@
+//! Before the first receive: everything a bad setting could break is checked, within a
+//! bounded budget (`--startup-timeout`). A setting to fix fails at once; what does not answer
+//! within the budget is fatal, naming the endpoint. Either way no message has been received,
+//! so a bad deployment never raises receive counts towards a dead-letter queue.
+
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::shutdown::Shutdown;
+use crate::error::{Error, Result};
+use crate::retry::Backoff;
+use crate::sink::PostgresSink;
+use crate::source::{SqsConfig, SqsSource};
+
+/// Retries transient failures of `attempt` until `deadline`; then it is [`Error::Unreachable`].
+pub fn within_budget<T>(
+    what: &str,
+    deadline: Instant,
+    shutdown: &Shutdown,
+    mut attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let mut backoff = Backoff::new();
+    loop {
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(e) if e.is_transient() && !shutdown.requested() => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Unreachable(format!(
+                        "{what} did not answer within --startup-timeout: {e}. Check the address, the \
+                         network path and that the service runs"
+                    )));
+                }
+                let wait = backoff.next_delay().min(left);
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what} unavailable at start; waiting");
+                std::thread::sleep(wait);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// SQS: the queue resolves and answers GetQueueAttributes.
+pub fn check_sqs(
+    runtime: &tokio::runtime::Runtime,
+    config: &SqsConfig,
+    deadline: Instant,
+    shutdown: &Shutdown,
+) -> Result<SqsSource> {
+    let source = within_budget("SQS", deadline, shutdown, || {
+        runtime.block_on(SqsSource::connect(config, false))
+    })?;
+    let redrive =
+        within_budget(source.endpoint(), deadline, shutdown, || runtime.block_on(source.check()))?;
+    match redrive {
+        Some(policy) => info!(redrive_policy = %policy, "the queue has a dead-letter queue"),
+        None => info!("the queue has no redrive policy: a message that never commits is retried until it expires"),
+    }
+    Ok(source)
+}
+
+/// PostgreSQL: reachable, tables ready and of the right shape, keys' fingerprints known.
+pub fn check_postgres(
+    sink: &mut PostgresSink,
+    key_fingerprints: &[(String, String)],
+    deadline: Instant,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    let what = format!("PostgreSQL at {}", sink.endpoint());
+    within_budget(&what, deadline, shutdown, || sink.prepare(key_fingerprints).map_err(Error::from))
+}

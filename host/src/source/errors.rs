@@ -1,0 +1,51 @@
+//! SQS errors sorted: a setting to fix (fatal, exit code 3) or trouble that heals by itself
+//! (network, throttling, server errors: retried).
+
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::error::Error;
+
+/// Error codes that mean "fix the configuration": credentials, permissions, a missing queue,
+/// its encryption key.
+const FATAL_CODES: [&str; 16] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "InvalidSecurity",
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
+    "InvalidAddress",
+    "OptInRequired",
+    "ExpiredToken",
+    "KmsAccessDenied",
+    "KmsDisabled",
+    "KmsNotFound",
+];
+
+/// Sorts a failed SQS call; `what` says which call and which queue.
+pub fn classify<E>(what: &str, e: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let fatal = match &e {
+        SdkError::ServiceError(service) => {
+            service.err().code().is_some_and(|code| FATAL_CODES.contains(&code))
+        }
+        // The request could not even be built: no region, an invalid endpoint URL.
+        SdkError::ConstructionFailure(_) => true,
+        // Not a network problem: no credentials could be loaded, a malformed endpoint.
+        SdkError::DispatchFailure(failure) => !(failure.is_io() || failure.is_timeout()),
+        _ => false,
+    };
+    let text = format!("{what}: {}", DisplayErrorContext(&e));
+    if fatal {
+        Error::Config(format!("SQS {text}"))
+    } else {
+        Error::Sqs(text)
+    }
+}
