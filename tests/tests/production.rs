@@ -3,9 +3,9 @@
 //! services; `scripts/services` runs PostgreSQL with TLS (a CA and a server certificate for
 //! `localhost` made per run with the openssl CLI) and a role allowed over TLS only.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -348,4 +348,22 @@ fn sqs_endpoints_resolve_the_sdk_way() {
     assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
     assert!(stderr(&out).contains("amazonaws.com"), "names the AWS endpoint: {}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
+}
+
+#[test]
+fn schema_holds_the_target_and_every_bookkeeping_table() {
+    let services = Services::get();
+    let run = queued_run(&services, "prod_schema", 30);
+    let (out, _) = drain_with(&run, &run.database_url, &["--schema", "analytics"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(run.count("SELECT count(*) FROM analytics.maskflow_ledger"), 30);
+    let tables = |schema: &str| {
+        run.count(&format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}'"))
+    };
+    assert_eq!(
+        tables("analytics"),
+        4,
+        "user_logins, its _rejected, maskflow_ledger, maskflow_keys"
+    );
+    assert_eq!(tables("public"), 0, "nothing written outside the schema");
 }
