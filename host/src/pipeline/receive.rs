@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::batch::Envelope;
 use super::shutdown::Shutdown;
@@ -67,6 +67,7 @@ impl Poller {
                 Ok(batch) => {
                     backoff = Backoff::new();
                     self.stats.add_received(batch.len());
+                    debug!(messages = batch.len(), "batch received");
                     let again = batch.iter().filter(|m| m.receive_count > 1).count();
                     if again > 0 {
                         self.stats.add_received_again(again);
