@@ -263,17 +263,22 @@ fn batch_messages(line: &str) -> Option<u64> {
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
-/// The phase the host's last batch line names: a kill after `received` or `deleted` lands
-/// while the host receives, after `transforming` in the module, after `committing` in the
-/// PostgreSQL transaction, after `committed` while the lease task deletes.
-pub fn last_phase(log: &str) -> Option<Phase> {
-    log.lines().rev().filter(|l| batch_messages(l).is_some()).find_map(|l| match batch_event(l)? {
-        "received" | "deleted" => Some(Phase::Receive),
-        "transforming" => Some(Phase::Transform),
-        "committing" => Some(Phase::Commit),
-        "committed" => Some(Phase::Delete),
-        _ => None,
-    })
+/// The phase the host's last pipeline line names (the pollers' `received` lines aside): a
+/// kill after `transforming` lands in the module, after `committing` in the PostgreSQL
+/// transaction, after `committed` while the lease task deletes, and after `deleted` (or before
+/// any batch) while the host receives.
+pub fn last_phase(log: &str) -> Phase {
+    log.lines()
+        .rev()
+        .filter(|l| batch_messages(l).is_some())
+        .find_map(|l| match batch_event(l)? {
+            "deleted" => Some(Phase::Receive),
+            "transforming" => Some(Phase::Transform),
+            "committing" => Some(Phase::Commit),
+            "committed" => Some(Phase::Delete),
+            _ => None,
+        })
+        .unwrap_or(Phase::Receive)
 }
 
 /// `line` without terminal colour codes (`ESC [ ... m`).

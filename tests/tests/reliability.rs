@@ -49,7 +49,7 @@ fn kill_9_at_random_moments_loses_and_doubles_nothing() {
     eprintln!("kill schedule seed {seed} (MASKFLOW_KILL_SEED replays it), {kills} kills");
     let services = Services::get();
     let run = Run::new(&services, "rel_kill9");
-    let bodies = generated(10_000, seed);
+    let bodies = generated(15_000, seed);
     let sent_ids = services.send_with_ids(&run.queue_url, &bodies);
 
     let mut schedule = Schedule(seed);
@@ -61,7 +61,7 @@ fn kill_9_at_random_moments_loses_and_doubles_nothing() {
         // Only once this host has committed a batch of its own, then a random moment later,
         // and only while it holds messages it has not deleted.
         host.wait_for("a commit", Duration::from_secs(60), |log| Tally::of(log).committed > 0);
-        std::thread::sleep(Duration::from_millis(schedule.next_ms(0, 1500)));
+        std::thread::sleep(Duration::from_millis(schedule.next_ms(0, 600)));
         host.wait_for("messages in flight", Duration::from_secs(30), |log| {
             Tally::of(log).in_flight() > 0
         });
@@ -69,7 +69,7 @@ fn kill_9_at_random_moments_loses_and_doubles_nothing() {
         assert_eq!(status.signal(), Some(9), "kill {k}: the host was not killed by SIGKILL: {log}");
         let tally = Tally::of(&log);
         assert!(tally.committed > 0 && tally.in_flight() > 0, "kill {k}: {tally:?}");
-        let phase = last_phase(&log).expect("a batch line");
+        let phase = last_phase(&log);
         eprintln!("kill {k}: in {phase:?}, the host's tally at death {tally:?}");
         *phases.entry(phase).or_default() += 1;
     }
@@ -313,7 +313,8 @@ fn a_row_postgres_refuses_is_isolated_and_the_rest_of_its_batch_lands() {
 }
 
 /// Every string a body holds that must not appear in clear: every value of every body (at any
-/// depth; for a body that is not JSON, every quoted string and the body itself), trimmed, and
+/// depth; for a body that is not JSON, every quoted string but keys, and the body itself),
+/// trimmed, and
 /// every IP address in canonical form. Values shorter than 7 characters (`RU`, `ios`, `2.3.0`)
 /// would match innocent text and are left out; the table keeps some of them in clear anyway.
 fn clear_values(body: &str) -> Vec<String> {
@@ -331,7 +332,14 @@ fn clear_values(body: &str) -> Vec<String> {
         Ok(v) => walk(&v, &mut raw),
         Err(_) => {
             raw.push(body.to_owned());
-            raw.extend(body.split('"').skip(1).step_by(2).map(String::from));
+            // Quoted strings but keys (a quote followed by `:`).
+            let parts: Vec<&str> = body.split('"').collect();
+            for (i, part) in parts.iter().enumerate().skip(1).step_by(2) {
+                let next = parts.get(i + 1).copied().unwrap_or_default();
+                if !next.trim_start().starts_with(':') {
+                    raw.push((*part).to_owned());
+                }
+            }
         }
     }
     let mut out = Vec::new();
@@ -394,7 +402,7 @@ fn trace_logs_and_rejections_carry_no_clear_pii_or_key() {
     let mut secrets: Vec<String> = bodies.iter().flat_map(|b| clear_values(b)).collect();
     secrets.sort();
     secrets.dedup();
-    assert!(secrets.len() > 500, "{} distinct clear values", secrets.len());
+    assert!(secrets.len() > 200, "{} distinct clear values", secrets.len());
     for must in
         ["199.172.111.135", "2001:db8::1", "593-47-5928", "424cdd21-063a-43a7-b91b-7ca1a833afae"]
     {
