@@ -11,6 +11,8 @@ fn module(abi_version: u32, imports: &str, transform_batch_body: &str) -> Vec<u8
           (func (export "alloc") (param i32) (result i32) i32.const 1024)
           (func (export "dealloc") (param i32 i32))
           (data (i32.const 512) "\00\01\00\00\00\07\00\00\00user_id")
+          (data (i32.const 768) "\01memory.grow refused at ")
+          (data (i32.const 900) " pages")
           (func (export "init") (param i32 i32) (result i64) i64.const 0x0000020000000010)
           (func (export "transform_batch") (param $p i32) (param $n i32) (result i64)
             (local $i i32) (local $count i32) (local $out i32)
@@ -32,6 +34,39 @@ pub fn grows_memory_without_bound() -> Vec<u8> {
     module(1, "", "(loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable")
 }
 
+/// Grows memory one 64 KiB page at a time until it has `target_pages`, then rejects every
+/// message with reason `x` (as [`traps_on_poison`] does). If `memory.grow` is refused first,
+/// it answers with the module's own error `memory.grow refused at N pages`, N being its
+/// `memory.size` then: how far it got, in its own words.
+pub fn grows_memory_to(target_pages: u32) -> Vec<u8> {
+    module(
+        1,
+        "",
+        &format!(
+            r#"
+        (block $grown (loop $grow
+          (br_if $grown (i32.ge_u (memory.size) (i32.const {target_pages})))
+          (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1))
+            (then
+              ;; The decimal digits of memory.size, written backwards to end at 900, where
+              ;; " pages" is; the status byte and "memory.grow refused at " copied before them.
+              (local.set $i (memory.size))
+              (local.set $out (i32.const 900))
+              (loop $digit
+                (local.set $out (i32.sub (local.get $out) (i32.const 1)))
+                (i32.store8 (local.get $out) (i32.add (i32.const 48) (i32.rem_u (local.get $i) (i32.const 10))))
+                (local.set $i (i32.div_u (local.get $i) (i32.const 10)))
+                (br_if $digit (i32.ne (local.get $i) (i32.const 0))))
+              (local.set $out (i32.sub (local.get $out) (i32.const 24)))
+              (memory.copy (local.get $out) (i32.const 768) (i32.const 24))
+              (return (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+                              (i64.extend_i32_u (i32.sub (i32.const 906) (local.get $out)))))))
+          (br $grow)))
+        {REJECT_ALL_AS_X}"#
+        ),
+    )
+}
+
 pub fn wrong_abi_version() -> Vec<u8> {
     module(2, "", "unreachable")
 }
@@ -45,12 +80,21 @@ pub fn traps_on_poison() -> Vec<u8> {
     module(
         1,
         "",
-        r#"
+        &format!(
+            r#"
         (block $scanned (loop $scan
           (br_if $scanned (i32.ge_u (local.get $i) (local.get $n)))
           (if (i32.eq (i32.load8_u (i32.add (local.get $p) (local.get $i))) (i32.const 33)) (then unreachable))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br $scan)))
+{REJECT_ALL_AS_X}"#
+        ),
+    )
+}
+
+/// The ok answer rejecting each of the batch's messages with reason, message and body `x`
+/// (the batch's message count is its first u32, at `$p`).
+const REJECT_ALL_AS_X: &str = r#"
         (local.set $count (i32.load (local.get $p)))
         (i32.store8 (i32.const 65536) (i32.const 0))
         (i32.store (i32.const 65537) (local.get $count))
@@ -68,6 +112,4 @@ pub fn traps_on_poison() -> Vec<u8> {
           (local.set $out (i32.add (local.get $out) (i32.const 16)))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br $emit)))
-        (i64.or (i64.shl (i64.const 65536) (i64.const 32)) (i64.extend_i32_u (i32.sub (local.get $out) (i32.const 65536))))"#,
-    )
-}
+        (i64.or (i64.shl (i64.const 65536) (i64.const 32)) (i64.extend_i32_u (i32.sub (local.get $out) (i32.const 65536))))"#;

@@ -1,6 +1,9 @@
 //! One pipeline under test: a fresh queue and database, and the `maskflow` binary run against them.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use maskflow::commands::send::Generator;
 use maskflow_transform::{Message, Transformer};
@@ -133,4 +136,165 @@ impl Run<'_> {
         rows.sort();
         rows
     }
+}
+
+impl Run<'_> {
+    /// The ledger's message ids, sorted.
+    pub fn ledger_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .db()
+            .query("SELECT message_id FROM maskflow_ledger", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// [`Run::spawn`] with the host's stderr read as it comes and its debug lines on for the
+    /// pipeline (one per batch phase: received, transforming, committing, committed, deleted).
+    pub fn spawn_watched(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Watched {
+        let mut env = vec![("RUST_LOG", "warn,maskflow=debug")];
+        env.extend_from_slice(extra_env);
+        let mut child = self.spawn(args, &env);
+        let stderr = child.stderr.take().unwrap();
+        let log: Arc<Mutex<String>> = Arc::default();
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&strip_ansi(&line));
+                log.push('\n');
+            }
+        });
+        Watched { child, log, reader }
+    }
+}
+
+/// A running host whose stderr the test reads while it runs.
+pub struct Watched {
+    pub child: Child,
+    log: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Watched {
+    /// What the host printed so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until `done(log so far)`; panics with the log after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) {
+        let started = Instant::now();
+        while !done(&self.log()) {
+            assert!(started.elapsed() < timeout, "timed out waiting for {what}: {}", self.log());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends `signal` (`-KILL`, `-TERM`, `-INT`), waits for the exit; returns the status and
+    /// everything the host printed.
+    pub fn stop(self, signal: &str) -> (ExitStatus, String) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status();
+        assert!(status.unwrap().success(), "kill {signal} failed");
+        self.wait()
+    }
+
+    pub fn wait(mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        let log = self.log.lock().unwrap().clone();
+        (status, log)
+    }
+}
+
+/// Where a batch is, by the host's debug line for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Receive,
+    Transform,
+    Commit,
+    Delete,
+}
+
+/// Message counts per debug line of a host's log (`batch received messages=10` and so on).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub received: u64,
+    pub transforming: u64,
+    pub committing: u64,
+    pub committed: u64,
+    pub deleted: u64,
+}
+
+impl Tally {
+    pub fn of(log: &str) -> Tally {
+        let mut t = Tally::default();
+        for line in log.lines() {
+            let Some(n) = batch_messages(line) else { continue };
+            let slot = match batch_event(line) {
+                Some("received") => &mut t.received,
+                Some("transforming") => &mut t.transforming,
+                Some("committing") => &mut t.committing,
+                Some("committed") => &mut t.committed,
+                Some("deleted") => &mut t.deleted,
+                _ => continue,
+            };
+            *slot += n;
+        }
+        t
+    }
+
+    /// Received and not yet deleted.
+    pub fn in_flight(&self) -> u64 {
+        self.received.saturating_sub(self.deleted)
+    }
+}
+
+fn batch_event(line: &str) -> Option<&str> {
+    let rest = &line[line.find("batch ")? + "batch ".len()..];
+    rest.split_whitespace().next()
+}
+
+fn batch_messages(line: &str) -> Option<u64> {
+    let rest = &line[line.find("messages=")? + "messages=".len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// The phase the host's last pipeline line names (the pollers' `received` lines aside): a
+/// kill after `transforming` lands in the module, after `committing` in the PostgreSQL
+/// transaction, after `committed` while the lease task deletes, and after `deleted` (or before
+/// any batch) while the host receives.
+pub fn last_phase(log: &str) -> Phase {
+    log.lines()
+        .rev()
+        .filter(|l| batch_messages(l).is_some())
+        .find_map(|l| match batch_event(l)? {
+            "deleted" => Some(Phase::Receive),
+            "transforming" => Some(Phase::Transform),
+            "committing" => Some(Phase::Commit),
+            "committed" => Some(Phase::Delete),
+            _ => None,
+        })
+        .unwrap_or(Phase::Receive)
+}
+
+/// `line` without terminal colour codes (`ESC [ ... m`).
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -103,6 +103,57 @@ impl Services {
         }
     }
 
+    /// Sends `bodies` with the tests' own SQS client (not the host's code) and returns the
+    /// message ids SQS gave them, in order.
+    pub fn send_with_ids(&self, queue_url: &str, bodies: &[String]) -> Vec<String> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        let client = self.runtime.block_on(async {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(self.var("AWS_ENDPOINT_URL"))
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                    "test", "test", None, None, "tests",
+                ))
+                .load()
+                .await;
+            aws_sdk_sqs::Client::new(&config)
+        });
+        let mut ids = Vec::with_capacity(bodies.len());
+        for chunk in bodies.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(b)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            let out = self
+                .runtime
+                .block_on(
+                    client
+                        .send_message_batch()
+                        .queue_url(queue_url)
+                        .set_entries(Some(entries))
+                        .send(),
+                )
+                .expect("SendMessageBatch");
+            assert!(out.failed().is_empty(), "SQS refused some messages: {:?}", out.failed());
+            let mut sent: Vec<(usize, String)> = out
+                .successful()
+                .iter()
+                .map(|s| (s.id().parse().unwrap(), s.message_id().to_owned()))
+                .collect();
+            sent.sort();
+            assert_eq!(sent.len(), chunk.len());
+            ids.extend(sent.into_iter().map(|(_, id)| id));
+        }
+        ids
+    }
+
     /// Runs `scripts/services <args>` (stop or start one service, for outage tests).
     pub fn control(&self, args: &[&str]) {
         let status = Command::new(self.var("MASKFLOW_SERVICES"))

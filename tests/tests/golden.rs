@@ -59,6 +59,20 @@ fn docs_catalogue_is_in_step_with_the_vectors() {
 }
 
 #[test]
+fn docs_reliability_counts_are_the_vectors_counts() {
+    let path = maskflow_tests::repo_root().join("docs/reliability.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let golden = golden();
+    let counts = maskflow_tests::bad_inputs_counts(&golden);
+    assert!(doc.contains(&format!("| {counts} |")), "docs/reliability.md should say: {counts}");
+    assert_eq!(
+        doc,
+        maskflow_tests::with_bad_inputs_counts(&doc, &golden),
+        "run `cargo run -p maskflow-tests --bin gen-vectors`"
+    );
+}
+
+#[test]
 fn vectors_cover_rows_and_every_reason_code() {
     let golden = golden();
     assert!(golden.iter().filter(|v| v.expected_row().is_some()).count() >= 25);

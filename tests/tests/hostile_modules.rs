@@ -49,6 +49,82 @@ fn a_memory_hungry_module_hits_the_cap_and_traps() {
     assert!(err.contains("trapped"), "{err}");
 }
 
+const PAGE: usize = 64 << 10;
+
+/// 128 MiB: over the 16 MiB cap of these tests and the host's 64 MB default, far under the
+/// 4 GiB wasmtime allows a module declaring `(memory 2 65536)` when no limiter is set.
+const HUNGRY_PAGES: u32 = 2048;
+
+/// What the module answers for one message under a memory cap of `memory_bytes`.
+fn grow_to_hungry_pages_under(memory_bytes: usize) -> maskflow::Result<Vec<Outcome>> {
+    let limits = ModuleLimits { memory_bytes, ..LIMITS };
+    let module = WasmModule::compile(
+        &hostile::grows_memory_to(HUNGRY_PAGES),
+        limits,
+        &serde_json::to_string(&test_config()).unwrap(),
+    )
+    .unwrap();
+    module.instantiate().unwrap().transform(&messages(&["a"]))
+}
+
+#[test]
+fn the_memory_cap_is_what_stops_a_module_that_would_otherwise_succeed() {
+    // Without a binding cap (1 GiB) the module gets its 128 MiB and answers.
+    let outcomes = grow_to_hungry_pages_under(1 << 30).expect("128 MiB is allowed under 1 GiB");
+    assert!(
+        matches!(&outcomes[..], [Outcome::Rejected { reason, .. }] if reason == "x"),
+        "{outcomes:?}"
+    );
+    // With the cap, memory.grow is refused exactly at the cap: the module reports its size.
+    for cap_mb in [16, 40] {
+        let err = grow_to_hungry_pages_under(cap_mb << 20).unwrap_err().to_string();
+        let pages = (cap_mb << 20) / PAGE;
+        assert!(
+            err.contains(&format!("memory.grow refused at {pages} pages")),
+            "a {cap_mb} MiB cap should stop the module at {pages} pages: {err}"
+        );
+    }
+}
+
+/// The same through the CLI: `--module-memory-mb` reaches the limiter, and the default (64 MB)
+/// binds too.
+#[test]
+fn module_memory_mb_caps_the_module_in_the_cli() {
+    let module = std::env::temp_dir().join(format!(
+        "maskflow-grows-{}-{}.wasm",
+        HUNGRY_PAGES,
+        std::process::id()
+    ));
+    std::fs::write(&module, hostile::grows_memory_to(HUNGRY_PAGES)).unwrap();
+    let transform = |memory_mb: Option<&str>| {
+        let mut cmd = std::process::Command::new(maskflow_tests::maskflow_bin());
+        cmd.args(["transform", "--module", module.to_str().unwrap()])
+            .env("MASKFLOW_KEY_FILE", maskflow_tests::test_key_file())
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(mb) = memory_mb {
+            cmd.args(["--module-memory-mb", mb]);
+        }
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"{}\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, stderr) = transform(Some("1024"));
+    assert!(ok && stderr.contains(r#""reason":"x""#), "1024 MB lets it through: {stderr}");
+    for (flag, pages) in [(Some("16"), 256), (None, 1024)] {
+        let (ok, stderr) = transform(flag);
+        assert!(!ok, "--module-memory-mb {flag:?} should stop the module: {stderr}");
+        assert!(
+            stderr.contains(&format!("memory.grow refused at {pages} pages")),
+            "--module-memory-mb {flag:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_module_of_another_abi_version_is_refused() {
     let err =

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::batch::Envelope;
 use super::shutdown::Shutdown;
@@ -53,6 +53,7 @@ impl Poller {
                 Ok(batch) => {
                     backoff = Backoff::new();
                     self.stats.add_received(batch.len());
+                    debug!(messages = batch.len(), "batch received");
                     let again = batch.iter().filter(|m| m.receive_count > 1).count();
                     if again > 0 {
                         self.stats.add_received_again(again);

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use maskflow_transform::{BodySealer, Outcome};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::batch::{Batch, Envelope};
 use super::isolate::{bisect, Attempt};
@@ -69,14 +69,18 @@ impl Worker<'_> {
     ) -> Result<()> {
         let held = batch.len() as i64;
         self.stats.add_in_flight(held);
+        // One debug line per phase, so a test can tell where a kill landed (reliability.rs).
+        debug!(messages = held, "batch transforming");
         let outcomes = self.stats.timed(Phase::Module, || stage.run(&batch.messages()))?;
         batch.set_outcomes(outcomes);
+        debug!(messages = held, "batch committing");
         let committed = self.stats.timed(Phase::Commit, || {
             self.while_unavailable("PostgreSQL unavailable; batch not committed, retrying", || {
                 commit_isolating(sink, &batch.envelopes, self.stages.sealer())
             })
         })?;
         self.stats.add_written(committed);
+        debug!(messages = held, "batch committed");
         crash_point("after-commit");
         self.stats.add_in_flight(-held);
         self.leases.ack(batch.into_receipts());

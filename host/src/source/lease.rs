@@ -145,6 +145,7 @@ async fn delete(source: SqsSource, receipts: Vec<String>, stats: Stats) {
         match result {
             Ok(refused) => {
                 stats.add_deleted(receipts.len() - refused);
+                debug!(messages = receipts.len() - refused, "batch deleted");
                 return;
             }
             Err(e) if attempt < DELETE_ATTEMPTS => {

@@ -1,5 +1,6 @@
 //! SQS through aws-sdk-sqs, pointed at LocalStack or AWS with the standard endpoint settings.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
@@ -245,20 +246,49 @@ impl SqsSource {
             .send()
             .await
             .map_err(|e| classify("GetQueueAttributes", e))?;
-        // A missing attribute is an error, not an empty queue (--drain would stop early).
-        let get = |name: QueueAttributeName| {
-            out.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).ok_or_else(
-                || {
-                    Error::Sqs(format!(
-                        "GetQueueAttributes answered without a numeric {}",
-                        name.as_str()
-                    ))
-                },
-            )
+        depth(out.attributes())
+    }
+}
+
+/// (visible, not visible) from GetQueueAttributes' answer. A missing or unreadable count is an
+/// error, never 0: `--drain` would take it for an empty queue and stop.
+fn depth(attributes: Option<&HashMap<QueueAttributeName, String>>) -> Result<(u64, u64)> {
+    let get = |name: QueueAttributeName| {
+        let value = attributes.and_then(|a| a.get(&name));
+        value.and_then(|v| v.parse().ok()).ok_or_else(|| {
+            Error::Sqs(format!("GetQueueAttributes: {} is {value:?}, not a count", name.as_str()))
+        })
+    };
+    Ok((
+        get(QueueAttributeName::ApproximateNumberOfMessages)?,
+        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_unreadable_depth_attribute_is_an_error_not_zero() {
+        use QueueAttributeName::{
+            ApproximateNumberOfMessages as Visible, ApproximateNumberOfMessagesNotVisible as Hidden,
         };
-        Ok((
-            get(QueueAttributeName::ApproximateNumberOfMessages)?,
-            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
-        ))
+        let attributes = |pairs: &[(QueueAttributeName, &str)]| -> HashMap<_, _> {
+            pairs.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+        };
+        assert_eq!(depth(Some(&attributes(&[(Visible, "3"), (Hidden, "4")]))).unwrap(), (3, 4));
+        assert_eq!(depth(Some(&attributes(&[(Visible, "0"), (Hidden, "0")]))).unwrap(), (0, 0));
+        for broken in [
+            attributes(&[(Visible, "0")]),
+            attributes(&[(Hidden, "0")]),
+            attributes(&[(Visible, "0"), (Hidden, "")]),
+            attributes(&[(Visible, "many"), (Hidden, "0")]),
+            attributes(&[]),
+        ] {
+            let err = depth(Some(&broken)).expect_err("a missing count is not 0").to_string();
+            assert!(err.contains("not a count"), "{err}");
+        }
+        assert!(depth(None).is_err(), "no attributes at all");
     }
 }

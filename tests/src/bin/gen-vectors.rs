@@ -31,5 +31,12 @@ fn main() {
     let docs = repo_root().join("docs/bad-inputs.md");
     std::fs::write(&docs, maskflow_tests::render_catalogue(&maskflow_tests::golden()))
         .expect("write docs/bad-inputs.md");
-    eprintln!("wrote {} and {}", path.display(), docs.display());
+    let reliability = repo_root().join("docs/reliability.md");
+    let doc = std::fs::read_to_string(&reliability).expect("read docs/reliability.md");
+    std::fs::write(
+        &reliability,
+        maskflow_tests::with_bad_inputs_counts(&doc, &maskflow_tests::golden()),
+    )
+    .expect("write docs/reliability.md");
+    eprintln!("wrote {}, {} and {}", path.display(), docs.display(), reliability.display());
 }
