@@ -99,7 +99,7 @@ fn module_memory_mb_caps_the_module_in_the_cli() {
     let transform = |memory_mb: Option<&str>| {
         let mut cmd = std::process::Command::new(maskflow_tests::maskflow_bin());
         cmd.args(["transform", "--module", module.to_str().unwrap()])
-            .env("MASKFLOW_KEY_FILE", maskflow_tests::test_key_file())
+            .env("MASKFLOW_KEY", std::fs::read_to_string(maskflow_tests::test_key_file()).unwrap())
             .env("RUST_LOG", "warn")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

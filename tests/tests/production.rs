@@ -291,7 +291,9 @@ fn a_table_that_accepts_nothing_stops_the_host_with_every_message_still_queued()
              ALTER TABLE user_logins ADD CONSTRAINT nothing_fits CHECK (create_date < '2000-01-01')",
         )
         .unwrap();
-    let (out, _) = drain_with(&run, &run.database_url, &["--visibility-timeout-secs", "2"], &[]);
+    // One batch of all 50 (a batch of one refused row is a poison message, rejected as such).
+    let one_batch = ["--visibility-timeout-secs", "2", "--concurrency", "1", "--linger-ms", "3000"];
+    let (out, _) = drain_with(&run, &run.database_url, &one_batch, &[]);
     assert_eq!(out.status.code(), Some(EXIT_STOPPED), "{}", stderr(&out));
     assert!(stderr(&out).contains("nothing was deleted"), "{}", stderr(&out));
     assert_eq!(run.count("SELECT count(*) FROM user_logins"), 0);

@@ -162,7 +162,7 @@ fn held_messages_stay_hidden_through_an_outage_longer_than_their_visibility_time
 }
 
 #[test]
-fn sqs_down_at_start_and_mid_run_is_waited_out() {
+fn sqs_down_at_start_fails_the_start_and_mid_run_is_waited_out() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let services = Services::get();
     let run = Run::new(&services, "rel_sqs_outage");
@@ -184,9 +184,22 @@ fn sqs_down_at_start_and_mid_run_is_waited_out() {
         });
         bodies
     };
+    // SQS down at start: a start-up failure within the budget (exit code 4, naming the
+    // endpoint), never a silent wait; an orchestrator restarts the host.
     services.control(&["stop-sqs"]);
-    let host = run.spawn(&["run", "--batch-size", "100"], &[]); // SQS is down at start
-    let first = outage_then_batch(31, 500);
+    let started = std::time::Instant::now();
+    let out =
+        run.command(&["run", "--batch-size", "100", "--startup-timeout", "3"]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{log}");
+    assert!(log.contains("127.0.0.1"), "names the endpoint: {log}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    // Once it is back, the host starts and commits a first batch.
+    restart_sqs();
+    let host = run.spawn(&["run", "--batch-size", "100"], &[]);
+    let first = generated(500, 31);
+    services.send(&run.queue_url, &first);
+    wait_until("the first batch", Duration::from_secs(60), || run.committed() == 500);
     services.control(&["stop-sqs"]); // and again mid-run
     let second = outage_then_batch(32, 1000);
 
@@ -234,7 +247,7 @@ fn sqs_outage_with_messages_in_flight_and_deletes_failing_loses_and_doubles_noth
             "--visibility-timeout-secs",
             "4",
         ],
-        &[("AWS_ENDPOINT_URL", &url)],
+        &[("AWS_ENDPOINT_URL", &url), ("MASKFLOW_SQS_ENDPOINT", &url)],
     );
     // Cut while the host has committed batches and holds messages it has not committed.
     host.wait_for("commits with messages in flight", Duration::from_secs(60), |log| {

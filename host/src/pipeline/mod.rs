@@ -102,6 +102,7 @@ pub fn run(config: RunConfig) -> Result<Summary> {
                 stats: stats.clone(),
                 visibility: config.visibility,
                 drain: config.drain,
+                grace: config.startup_timeout,
             };
             runtime.spawn(poller.run())
         })

@@ -21,6 +21,9 @@ pub struct Poller {
     pub visibility: Duration,
     /// Stop once the queue is empty.
     pub drain: bool,
+    /// How long an error that waiting should not heal (permissions, a deleted queue) may
+    /// last while running before it stops the host: IAM changes take a while to propagate.
+    pub grace: Duration,
 }
 
 impl Poller {
@@ -30,6 +33,7 @@ impl Poller {
         // In drain mode a short wait tells "empty" quickly; otherwise long polling keeps calls cheap.
         let wait = Duration::from_secs(if self.drain { 1 } else { 20 });
         let mut backoff = Backoff::new();
+        let mut failing_since: Option<Instant> = None;
         while !self.shutdown.requested() {
             let received = tokio::select! {
                 r = async {
@@ -52,6 +56,7 @@ impl Poller {
                 }
                 Ok(batch) => {
                     backoff = Backoff::new();
+                    failing_since = None;
                     self.stats.add_received(batch.len());
                     debug!(messages = batch.len(), "batch received");
                     let again = batch.iter().filter(|m| m.receive_count > 1).count();
@@ -71,7 +76,11 @@ impl Poller {
                         }
                     }
                 }
-                Err(e) if !e.is_transient() => {
+                Err(e)
+                    if !e.is_transient()
+                        && failing_since.get_or_insert_with(Instant::now).elapsed()
+                            > self.grace =>
+                {
                     self.shutdown.trigger();
                     return Err(e);
                 }

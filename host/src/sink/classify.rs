@@ -22,7 +22,9 @@ fn classify_client(e: &postgres::Error) -> SinkError {
         text = format!("{text}: {inner}");
         source = inner.source();
     }
-    if text.contains("TLS") || text.contains("certificate") {
+    // Only a failed handshake is a TLS setting to fix: a connection that drops later (an
+    // outage) also mentions TLS in its causes ("closed without close_notify").
+    if e.to_string().contains("TLS handshake") {
         let hint = if text.contains("NotValidForName") {
             "the server's certificate does not name this host: connect by the name in the certificate, or use sslmode=verify-ca"
         } else if text.contains("UnknownIssuer") || text.contains("BadSignature") {

@@ -38,8 +38,9 @@ where
         }
         // The request could not even be built: no region, an invalid endpoint URL.
         SdkError::ConstructionFailure(_) => true,
-        // Not a network problem: no credentials could be loaded, a malformed endpoint.
-        SdkError::DispatchFailure(failure) => !(failure.is_io() || failure.is_timeout()),
+        // A request the connector refused as malformed (a bad endpoint URL); connection
+        // trouble of any kind (refused, reset, closed early, timed out) heals.
+        SdkError::DispatchFailure(failure) => failure.is_user(),
         _ => false,
     };
     let text = format!("{what}: {}", DisplayErrorContext(&e));
