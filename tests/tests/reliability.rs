@@ -397,6 +397,7 @@ fn trace_logs_and_rejections_carry_no_clear_pii_or_key() {
         "a debug line per batch phase for all {n} messages: {tally:?}"
     );
     let trace_lines = log.lines().filter(|l| l.contains(" TRACE ")).count();
+    eprintln!("{} log lines, {trace_lines} at trace, for {n} messages", log.lines().count());
     assert!(trace_lines >= 10 * bodies.len(), "{trace_lines} trace lines for {n} messages");
 
     let mut secrets: Vec<String> = bodies.iter().flat_map(|b| clear_values(b)).collect();
