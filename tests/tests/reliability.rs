@@ -236,10 +236,11 @@ fn sqs_outage_with_messages_in_flight_and_deletes_failing_loses_and_doubles_noth
         ],
         &[("AWS_ENDPOINT_URL", &url)],
     );
-    // Cut while the host has committed batches and holds messages it has not committed.
+    // Cut while the host holds committed messages it has not deleted yet and received ones it
+    // has not committed yet.
     host.wait_for("commits with messages in flight", Duration::from_secs(60), |log| {
         let t = Tally::of(log);
-        t.committed >= 200 && t.received > t.committing + 100
+        t.committed >= 200 && t.committed > t.deleted && t.received > t.committing + 100
     });
     proxy.cut();
     let at_cut = Tally::of(&host.log());
