@@ -249,10 +249,11 @@ fn sqs_outage_with_messages_in_flight_and_deletes_failing_loses_and_doubles_noth
         ],
         &[("AWS_ENDPOINT_URL", &url), ("MASKFLOW_SQS_ENDPOINT", &url)],
     );
-    // Cut while the host has committed batches and holds messages it has not committed.
+    // Cut while the host holds committed messages it has not deleted yet and received ones it
+    // has not committed yet.
     host.wait_for("commits with messages in flight", Duration::from_secs(60), |log| {
         let t = Tally::of(log);
-        t.committed >= 200 && t.received > t.committing + 100
+        t.committed >= 200 && t.committed > t.deleted && t.received > t.committing + 100
     });
     proxy.cut();
     let at_cut = Tally::of(&host.log());
@@ -410,6 +411,7 @@ fn trace_logs_and_rejections_carry_no_clear_pii_or_key() {
         "a debug line per batch phase for all {n} messages: {tally:?}"
     );
     let trace_lines = log.lines().filter(|l| l.contains(" TRACE ")).count();
+    eprintln!("{} log lines, {trace_lines} at trace, for {n} messages", log.lines().count());
     assert!(trace_lines >= 10 * bodies.len(), "{trace_lines} trace lines for {n} messages");
 
     let mut secrets: Vec<String> = bodies.iter().flat_map(|b| clear_values(b)).collect();
