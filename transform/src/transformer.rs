@@ -2,7 +2,7 @@ use crate::cache::MaskCache;
 use crate::config::{nonce_bytes, Config, KeyConfig, Kind, Mapping, RAW_BODY_NONCE};
 use crate::mask::{self, ColumnCipher, Key, NONCE_LEN};
 use crate::scan::{scan, Found};
-use crate::{date, ip, version, Error, Reason, Rejection, Row};
+use crate::{date, ip, version, BodySealer, Error, Reason, Rejection, Row};
 
 /// One message as SQS delivers it.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ pub struct Transformer {
     max_depth: usize,
     max_body_bytes: usize,
     keys: Vec<Key>,
-    raw_body: ColumnCipher,
+    raw_body: BodySealer,
     unmask_domains: Vec<(String, [u8; NONCE_LEN])>,
     row: Row,
     scratch: Vec<u8>,
@@ -109,7 +109,7 @@ impl Transformer {
                 .collect(),
             max_depth,
             max_body_bytes,
-            raw_body: ColumnCipher::new(active, &nonce_bytes(RAW_BODY_NONCE)),
+            raw_body: BodySealer::new(&keys)?,
             keys,
             unmask_domains,
             row: Row::default(),
@@ -139,7 +139,7 @@ impl Transformer {
     /// Encrypts a body exactly as rejections carry it, for hosts that record rejections of their
     /// own (a module that traps on a message, a database that refuses it).
     pub fn encrypt_body(&self, body: &[u8]) -> String {
-        self.raw_body.mask(body)
+        self.raw_body.seal(body)
     }
 
     /// Recovers the clear value of a mask made by any loaded key, from any masked column or a

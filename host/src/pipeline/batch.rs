@@ -94,18 +94,18 @@ impl Batch {
         }
     }
 
-    /// What the sink commits: every transformed message once.
-    pub fn items(&self) -> Vec<Item<'_>> {
-        self.envelopes
-            .iter()
-            .filter_map(|e| Some(Item { id: &e.id, outcome: e.outcome.as_ref()? }))
-            .collect()
-    }
-
     /// Every receipt held for this batch, for the delete after the commit.
     pub fn into_receipts(self) -> Vec<String> {
         self.envelopes.into_iter().map(|e| e.receipt).chain(self.extra_receipts).collect()
     }
+}
+
+/// What the sink commits of these envelopes: every transformed one.
+pub fn items(envelopes: &[Envelope]) -> Vec<Item<'_>> {
+    envelopes
+        .iter()
+        .filter_map(|e| Some(Item { id: &e.id, outcome: e.outcome.as_ref()? }))
+        .collect()
 }
 
 #[cfg(test)]
@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.messages().iter().map(|m| m.id).collect::<Vec<_>>(), ["a", "b"]);
         batch.set_outcomes(vec![Outcome::Row(vec![]), Outcome::Row(vec![None])]);
-        assert_eq!(batch.items().iter().map(|i| i.id).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(items(&batch.envelopes).iter().map(|i| i.id).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(batch.into_receipts(), ["r1", "r2", "r3"]);
     }
 }

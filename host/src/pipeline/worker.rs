@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use maskflow_transform::{BodySealer, Outcome};
 use tracing::{debug, info, warn};
 
-use super::batch::{Batch, Envelope};
+use super::batch::{items, Batch, Envelope};
 use super::isolate::{bisect, Attempt};
 use super::shutdown::Shutdown;
 use super::stage::{ModuleStage, Stages};
@@ -115,17 +115,12 @@ fn commit_isolating(
     envelopes: &[Envelope],
     sealer: &BodySealer,
 ) -> Result<CommitStats, SinkError> {
-    let attempt = &mut |sink: &mut PostgresSink, slice: &[Envelope]| {
-        let items: Vec<Item> = slice
-            .iter()
-            .filter_map(|e| Some(Item { id: &e.id, outcome: e.outcome.as_ref()? }))
-            .collect();
-        match sink.commit(&items) {
+    let attempt =
+        &mut |sink: &mut PostgresSink, slice: &[Envelope]| match sink.commit(&items(slice)) {
             Ok(stats) => Attempt::Done(Committed { stats, refused: Vec::new() }),
             Err(SinkError::Refused(why)) => Attempt::Bisect(why),
             Err(e) => Attempt::Stop(e),
-        }
-    };
+        };
     // A row refused on its own is kept aside; it is recorded only once the whole batch has
     // been tried, so that a table refusing *every* row stops the host with nothing recorded.
     let alone = &mut |_: &mut PostgresSink, envelope: &Envelope, why: String| {
@@ -135,11 +130,13 @@ fn commit_isolating(
         })
     };
     let Committed { mut stats, refused } = bisect(sink, envelopes, attempt, alone)?;
-    if refused.len() == envelopes.len() && envelopes.len() > 1 {
+    // Rows, not messages: the batch's rejections land in their own table whatever
+    // user_logins accepts (committed, but not deleted: a redelivery skips them).
+    let rows = envelopes.iter().filter(|e| e.outcome.as_ref().is_some_and(Outcome::is_row)).count();
+    if refused.len() == rows && rows > 1 {
         return Err(SinkError::Refused(format!(
-            "PostgreSQL refused every row of a batch of {} ({}); nothing was deleted. The table does not \
+            "PostgreSQL refused every row of a batch of {rows} ({}); nothing was deleted. The table does not \
              accept what the module writes: check its constraints and column types",
-            envelopes.len(),
             refused[0].2
         )));
     }

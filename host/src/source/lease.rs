@@ -21,7 +21,6 @@ const DELETE_ATTEMPTS: u32 = 5;
 enum Command {
     Hold(Vec<String>),
     Ack(Vec<String>),
-    Release(Vec<String>),
 }
 
 /// The handle pollers and workers use; cheap to clone. The task ends, after finishing its
@@ -47,12 +46,6 @@ impl Leases {
     /// Committed: delete these from the queue.
     pub fn ack(&self, receipts: Vec<String>) {
         self.send(Command::Ack(receipts));
-    }
-
-    /// Given up on (not committed): stop extending them, so they come back when their
-    /// visibility runs out.
-    pub fn release(&self, receipts: Vec<String>) {
-        self.send(Command::Release(receipts));
     }
 
     fn send(&self, command: Command) {
@@ -98,7 +91,6 @@ async fn run(
                     forget(&mut held, &receipts);
                     calls.spawn(delete(source.clone(), receipts, stats.clone()));
                 }
-                Some(Command::Release(receipts)) => forget(&mut held, &receipts),
                 None => break,
             },
             _ = tick.tick() => {
