@@ -18,7 +18,9 @@ pub mod pipeline;
 pub mod progress;
 pub mod retry;
 pub mod runtime;
+pub mod serve;
 pub mod sink;
 pub mod source;
+pub mod stats;
 
 pub use error::{Error, Result};

@@ -1,7 +1,7 @@
 //! `tracing` to stderr, text or JSON, filtered by RUST_LOG. Nothing logged anywhere in the
 //! host formats a message body, a clear value or the key.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use tracing_subscriber::EnvFilter;
 
@@ -37,7 +37,11 @@ pub fn init(format: Format) {
     for target in BODY_LOGGING_TARGETS {
         filter = filter.add_directive(format!("{target}=info").parse().expect("valid directive"));
     }
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| StderrAroundBar);
+    // Colours only for a person: a container's log collector would store the escape codes.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| StderrAroundBar);
     let _ = match format {
         Format::Text => builder.with_target(false).try_init(),
         Format::Json => builder.json().try_init(),

@@ -111,7 +111,9 @@ fn module_memory_mb_caps_the_module_in_the_cli() {
         use std::io::Write;
         child.stdin.take().unwrap().write_all(b"{}\n").unwrap();
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        // Rejections come out on stdout (tagged), errors on stderr.
+        let output = [out.stdout, out.stderr].concat();
+        (out.status.success(), String::from_utf8_lossy(&output).into_owned())
     };
     let (ok, stderr) = transform(Some("1024"));
     assert!(ok && stderr.contains(r#""reason":"x""#), "1024 MB lets it through: {stderr}");

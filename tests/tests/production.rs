@@ -210,6 +210,10 @@ fn wrong_settings_exit_with_the_config_code_before_receiving_anything() {
     let db = run.database_url.rsplit('/').next().unwrap();
     let wrong = format!("postgresql://{role}:wrong@127.0.0.1:{}/{db}", pg_port(&services));
     assert_fails_fast(&run, drain_with(&run, &wrong, &[], &[]), EXIT_CONFIG, "28P01");
+    // PGPASSWORD fills in a URL without a password, as in libpq: the server judges it.
+    let bare = format!("postgresql://{role}@127.0.0.1:{}/{db}", pg_port(&services));
+    let env = [("PGPASSWORD", "wrong")];
+    assert_fails_fast(&run, drain_with(&run, &bare, &[], &env), EXIT_CONFIG, "28P01");
 
     // A database that does not exist.
     let missing =

@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 
 use super::module::{KeyArgs, ModuleArgs};
+use super::postgres::PostgresArgs;
 use super::run::SqsArgs;
 use crate::commands::keygen::KeygenConfig;
+use crate::commands::prune::PruneConfig;
 use crate::commands::send::{SendConfig, SendInput};
-use crate::commands::transform::TransformConfig;
+use crate::commands::transform::{Rejects, TransformConfig};
 use crate::commands::unmask::UnmaskConfig;
 use crate::error::Result;
 use crate::keys;
@@ -50,31 +52,81 @@ impl UnmaskArgs {
     }
 }
 
+/// Shown at the end of `maskflow transform --help`.
+pub const TRANSFORM_EXIT_CODES: &str = "Exit codes:\n  \
+    0  every line read (rejections included, unless --fail-on-reject)\n  \
+    2  usage: a bad flag\n  \
+    3  configuration: the key, the module or the mapping\n  \
+    5  the module failed on a batch\n  \
+    6  with --fail-on-reject: at least one line was rejected (all lines are still written)";
+
 /// NDJSON message bodies on stdin -> NDJSON rows on stdout, through the same wasm module as
-/// `run`. For shell pipelines and other stream processors' exec stages.
+/// `run`: a streaming stage for shell pipelines and other stream processors' exec stages.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TransformArgs {
     #[command(flatten)]
     pub module: ModuleArgs,
-    /// Write rejections (NDJSON) here instead of stderr.
-    #[arg(long, value_name = "PATH")]
-    pub rejects: Option<PathBuf>,
-    /// The sent timestamp given to every message (ms since the epoch); default: now.
-    #[arg(long, value_name = "MS")]
+    /// Where rejections go: `stdout` (interleaved with the rows as `{"rejected": {...}}`
+    /// lines) or a file (NDJSON).
+    #[arg(long, value_name = "stdout|PATH", default_value = "stdout")]
+    pub rejects: String,
+    /// Exit with code 6 when any line was rejected.
+    #[arg(long)]
+    pub fail_on_reject: bool,
+    /// The sent timestamp of every line (ms since the epoch), which sets `create_date`;
+    /// default: the time the line arrives.
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub sent_timestamp_ms: Option<i64>,
-    /// Lines per module call.
-    #[arg(long, default_value_t = 500)]
-    pub batch_size: usize,
+    /// Take each line's sent timestamp from this top-level JSON field (ms since the epoch, or
+    /// RFC 3339); lines without it get --sent-timestamp-ms or their arrival time.
+    #[arg(long, value_name = "FIELD")]
+    pub sent_timestamp_field: Option<String>,
+    /// Lines per module call, at most.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch_size: u32,
+    /// A line's row is written at most this long after the line arrives (plus one module call).
+    #[arg(long, default_value_t = 20, value_name = "MS")]
+    pub linger_ms: u64,
 }
 
 impl TransformArgs {
     pub fn into_config(self) -> Result<TransformConfig> {
         Ok(TransformConfig {
             module: self.module.into_config()?.0,
-            rejects: self.rejects,
+            rejects: match self.rejects.as_str() {
+                "stdout" | "-" => Rejects::Stdout,
+                path => Rejects::File(PathBuf::from(path)),
+            },
             sent_timestamp_ms: self.sent_timestamp_ms,
-            batch_size: self.batch_size.max(1),
+            sent_timestamp_field: self.sent_timestamp_field,
+            batch_size: self.batch_size as usize,
+            linger: std::time::Duration::from_millis(self.linger_ms),
         })
+    }
+}
+
+/// Deletes old entries of the exactly-once ledger (`maskflow_ledger`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub postgres: PostgresArgs,
+    /// Delete entries processed longer ago than this (e.g. 14d). Never less than the queue's
+    /// message retention period (SQS: 4 days by default, 14 at most): until then SQS may
+    /// deliver a message again, and only its ledger entry keeps it from being written twice.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: std::time::Duration,
+}
+
+impl PruneArgs {
+    pub fn into_config(self) -> Result<PruneConfig> {
+        if self.older_than < std::time::Duration::from_secs(60) {
+            return Err(crate::Error::Usage(
+                "--older-than is below SQS' shortest retention period (60 s): use the queue's \
+                 MessageRetentionPeriod or more"
+                    .into(),
+            ));
+        }
+        Ok(PruneConfig { postgres: self.postgres.into_config()?, older_than: self.older_than })
     }
 }
 

@@ -15,11 +15,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing::info;
 
-use crate::commands::{keygen, send, transform, unmask};
+use crate::commands::{keygen, prune, send, transform, unmask};
 use crate::error::Result;
 use crate::logging;
 use crate::pipeline;
-use crate::progress::Phase;
+use crate::stats::Phase;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,7 +34,7 @@ use crate::progress::Phase;
 )]
 pub struct Cli {
     /// Log format on stderr; the level comes from RUST_LOG (default: info).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "MASKFLOW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -65,7 +65,17 @@ pub enum Command {
     /// Recover clear values from masks (needs the key).
     Unmask(commands::UnmaskArgs),
     /// Transform NDJSON bodies from stdin to NDJSON rows on stdout (no SQS, no PostgreSQL).
+    #[command(after_help = commands::TRANSFORM_EXIT_CODES)]
     Transform(commands::TransformArgs),
+    /// Delete ledger entries older than the queue can redeliver (run it daily).
+    Prune(commands::PruneArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `maskflow man > maskflow.1`.
+    Man,
     /// Put messages on the queue: a file, or --generate N synthetic login events.
     Send(commands::SendArgs),
 }
@@ -111,8 +121,33 @@ fn execute(command: Command) -> Result<ExitCode> {
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Transform(args) => {
+            let fail_on_reject = args.fail_on_reject;
             let (rows, rejected) = transform::run(args.into_config()?)?;
             eprintln!("maskflow: {rows} rows, {rejected} rejected");
+            Ok(if fail_on_reject && rejected > 0 { ExitCode::from(6) } else { ExitCode::SUCCESS })
+        }
+        Command::Prune(args) => {
+            let config = args.into_config()?;
+            let deleted = prune::run(&config)?;
+            info!(deleted, older_than = ?config.older_than, "pruned the ledger");
+            eprintln!(
+                "maskflow: {deleted} ledger entries older than {} deleted",
+                humantime::format_duration(config.older_than)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics on a write error (`| head`).
+            let (mut cli, mut script) = (<Cli as clap::CommandFactory>::command(), Vec::new());
+            clap_complete::generate(shell, &mut cli, "maskflow", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+                .map_err(crate::Error::io("cannot write the completion script"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            man.render(&mut std::io::stdout())
+                .map_err(crate::Error::io("cannot write the manual page"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Send(args) => send::run(args.into_config()?).map(|_| ExitCode::SUCCESS),

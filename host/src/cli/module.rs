@@ -60,19 +60,19 @@ pub struct ModuleArgs {
     pub key: KeyArgs,
     /// A WebAssembly module with the maskflow ABI (transform/ABI.md) to use instead of the
     /// built-in one.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "MASKFLOW_MODULE", value_name = "PATH")]
     pub module: Option<PathBuf>,
     /// JSON mapping (input paths -> columns) replacing the built-in `user_logins` mapping.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "MASKFLOW_MAPPING", value_name = "PATH")]
     pub mapping: Option<PathBuf>,
     /// Wall-clock budget of one module call; a module still running then is stopped.
-    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    #[arg(long, env = "MASKFLOW_MODULE_TIMEOUT_MS", default_value_t = 5_000, value_name = "MS")]
     pub module_timeout_ms: u64,
     /// Linear memory cap of each module instance.
-    #[arg(long, default_value_t = 64, value_name = "MB")]
+    #[arg(long, env = "MASKFLOW_MODULE_MEMORY_MB", default_value_t = 64, value_name = "MB")]
     pub module_memory_mb: usize,
     /// Slots of the per-column mask cache in the module (0 disables it).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, env = "MASKFLOW_MASK_CACHE", default_value_t = 4096)]
     pub mask_cache: usize,
 }
 

@@ -61,6 +61,12 @@ impl PostgresArgs {
         if client.get_user().is_none() {
             client.user(&env("USER").unwrap_or_else(|| "postgres".into()));
         }
+        // As libpq: PGPASSWORD fills in a URL without a password, then ~/.pgpass.
+        if client.get_password().is_none() {
+            if let Some(password) = env("PGPASSWORD") {
+                client.password(password);
+            }
+        }
         if client.get_password().is_none() {
             let file = env("PGPASSFILE")
                 .map(PathBuf::from)

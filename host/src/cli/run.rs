@@ -46,6 +46,13 @@ pub struct RunArgs {
     /// Exit once the queue is empty, instead of running until SIGINT/SIGTERM.
     #[arg(long, env = "MASKFLOW_DRAIN")]
     pub drain: bool,
+    /// Serve /metrics (Prometheus/OpenMetrics), /healthz and /readyz on this address, e.g.
+    /// 0.0.0.0:9898 [default: off; an empty value is off too].
+    #[arg(long, env = "MASKFLOW_METRICS_ADDR", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+    /// When stderr is not a terminal, log a stats line this often (e.g. 30s, 1m; 0: never).
+    #[arg(long, env = "MASKFLOW_STATS_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stats_interval: Duration,
 }
 
 impl RunArgs {
@@ -62,6 +69,8 @@ impl RunArgs {
             visibility: Duration::from_secs(self.visibility_timeout_secs),
             startup_timeout: Duration::from_secs(self.startup_timeout),
             drain: self.drain,
+            metrics_addr: parse_metrics_addr(self.metrics_addr.as_deref().unwrap_or(""))?,
+            stats_interval: self.stats_interval,
         })
     }
 }
@@ -125,6 +134,17 @@ impl SqsArgs {
             default_region: self.default_region,
             localstack_credentials: local && !own_credentials,
         })
+    }
+}
+
+fn parse_metrics_addr(value: &str) -> Result<Option<std::net::SocketAddr>> {
+    match value.trim() {
+        "" => Ok(None),
+        addr => addr.parse().map(Some).map_err(|e| {
+            Error::Usage(format!(
+                "--metrics-addr `{addr}`: {e}; give HOST:PORT with an IP address, e.g. 0.0.0.0:9898"
+            ))
+        }),
     }
 }
 

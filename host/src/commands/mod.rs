@@ -2,6 +2,7 @@
 //! struct built by `crate::cli`.
 
 pub mod keygen;
+pub mod prune;
 pub mod send;
 pub mod transform;
 pub mod unmask;

@@ -31,9 +31,14 @@ use self::shutdown::Shutdown;
 use self::stage::{ModuleConfig, Stages};
 use self::worker::Worker;
 use crate::error::{Error, Result};
-use crate::progress::{Progress, Stats};
+use crate::progress::Progress;
+use crate::serve::{self, Readiness};
 use crate::sink::{PostgresConfig, PostgresSink};
 use crate::source::{Leases, SqsConfig};
+use crate::stats::Stats;
+
+/// How often `/readyz`'s answer is refreshed (a kubelet asks every 10 s by default).
+const READINESS_PERIOD: Duration = Duration::from_secs(2);
 
 /// Everything `run` needs (built by the CLI layer).
 pub struct RunConfig {
@@ -54,6 +59,10 @@ pub struct RunConfig {
     pub visibility: Duration,
     /// Exit once the queue is empty.
     pub drain: bool,
+    /// Where to serve /metrics, /healthz and /readyz, if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Period of the stats log line when stderr is not a terminal (zero: none).
+    pub stats_interval: Duration,
 }
 
 /// How a run ended.
@@ -75,7 +84,23 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     let source = startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown)?;
     let mut probe = PostgresSink::new(&config.postgres, stages.columns().to_vec())?;
     startup::check_postgres(&mut probe, &config.key_fingerprints, deadline, &shutdown)?;
-    drop(probe);
+    let stats = Stats::default();
+    if let Some(addr) = config.metrics_addr {
+        let readiness = Arc::new(Readiness::default());
+        serve::start(&runtime, addr, stats.clone(), readiness.clone(), shutdown.clone())?;
+        let (sqs, runtime) = (source.clone(), runtime.handle().clone());
+        readiness.probe_every(
+            READINESS_PERIOD,
+            shutdown.clone(),
+            move || probe.ping().is_ok(),
+            move || {
+                let depth = async {
+                    tokio::time::timeout(READINESS_PERIOD * 2, sqs.approximate_depth()).await
+                };
+                matches!(runtime.block_on(depth), Ok(Ok(_)))
+            },
+        );
+    }
     info!(
         queue = source.queue_url(),
         concurrency = config.concurrency,
@@ -84,8 +109,7 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         "maskflow running"
     );
 
-    let stats = Stats::default();
-    let progress = Progress::start(stats.clone());
+    let progress = Progress::start(stats.clone(), config.stats_interval);
     let started = Instant::now();
     let (leases, lease_task) = {
         let _guard = runtime.enter();

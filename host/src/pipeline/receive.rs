@@ -8,9 +8,9 @@ use tracing::{debug, info, warn};
 use super::batch::Envelope;
 use super::shutdown::Shutdown;
 use crate::error::Result;
-use crate::progress::{Phase, Stats};
 use crate::retry::Backoff;
 use crate::source::{Leases, SqsSource};
+use crate::stats::{Phase, Retry, Stats};
 
 pub struct Poller {
     pub source: SqsSource,
@@ -35,6 +35,7 @@ impl Poller {
         let mut backoff = Backoff::new();
         let mut failing_since: Option<Instant> = None;
         while !self.shutdown.requested() {
+            self.stats.beat();
             let received = tokio::select! {
                 r = async {
                     let started = Instant::now();
@@ -86,6 +87,7 @@ impl Poller {
                 }
                 Err(e) => {
                     let wait = backoff.next_delay();
+                    self.stats.add_retry(Retry::Receive);
                     warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "SQS receive failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}

@@ -13,10 +13,10 @@ use super::isolate::{bisect, Attempt};
 use super::shutdown::Shutdown;
 use super::stage::{ModuleStage, Stages};
 use crate::error::Result;
-use crate::progress::{Phase, Stats};
 use crate::retry::Backoff;
 use crate::sink::{CommitStats, Item, PostgresConfig, PostgresSink, SinkError, SINK_REFUSED};
 use crate::source::Leases;
+use crate::stats::{Phase, Retry, Stats};
 
 pub struct Worker<'a> {
     pub rx: flume::Receiver<Envelope>,
@@ -44,6 +44,7 @@ impl Worker<'_> {
     /// pollers have stopped and the channel is drained.
     fn next_batch(&self) -> Option<Batch> {
         let first = loop {
+            self.stats.beat();
             match self.rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(m) => break m,
                 Err(flume::RecvTimeoutError::Timeout) => continue,
@@ -79,7 +80,7 @@ impl Worker<'_> {
                 commit_isolating(sink, &batch.envelopes, self.stages.sealer())
             })
         })?;
-        self.stats.add_written(committed);
+        self.stats.add_written(&committed);
         debug!(messages = held, "batch committed");
         crash_point("after-commit");
         self.stats.add_in_flight(-held);
@@ -99,6 +100,8 @@ impl Worker<'_> {
             match f() {
                 Err(SinkError::Unavailable(e)) if !self.shutdown.requested() => {
                     let wait = backoff.next_delay();
+                    self.stats.add_retry(Retry::Postgres);
+                    self.stats.beat(); // waiting out an outage is not being stuck
                     warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what}");
                     std::thread::sleep(wait);
                 }

@@ -9,8 +9,9 @@ use wasmtime::{Engine, Module};
 use super::WasmInstance;
 use crate::error::{Error, Result};
 
-/// The module built from transform/ at compile time (host/build.rs), so the binary is self-contained.
-pub static EMBEDDED_MODULE: &[u8] = include_bytes!(env!("MASKFLOW_MODULE_PATH"));
+/// The module built from transform/ and shipped in the crate (host/module/README.md), so the
+/// binary is self-contained and building it needs no wasm toolchain.
+pub static EMBEDDED_MODULE: &[u8] = include_bytes!("../../module/maskflow_transform.wasm");
 
 pub const ABI_VERSION: u32 = maskflow_transform::ABI_VERSION;
 /// Epoch ticks are this far apart; deadlines are whole ticks.

@@ -7,11 +7,14 @@
 mod classify;
 mod copy;
 mod postgres;
+mod prune;
 mod schema;
 mod tls;
 
 pub use self::postgres::PostgresSink;
+pub use self::prune::prune_ledger;
 use maskflow_transform::Outcome;
+use std::collections::BTreeMap;
 
 /// Reason code of a message PostgreSQL refused although the module accepted it.
 pub const SINK_REFUSED: &str = "sink_refused";
@@ -66,10 +69,12 @@ pub struct Item<'a> {
 }
 
 /// What one commit did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CommitStats {
     pub rows: u64,
     pub rejected: u64,
+    /// `rejected` by reason code (a small fixed set: ABI.md's reasons and `sink_refused`).
+    pub rejected_by_reason: BTreeMap<String, u64>,
     /// Already in the ledger: redelivered messages, skipped.
     pub duplicates: u64,
 }
@@ -79,6 +84,9 @@ impl std::ops::AddAssign for CommitStats {
         self.rows += o.rows;
         self.rejected += o.rejected;
         self.duplicates += o.duplicates;
+        for (reason, n) in o.rejected_by_reason {
+            *self.rejected_by_reason.entry(reason).or_default() += n;
+        }
     }
 }
 

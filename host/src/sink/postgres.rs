@@ -83,6 +83,18 @@ impl PostgresSink {
         Ok(())
     }
 
+    /// Whether PostgreSQL answers (`/readyz`): `SELECT 1` on this sink's connection, opened
+    /// if needed; a failure drops it.
+    pub fn ping(&mut self) -> Result<(), SinkError> {
+        self.connect()?;
+        let conn = self.conn.as_mut().expect("connected above");
+        let answered = conn.client.simple_query("SELECT 1").map(drop).map_err(classify);
+        if answered.is_err() {
+            self.conn = None;
+        }
+        answered
+    }
+
     /// The start-up check: connects, prepares the tables, and records or compares the keys'
     /// fingerprints (`(key id, fingerprint)` pairs).
     pub fn prepare(&mut self, key_fingerprints: &[(String, String)]) -> Result<(), SinkError> {
@@ -175,9 +187,14 @@ fn commit(conn: &mut Connection, items: &[Item]) -> Result<CommitStats, SinkErro
             }
         }
     }
+    let mut rejected_by_reason = std::collections::BTreeMap::new();
+    for reason in &r_reasons {
+        *rejected_by_reason.entry(reason.to_string()).or_default() += 1;
+    }
     let stats = CommitStats {
         rows,
         rejected: r_ids.len() as u64,
+        rejected_by_reason,
         duplicates: claimed.as_ref().map_or(0, |c| items.len() - c.len()) as u64,
     };
     if stats.rows > 0 {

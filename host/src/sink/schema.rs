@@ -23,6 +23,9 @@ const USER_LOGINS_TYPES: [(&str, &str); 7] = [
 ];
 const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS maskflow_ledger(
     message_id text PRIMARY KEY, outcome text NOT NULL, processed_at timestamptz NOT NULL DEFAULT now())";
+/// `maskflow prune` deletes by age.
+pub const LEDGER_INDEX_DDL: &str =
+    "CREATE INDEX IF NOT EXISTS maskflow_ledger_processed_at ON maskflow_ledger (processed_at)";
 const REJECTED_DDL: &str = "CREATE TABLE IF NOT EXISTS {table}_rejected(
     message_id text PRIMARY KEY, reason text NOT NULL, message text NOT NULL,
     encrypted_body text NOT NULL, rejected_at timestamptz NOT NULL DEFAULT now())";
@@ -46,7 +49,7 @@ pub fn prepare(
     if table == "user_logins" {
         tx.batch_execute(USER_LOGINS_DDL).map_err(classify)?;
     }
-    for ddl in [LEDGER_DDL, &REJECTED_DDL.replace("{table}", table), KEYS_DDL] {
+    for ddl in [LEDGER_DDL, LEDGER_INDEX_DDL, &REJECTED_DDL.replace("{table}", table), KEYS_DDL] {
         tx.batch_execute(ddl).map_err(classify)?;
     }
     check_shape(tx, table, columns)

@@ -11,8 +11,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
 use super::SqsSource;
-use crate::progress::Stats;
 use crate::retry::Backoff;
+use crate::stats::{Phase, Retry, Stats};
 
 /// Deletes are retried this often before the messages are left to come back (the ledger
 /// recognises them then).
@@ -104,7 +104,7 @@ async fn run(
                     })
                     .collect();
                 if !due.is_empty() {
-                    calls.spawn(extend(source.clone(), due, visibility));
+                    calls.spawn(extend(source.clone(), due, visibility, stats.clone()));
                 }
             }
             Some(_) = calls.join_next(), if !calls.is_empty() => {}
@@ -119,9 +119,11 @@ fn forget(held: &mut HashMap<String, Instant>, receipts: &[String]) {
     }
 }
 
-async fn extend(source: SqsSource, receipts: Vec<String>, visibility: Duration) {
+async fn extend(source: SqsSource, receipts: Vec<String>, visibility: Duration, stats: Stats) {
     debug!(messages = receipts.len(), "extending visibility");
     if let Err(e) = source.extend_visibility(&receipts, visibility).await {
+        // Sent again at the next half-timeout if the host still holds them.
+        stats.add_retry(Retry::Extend);
         warn!(error = %e, "cannot extend visibility; messages may be redelivered (the ledger keeps them exactly once)");
     }
 }
@@ -133,7 +135,7 @@ async fn delete(source: SqsSource, receipts: Vec<String>, stats: Stats) {
     for attempt in 1..=DELETE_ATTEMPTS {
         let started = Instant::now();
         let result = source.delete(&receipts).await;
-        stats.add_busy(crate::progress::Phase::Delete, started.elapsed());
+        stats.add_busy(Phase::Delete, started.elapsed());
         match result {
             Ok(refused) => {
                 stats.add_deleted(receipts.len() - refused);
@@ -141,6 +143,7 @@ async fn delete(source: SqsSource, receipts: Vec<String>, stats: Stats) {
                 return;
             }
             Err(e) if attempt < DELETE_ATTEMPTS => {
+                stats.add_retry(Retry::Delete);
                 warn!(error = %e, "delete failed; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
             }

@@ -6,11 +6,13 @@ use std::time::Duration;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::Credentials;
+use aws_sdk_sqs::config::SharedHttpClient;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
+use aws_smithy_http_client::tls;
 
 use super::errors::classify;
 use super::{Queue, SqsConfig};
@@ -30,6 +32,13 @@ pub struct Received {
     pub receive_count: u32,
 }
 
+/// The SDK's hyper 1 client on rustls + ring (host/Cargo.toml says why not the SDK's default).
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
 #[derive(Clone)]
 pub struct SqsSource {
     client: Client,
@@ -45,7 +54,9 @@ impl SqsSource {
             None => RegionProviderChain::default_provider(),
         }
         .or_else(aws_config::Region::new(config.default_region.clone()));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
+            .region(region);
         if let Some(endpoint) = &config.endpoint {
             loader = loader.endpoint_url(endpoint);
         }

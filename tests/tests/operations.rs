@@ -1,0 +1,211 @@
+//! What an operator meets: a running host's /metrics, /healthz and /readyz read with a real
+//! HTTP client, and `maskflow transform` (of this build, or of `MASKFLOW_BIN`: scripts/test
+//! points it at a `cargo install`ed copy) over the golden vectors.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use maskflow_tests::run::{generated, Run};
+use maskflow_tests::{golden, maskflow_bin, test_key_file, Services};
+use serde_json::Value;
+
+/// The metrics test stops PostgreSQL: no other test of this file may use it meanwhile.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET url`: (status, body); `None` while nothing listens yet.
+fn get(url: &str) -> Option<(u16, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut response = agent.get(url).call().ok()?;
+    Some((response.status().as_u16(), response.body_mut().read_to_string().unwrap()))
+}
+
+/// Samples of an OpenMetrics text: `name{labels}` -> value.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("sample line: {l}"));
+            (name.to_owned(), value.parse().unwrap_or_else(|_| panic!("sample value: {l}")))
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_count_the_run_and_readiness_follows_postgres() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let services = Services::get();
+    let run = Run::new(&services, "ops_metrics");
+    let bodies = generated(2000, 61);
+    services.send(&run.queue_url, &bodies);
+    let base = format!("http://127.0.0.1:{}", free_port());
+    let addr = base.trim_start_matches("http://").to_owned();
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let host = run.spawn_watched(
+        &["run", "--batch-size", "100", "--metrics-addr", &addr, "--stats-interval", "1s"],
+        &[],
+    );
+    let metrics = || samples(&get(&format!("{base}/metrics")).expect("/metrics answers").1);
+    let value = |m: &BTreeMap<String, f64>, name: &str| m.get(name).copied().unwrap_or(0.0);
+
+    // During the run: alive, and the counters move.
+    wait_until("/metrics", Duration::from_secs(30), || get(&format!("{base}/metrics")).is_some());
+    assert_eq!(get(&format!("{base}/healthz")).unwrap().0, 200, "/healthz during the run");
+    let written = |m: &BTreeMap<String, f64>| {
+        let rejected: f64 = m
+            .iter()
+            .filter(|(k, _)| k.starts_with("maskflow_rejections_total{"))
+            .map(|(_, v)| v)
+            .sum();
+        value(m, "maskflow_rows_written_total") + rejected
+    };
+    wait_until("every message written", Duration::from_secs(120), || {
+        written(&metrics()) as usize == bodies.len()
+    });
+    wait_until("every message deleted", Duration::from_secs(30), || {
+        value(&metrics(), "maskflow_messages_deleted_total") as usize == bodies.len()
+    });
+
+    // After it: the counters equal what PostgreSQL holds and what was sent.
+    let m = metrics();
+    assert_eq!(value(&m, "maskflow_messages_received_total") as usize, bodies.len());
+    assert_eq!(
+        value(&m, "maskflow_rows_written_total") as i64,
+        run.count("SELECT count(*) FROM user_logins")
+    );
+    let mut db = run.db();
+    let by_reason =
+        db.query("SELECT reason, count(*) FROM user_logins_rejected GROUP BY reason", &[]).unwrap();
+    assert!(!by_reason.is_empty(), "the generated set has malformed messages");
+    for row in &by_reason {
+        let (reason, n): (String, i64) = (row.get(0), row.get(1));
+        let key = format!("maskflow_rejections_total{{reason=\"{reason}\"}}");
+        assert_eq!(value(&m, &key) as i64, n, "{key}");
+    }
+    assert_eq!(value(&m, "maskflow_messages_in_flight"), 0.0);
+    assert_eq!(value(&m, "maskflow_redeliveries_skipped_total"), 0.0);
+    let batches = value(&m, "maskflow_batch_commit_seconds_count");
+    assert!(batches >= (bodies.len() / 100) as f64, "one commit per batch at least: {batches}");
+    assert_eq!(
+        value(&m, "maskflow_module_call_seconds_count"),
+        batches,
+        "one module call per batch"
+    );
+    assert!(value(&m, "maskflow_last_commit_timestamp_seconds") >= started.as_secs_f64());
+    host.wait_for("the stats line (stderr is not a terminal)", Duration::from_secs(10), |log| {
+        log.lines().any(|l| l.contains(&format!("{} received (", bodies.len())))
+    });
+
+    // Readiness follows PostgreSQL; liveness does not.
+    let ready = get(&format!("{base}/readyz")).unwrap();
+    assert_eq!(ready.0, 200, "/readyz: {}", ready.1);
+    /// Starts PostgreSQL again however the test ends, for the tests that follow.
+    struct RestartPostgres<'a>(&'a Services);
+    impl Drop for RestartPostgres<'_> {
+        fn drop(&mut self) {
+            self.0.control(&["start-pg"]);
+        }
+    }
+    let _restart = RestartPostgres(&services);
+    services.control(&["stop-pg", "immediate"]);
+    wait_until("/readyz 503", Duration::from_secs(20), || {
+        get(&format!("{base}/readyz"))
+            .is_some_and(|(s, body)| s == 503 && body.contains("PostgreSQL"))
+    });
+    assert_eq!(get(&format!("{base}/healthz")).unwrap().0, 200, "an outage is not a stuck host");
+    services.control(&["start-pg"]);
+    wait_until("/readyz 200 again", Duration::from_secs(30), || {
+        get(&format!("{base}/readyz")).is_some_and(|(s, _)| s == 200)
+    });
+
+    let (status, log) = host.stop("-TERM");
+    assert!(status.success(), "SIGTERM ends the run cleanly: {log}");
+}
+
+#[test]
+fn prune_deletes_only_ledger_entries_older_than_asked() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let services = Services::get();
+    let run = Run::new(&services, "ops_prune");
+    let bodies = generated(50, 71);
+    services.send(&run.queue_url, &bodies);
+    run.drain(&[]);
+    let aged = "UPDATE maskflow_ledger SET processed_at = now() - interval '20 days'
+                WHERE message_id IN (SELECT message_id FROM maskflow_ledger ORDER BY message_id LIMIT 10)";
+    assert_eq!(run.db().execute(aged, &[]).unwrap(), 10);
+    let too_short = run.command(&["prune", "--older-than", "30s"]).output().unwrap();
+    assert_eq!(too_short.status.code(), Some(2), "below SQS' shortest retention: a usage error");
+    let out = run.command(&["prune", "--older-than", "14d"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("10 ledger entries"), "{stderr}");
+    assert_eq!(run.count("SELECT count(*) FROM maskflow_ledger"), 40);
+    assert_eq!(
+        run.count("SELECT count(*) FROM user_logins")
+            + run.count("SELECT count(*) FROM user_logins_rejected"),
+        50,
+        "data is never pruned"
+    );
+    let index = "SELECT count(*) FROM pg_indexes WHERE indexname = 'maskflow_ledger_processed_at'";
+    assert_eq!(run.count(index), 1, "prune deletes through an index on processed_at");
+}
+
+/// `maskflow transform` turns every golden vector whose body is one line into the golden row
+/// or rejection reason (one call per sent timestamp: it sets `create_date`).
+#[test]
+fn the_binary_transforms_the_golden_vectors() {
+    let bin = maskflow_bin();
+    let vectors: Vec<_> = golden().into_iter().filter(|v| !v.body().contains(&b'\n')).collect();
+    assert!(vectors.len() > 40, "most vectors are one line: {}", vectors.len());
+    let mut by_time: BTreeMap<i64, Vec<_>> = BTreeMap::new();
+    for v in &vectors {
+        by_time.entry(v.sent_timestamp_ms).or_default().push(v);
+    }
+    for (sent, group) in by_time {
+        let mut child = Command::new(&bin)
+            .args(["transform", "--sent-timestamp-ms", &sent.to_string()])
+            .env("MASKFLOW_KEY", std::fs::read_to_string(test_key_file()).unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let mut input = Vec::new();
+        for v in &group {
+            input.extend(v.body());
+            input.push(b'\n');
+        }
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), group.len(), "one output line per input line");
+        for (v, line) in group.iter().zip(&lines) {
+            match v.expected_reason() {
+                Some(reason) => assert_eq!(line["rejected"]["reason"], reason, "{}", v.name),
+                None => assert_eq!(Some(line.as_object().unwrap()), v.expected_row(), "{}", v.name),
+            }
+        }
+    }
+}
