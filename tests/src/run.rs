@@ -298,3 +298,12 @@ pub fn strip_ansi(line: &str) -> String {
     }
     out
 }
+
+/// Polls `done` every 100 ms; panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -5,22 +5,14 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use maskflow_tests::run::{generated, Run};
+use maskflow_tests::run::{generated, wait_until, Run};
 use maskflow_tests::{golden, maskflow_bin, test_key_file, Services};
 use serde_json::Value;
 
 /// The metrics test stops PostgreSQL: no other test of this file may use it meanwhile.
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

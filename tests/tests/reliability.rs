@@ -9,18 +9,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use maskflow_tests::proxy::Proxy;
-use maskflow_tests::run::{expected_contents, generated, last_phase, Phase, Run, Tally};
+use maskflow_tests::run::{
+    expected_contents, generated, last_phase, wait_until, Phase, Run, Tally,
+};
 use maskflow_tests::{golden, test_key_file, Services};
 
 static TURN: Mutex<()> = Mutex::new(());
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn stop(child: Child, signal: &str) -> std::process::Output {
     Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
