@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::serve::{self, Readiness};
 use crate::sink::{PostgresConfig, PostgresSink};
-use crate::source::{Leases, SqsConfig};
+use crate::source::{Leases, SqsConfig, SqsSource};
 use crate::stats::Stats;
 
 /// How often `/readyz`'s answer is refreshed (a kubelet asks every 10 s by default).
@@ -85,21 +85,9 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     let mut probe = PostgresSink::new(&config.postgres, stages.columns().to_vec())?;
     startup::check_postgres(&mut probe, &config.key_fingerprints, deadline, &shutdown)?;
     let stats = Stats::default();
-    if let Some(addr) = config.metrics_addr {
-        let readiness = Arc::new(Readiness::default());
-        serve::start(&runtime, addr, stats.clone(), readiness.clone(), shutdown.clone())?;
-        let (sqs, runtime) = (source.clone(), runtime.handle().clone());
-        readiness.probe_every(
-            READINESS_PERIOD,
-            shutdown.clone(),
-            move || probe.ping().is_ok(),
-            move || {
-                let depth = async {
-                    tokio::time::timeout(READINESS_PERIOD * 2, sqs.approximate_depth()).await
-                };
-                matches!(runtime.block_on(depth), Ok(Ok(_)))
-            },
-        );
+    match config.metrics_addr {
+        Some(addr) => start_endpoints(&runtime, addr, &stats, &shutdown, probe, source.clone())?,
+        None => drop(probe), // the workers open their own connections
     }
     info!(
         queue = source.queue_url(),
@@ -172,4 +160,30 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     let summary = Summary { stats: stats.clone(), elapsed: started.elapsed() };
     let failure = failure.lock().expect("failure lock").take();
     failure.map_or(Ok(summary), Err)
+}
+
+/// `--metrics-addr`: the endpoints, and the readiness probe, which keeps the start-up check's
+/// PostgreSQL connection.
+fn start_endpoints(
+    runtime: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    stats: &Stats,
+    shutdown: &Shutdown,
+    mut postgres: PostgresSink,
+    sqs: SqsSource,
+) -> Result<()> {
+    let readiness = Arc::new(Readiness::default());
+    serve::start(runtime, addr, stats.clone(), readiness.clone(), shutdown.clone())?;
+    let handle = runtime.handle().clone();
+    readiness.probe_every(
+        READINESS_PERIOD,
+        shutdown.clone(),
+        move || postgres.ping().is_ok(),
+        move || {
+            let depth =
+                async { tokio::time::timeout(READINESS_PERIOD * 2, sqs.approximate_depth()).await };
+            matches!(handle.block_on(depth), Ok(Ok(_)))
+        },
+    );
+    Ok(())
 }
