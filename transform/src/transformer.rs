@@ -1,5 +1,6 @@
 use crate::cache::MaskCache;
 use crate::config::{nonce_bytes, Config, KeyConfig, Kind, Mapping, RAW_BODY_NONCE};
+use crate::flat::scan_flat;
 use crate::mask::{self, ColumnCipher, Key, NONCE_LEN};
 use crate::scan::{scan, Found};
 use crate::{date, ip, version, BodySealer, Error, Reason, Rejection, Row};
@@ -29,12 +30,15 @@ pub struct Transformer {
     paths: Vec<Vec<String>>,
     max_depth: usize,
     max_body_bytes: usize,
+    /// Every path has at most one segment: flat bodies go through [`scan_flat`] first.
+    flat: bool,
     keys: Vec<Key>,
     raw_body: BodySealer,
     unmask_domains: Vec<(String, [u8; NONCE_LEN])>,
     row: Row,
     scratch: Vec<u8>,
     canonical: String,
+    dates: date::Dates,
 }
 
 struct ColumnPlan {
@@ -98,15 +102,17 @@ impl Transformer {
                 ColumnPlan { field, kind: c.kind, required: c.required, max_len: c.max_len, masker }
             })
             .collect();
+        let paths: Vec<Vec<String>> = columns
+            .iter()
+            .map(|c| {
+                c.path.as_deref().map_or(vec![], |p| p.split('.').map(str::to_owned).collect())
+            })
+            .collect();
         Ok(Transformer {
             columns: plans,
             names: columns.iter().map(|c| c.name.clone()).collect(),
-            paths: columns
-                .iter()
-                .map(|c| {
-                    c.path.as_deref().map_or(vec![], |p| p.split('.').map(str::to_owned).collect())
-                })
-                .collect(),
+            flat: paths.iter().all(|p| p.len() <= 1),
+            paths,
             max_depth,
             max_body_bytes,
             raw_body: BodySealer::new(&keys)?,
@@ -115,12 +121,21 @@ impl Transformer {
             row: Row::default(),
             scratch: Vec::new(),
             canonical: String::new(),
+            dates: date::Dates::default(),
         })
     }
 
     /// Output column names, in row order.
     pub fn columns(&self) -> &[String] {
         &self.names
+    }
+
+    /// Turns the flat-object scanner off (or back on, where the mapping allows it): every body
+    /// then goes through the serde_json path alone. For the tests and benchmarks that compare
+    /// the two paths; the outcomes are the same either way.
+    #[doc(hidden)]
+    pub fn set_flat_scan(&mut self, on: bool) {
+        self.flat = on && self.paths.iter().all(|p| p.len() <= 1);
     }
 
     /// Mask cache (hits, lookups) over every masked column since this transformer was made:
@@ -169,16 +184,20 @@ impl Transformer {
         }
         let text = std::str::from_utf8(body)
             .map_err(|_| (Reason::BodyNotUtf8, "the body is not valid UTF-8".to_owned()))?;
-        let values = scan(text, &self.paths, self.max_depth)
-            .map_err(|reason| (reason, structural_message(reason, self.max_depth)))?;
+        let fast = if self.flat { scan_flat(text, &self.paths) } else { None };
+        let values = match fast {
+            Some(values) => values,
+            None => scan(text, &self.paths, self.max_depth)
+                .map_err(|reason| (reason, structural_message(reason, self.max_depth)))?,
+        };
 
-        let Transformer { columns, row, scratch, canonical, .. } = self;
+        let Transformer { columns, row, scratch, canonical, dates, .. } = self;
         row.reset(columns.len());
         for (i, (plan, found)) in columns.iter_mut().zip(values.iter()).enumerate() {
             let cell = &mut row.cells[i];
             let fail = |reason, rule: &str| (reason, format!("field `{}`: {rule}", plan.field));
             let value = match (plan.kind, found) {
-                (Kind::SentDate, _) => match date::utc_date(message.sent_timestamp_ms, cell) {
+                (Kind::SentDate, _) => match dates.push(message.sent_timestamp_ms, cell) {
                     Some(()) => Value::Written,
                     None => {
                         return Err(fail(Reason::InvalidTimestamp, "must be between 1970 and 9999"))
