@@ -128,12 +128,20 @@ fn benches(c: &mut Criterion) {
                 })
             });
         }
-        for (lever, cache) in [("3 + typed scan, no allocation", 0), ("4 + mask cache", CACHE)] {
+        for (lever, cache, flat) in [
+            ("3 + typed scan, no allocation", 0, false),
+            ("4 + mask cache", CACHE, false),
+            ("5 + flat-object scanner", CACHE, true),
+        ] {
             group.bench_function(lever, |b| {
                 b.iter_custom(|iters| {
                     cold(
                         iters,
-                        || Transformer::new(data::config(cache)).expect("config"),
+                        || {
+                            let mut t = Transformer::new(data::config(cache)).expect("config");
+                            t.set_flat_scan(flat);
+                            t
+                        },
                         |t| native_pass(t, &messages),
                     )
                 })
