@@ -16,7 +16,7 @@ pub(crate) struct MaskCache {
 #[derive(Default)]
 struct Slot {
     filled: bool,
-    input: String,
+    input: Vec<u8>,
     mask: String,
 }
 
@@ -43,28 +43,39 @@ impl MaskCache {
         MaskCache { slots: (0..size).map(|_| Slot::default()).collect(), hits: 0, lookups: 0 }
     }
 
-    /// The mask of `input`, computed by `compute` on a miss.
-    pub(crate) fn get_or_insert<'a>(
-        &'a mut self,
-        input: &str,
-        compute: impl FnOnce(&mut String),
-    ) -> &'a str {
+    fn index(&self, input: &[u8]) -> usize {
+        slot_hash(input) as usize & (self.slots.len() - 1)
+    }
+
+    /// The cached mask of `input`, if its slot holds it (counted as a lookup). A disabled
+    /// cache always misses, uncounted.
+    pub(crate) fn get(&mut self, input: &[u8]) -> Option<&str> {
         if self.slots.is_empty() {
-            return "";
+            return None;
         }
-        let index = slot_hash(input.as_bytes()) as usize & (self.slots.len() - 1);
-        let slot = &mut self.slots[index];
         self.lookups += 1;
+        let index = self.index(input);
+        let slot = &self.slots[index];
         if slot.filled && slot.input == input {
             self.hits += 1;
+            Some(&slot.mask)
         } else {
-            slot.input.clear();
-            slot.input.push_str(input);
-            slot.mask.clear();
-            compute(&mut slot.mask);
-            slot.filled = true;
+            None
         }
-        &slot.mask
+    }
+
+    /// Stores `mask` as the mask of `input` (after a miss), replacing its slot's last value.
+    pub(crate) fn insert(&mut self, input: &[u8], mask: &str) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let index = self.index(input);
+        let slot = &mut self.slots[index];
+        slot.input.clear();
+        slot.input.extend_from_slice(input);
+        slot.mask.clear();
+        slot.mask.push_str(mask);
+        slot.filled = true;
     }
 
     pub(crate) fn is_enabled(&self) -> bool {
@@ -86,19 +97,19 @@ mod tests {
         let mut cache = MaskCache::new(8);
         let mut computed = 0;
         for value in ["a", "b", "a", "a", "b"] {
-            let mask = cache
-                .get_or_insert(value, |out| {
-                    computed += 1;
-                    out.push_str(&value.repeat(2))
-                })
-                .to_owned();
-            assert_eq!(mask, value.repeat(2));
+            if let Some(mask) = cache.get(value.as_bytes()) {
+                assert_eq!(mask, value.repeat(2));
+            } else {
+                computed += 1;
+                cache.insert(value.as_bytes(), &value.repeat(2));
+            }
         }
         // "a" and "b" may share a slot; either way every lookup is counted, hits only on a match.
         let (hits, lookups) = cache.stats();
         assert_eq!(lookups, 5);
         assert_eq!(hits + computed, 5);
         assert!(hits >= 1, "the second \"a\" in a row must hit");
+        assert_eq!(MaskCache::new(0).get(b"a"), None);
     }
 
     #[test]

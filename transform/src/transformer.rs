@@ -39,6 +39,10 @@ pub struct Transformer {
     scratch: Vec<u8>,
     canonical: String,
     dates: date::Dates,
+    /// Masks to compute once the row is otherwise complete: (column, start, length) of values
+    /// in `pending_values`.
+    pending: Vec<(usize, usize, usize)>,
+    pending_values: Vec<u8>,
 }
 
 struct ColumnPlan {
@@ -122,6 +126,8 @@ impl Transformer {
             scratch: Vec::new(),
             canonical: String::new(),
             dates: date::Dates::default(),
+            pending: Vec::new(),
+            pending_values: Vec::new(),
         })
     }
 
@@ -191,7 +197,11 @@ impl Transformer {
                 .map_err(|reason| (reason, structural_message(reason, self.max_depth)))?,
         };
 
-        let Transformer { columns, row, scratch, canonical, dates, .. } = self;
+        let Transformer {
+            columns, row, scratch, canonical, dates, pending, pending_values, ..
+        } = self;
+        pending.clear();
+        pending_values.clear();
         row.reset(columns.len());
         for (i, (plan, found)) in columns.iter_mut().zip(values.iter()).enumerate() {
             let cell = &mut row.cells[i];
@@ -271,12 +281,13 @@ impl Transformer {
                             &format!("too long to mask within {limit} characters"),
                         ));
                     }
-                    if cache.is_enabled() {
-                        cell.push_str(cache.get_or_insert(value, |out| {
-                            cipher.mask_into(value.as_bytes(), scratch, out)
-                        }));
-                    } else {
-                        cipher.mask_into(value.as_bytes(), scratch, cell);
+                    match cache.get(value.as_bytes()) {
+                        Some(mask) => cell.push_str(mask),
+                        None => {
+                            // Masked after the loop, two at a time where possible.
+                            pending.push((i, pending_values.len(), value.len()));
+                            pending_values.extend_from_slice(value.as_bytes());
+                        }
                     }
                 }
                 None => {
@@ -291,7 +302,47 @@ impl Transformer {
                 }
             }
         }
+        mask_pending(columns, row, pending, pending_values, scratch);
         Ok(())
+    }
+}
+
+/// Computes the masks `fill_row` left pending (cache misses, in column order) into their cells
+/// and caches them: two short values of the same key share their AES calls.
+fn mask_pending(
+    columns: &mut [ColumnPlan],
+    row: &mut Row,
+    pending: &[(usize, usize, usize)],
+    values: &[u8],
+    scratch: &mut Vec<u8>,
+) {
+    let mut next = 0;
+    while next < pending.len() {
+        let (i, start, len) = pending[next];
+        let value = &values[start..start + len];
+        if let Some(&(j, start_b, len_b)) = pending.get(next + 1) {
+            let value_b = &values[start_b..start_b + len_b];
+            let (head, tail) = columns.split_at_mut(j);
+            if let (Some((a, cache_a)), Some((b, cache_b))) =
+                (&mut head[i].masker, &mut tail[0].masker)
+            {
+                if a.can_pair(b, len, len_b) {
+                    let (cells_head, cells_tail) = row.cells.split_at_mut(j);
+                    let (cell_a, cell_b) = (&mut cells_head[i], &mut cells_tail[0]);
+                    a.mask_pair_into(value, b, value_b, cell_a, cell_b);
+                    cache_a.insert(value, cell_a);
+                    cache_b.insert(value_b, cell_b);
+                    next += 2;
+                    continue;
+                }
+            }
+        }
+        if let Some((cipher, cache)) = &mut columns[i].masker {
+            let cell = &mut row.cells[i];
+            cipher.mask_into(value, scratch, cell);
+            cache.insert(value, cell);
+        }
+        next += 1;
     }
 }
 
