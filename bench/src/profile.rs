@@ -31,6 +31,10 @@ pub struct ProfileArgs {
     cache_size: usize,
     #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Another build of the module (one with its name section, for named frames), instead of
+    /// the embedded one.
+    #[arg(long)]
+    module: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &ProfileArgs) -> Result<()> {
@@ -56,7 +60,11 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
             let mut engine_config = Config::new();
             engine_config.profiler(ProfilingStrategy::PerfMap);
             let engine = Engine::new(&engine_config).map_err(|e| anyhow!("{e}"))?;
-            let module = Module::new(&engine, EMBEDDED_MODULE).map_err(|e| anyhow!("{e}"))?;
+            let bytes = match &args.module {
+                Some(path) => std::fs::read(path)?,
+                None => EMBEDDED_MODULE.to_vec(),
+            };
+            let module = Module::new(&engine, bytes).map_err(|e| anyhow!("{e}"))?;
             let config_json = serde_json::to_string(&config)?;
             for _ in 0..args.passes {
                 let mut store = Store::new(&engine, ());
