@@ -78,10 +78,6 @@ impl MaskCache {
         slot.filled = true;
     }
 
-    pub(crate) fn is_enabled(&self) -> bool {
-        !self.slots.is_empty()
-    }
-
     /// (hits, lookups) since the cache was made.
     pub(crate) fn stats(&self) -> (u64, u64) {
         (self.hits, self.lookups)
