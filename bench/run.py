@@ -29,11 +29,14 @@ PY = sys.executable
 BASELINES = os.path.join(REPO, "bench", "baselines")
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--sections", default="transform,sink,e2e,vector,original,scale")
-parser.add_argument("--messages", type=int, default=100_000, help="messages per end-to-end run")
-parser.add_argument("--python-messages", type=int, default=20_000,
-                    help="messages per boto3-consumer run (its rate is steady well before that)")
-parser.add_argument("--concurrency", default="1,2,4,8")
+parser.add_argument("--sections", default="transform,sink,e2e,original,scale")
+parser.add_argument("--messages", type=int, default=20_000,
+                    help="messages per end-to-end run, the same for every consumer")
+parser.add_argument("--concurrency", default="1,4")
+parser.add_argument("--consumers", default="ceiling,maskflow,boto3,vector",
+                    help="end-to-end consumers, each run at every concurrency on the same message count")
+parser.add_argument("--sink-batches", default="100,500,1000,10000",
+                    help="sink batch sizes; 500 is the host's default --batch-size (the headline)")
 parser.add_argument("--original-messages", type=int, default=1_000)
 parser.add_argument("--scale", default="10000,100000,1000000", help="message counts for the scaling runs")
 parser.add_argument("--scale-concurrency", type=int, default=4)
@@ -135,24 +138,29 @@ def machine():
 
 def section_transform():
     log("transform: criterion (about 4 minutes)")
+    started = time.time()
     subprocess.run(["cargo", "bench", "-p", "maskflow-bench", "--bench", "transform"], cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL)
     found = []
     for path in glob.glob(os.path.join(TARGET, "criterion", "**", "new", "benchmark.json"), recursive=True):
+        if os.path.getmtime(path) < started:
+            continue  # a benchmark of an earlier suite, no longer run
         bench = json.load(open(path))
         estimates = json.load(open(os.path.join(os.path.dirname(path), "estimates.json")))
         elements = (bench.get("throughput") or {}).get("Elements", 1)
         ns = estimates["mean"]["point_estimate"]
         found.append({"group": bench["group_id"], "function": bench["function_id"] or bench.get("value_str"),
                       "value": bench.get("value_str"), "records_per_s": elements / (ns * 1e-9)})
-    results["transform"] = {"date": now(), "benchmarks": sorted(found, key=lambda b: (b["group"], str(b["function"])))}
+    hits = json.load(open(os.path.join(TARGET, "criterion", "maskflow-cache-hits.json")))
+    results["transform"] = {"date": now(), "cache": hits,
+                            "benchmarks": sorted(found, key=lambda b: (b["group"], str(b["function"])))}
     save()
 
 
 def section_sink():
     log("sink: host path vs single-row, multi-row INSERT and COPY")
     url = fresh_database()
-    out, _, _ = run([BENCH, "sink", "--database-url", url])
+    out, _, _ = run([BENCH, "sink", "--database-url", url, "--batch-sizes", args.sink_batches])
     results["sink"] = {"date": now(), "runs": [json.loads(l) for l in out.splitlines() if l.strip()]}
     save()
 
@@ -172,10 +180,10 @@ def maskflow_run(url, n, concurrency):
 
 def ceiling_run(url, n, concurrency):
     out, _, measured = run_measured([BENCH, "ceiling", "--concurrency", str(concurrency), "--queue-url", url])
-    got = json.loads(out)["messages"]
-    if got != n:
-        raise SystemExit(f"bench: the ceiling consumer saw {got} of {n} messages")
-    return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"]}
+    got = json.loads(out)
+    if got["messages"] != n or not got["pipelined"]:
+        raise SystemExit(f"bench: the pipelined ceiling consumer saw {got['messages']} of {n} messages")
+    return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"], "pipelined": True}
 
 
 def python_run(script, url, n, extra):
@@ -189,23 +197,39 @@ def python_run(script, url, n, extra):
 
 
 def section_e2e():
-    runs = results.setdefault("e2e", {"date": now(), "messages": args.messages, "runs": []})
+    """Every consumer on the same message count at every concurrency, one after the other on
+    fresh queues filled by the same generator: the ceiling (receive and delete only, pipelined),
+    maskflow, the boto3 consumer and Vector."""
+    runs = results.setdefault("e2e", {})
     runs.update({"date": now(), "messages": args.messages, "runs": []})
+    results.pop("vector", None)  # measured here now, in the same run
+    kinds = args.consumers.split(",")
+    vector = find_vector() if "vector" in kinds else None
+    if "vector" in kinds and not vector:
+        log("e2e: vector SKIPPED: no vector binary (MASKFLOW_VECTOR_BIN, <repo>/../shared/bin/vector, PATH)")
+        kinds.remove("vector")
+    if vector:
+        runs["vector_version"] = subprocess.run([vector, "--version"], capture_output=True, text=True,
+                                                check=True).stdout.strip()
+    n = args.messages
     for c in [int(c) for c in args.concurrency.split(",")]:
-        for kind in ("ceiling", "maskflow", "boto3"):
+        for kind in kinds:
             url = fresh_queue(f"bench-{kind}-{c}")
-            n = args.python_messages if kind == "boto3" else args.messages
             send_rate = fill(url, n, seed=c)
             log(f"e2e: {kind} at concurrency {c}, {n} messages (filled at {send_rate:.0f} msg/s)")
             if kind == "ceiling":
                 r = ceiling_run(url, n, c)
             elif kind == "maskflow":
                 r = maskflow_run(url, n, c)
-            else:
+            elif kind == "boto3":
                 r = python_run("boto3_consumer.py", url, n, ["--endpoint-url", ENDPOINT, "--concurrency", str(c)])
+            else:
+                r = vector_run(vector, url, n, c)
             sqs.delete_queue(QueueUrl=url)
+            r["cpu_ms_per_msg"] = r["cpu_s"]["self"] * 1000 / n
             runs["runs"].append({"kind": kind, "concurrency": c, "send_msg_per_s": send_rate, **r})
-            log(f"  {r['msg_per_s']:.0f} msg/s, peak RSS {r['peak_rss_kb'] / 1024:.0f} MiB")
+            log(f"  {r['msg_per_s']:.0f} msg/s, {r['cpu_ms_per_msg']:.3f} ms CPU/msg, "
+                f"peak RSS {r['peak_rss_kb'] / 1024:.0f} MiB")
             save()
 
 
@@ -281,26 +305,6 @@ def vector_run(vector, url, n, concurrency):
             "cpu_ms_per_msg": cpu_self * 1000 / n, "rows": rows, "rejected": rejected}
 
 
-def section_vector():
-    """Vector 0.56 on vector/vector.yaml, with the message count and concurrencies of e2e."""
-    vector = find_vector()
-    if not vector:
-        log("vector: SKIPPED: no vector binary (MASKFLOW_VECTOR_BIN, <repo>/../shared/bin/vector, PATH)")
-        return
-    version = subprocess.run([vector, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    runs = results.setdefault("vector", {})
-    runs.update({"date": now(), "messages": args.messages, "version": version, "runs": []})
-    for c in [int(c) for c in args.concurrency.split(",")]:
-        url = fresh_queue(f"bench-vector-{c}")
-        send_rate = fill(url, args.messages, seed=c)
-        log(f"vector: {version}, client_concurrency {c}, {args.messages} messages (filled at {send_rate:.0f} msg/s)")
-        r = vector_run(vector, url, args.messages, c)
-        sqs.delete_queue(QueueUrl=url)
-        runs["runs"].append({"kind": "vector", "concurrency": c, "send_msg_per_s": send_rate, **r})
-        log(f"  {r['msg_per_s']:.0f} msg/s, {r['cpu_ms_per_msg']:.2f} ms CPU/msg, peak RSS {r['peak_rss_kb'] / 1024:.0f} MiB")
-        save()
-
-
 def section_original():
     n = args.original_messages
     url = fresh_queue("bench-original")
@@ -334,6 +338,6 @@ def now():
 results["machine"] = machine()
 save()
 for name in args.sections.split(","):
-    {"transform": section_transform, "sink": section_sink, "e2e": section_e2e, "vector": section_vector,
+    {"transform": section_transform, "sink": section_sink, "e2e": section_e2e,
      "original": section_original, "scale": section_scale}[name]()
 log(f"results in {args.results}")

@@ -1,116 +1,173 @@
 //! Transform throughput, per record and per core: the native library against the wasm module
 //! under wasmtime (the host's `WasmInstance`, batch ABI), and the levers one at a time.
 //! Group names are read by scripts/bench (bench/report.py); keep them stable.
+//!
+//! Every measurement is ONE COLD PASS over [`EVENTS`] events: a fresh transformer (or module
+//! instance), so an empty mask cache, sees each event once. No data set is cycled through the
+//! cache; the hit rate each pass gets is printed beside the rates and written to
+//! `<target>/criterion/maskflow-cache-hits.json` for bench/report.py.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use maskflow::runtime::{ModuleLimits, WasmModule, EMBEDDED_MODULE};
 use maskflow_bench::{data, naive::Naive};
 use maskflow_transform::config::IP_NONCE;
 use maskflow_transform::{Message, Transformer};
 
-const BATCHES: [usize; 4] = [1, 10, 100, 1000];
-/// Realistic: 10,000 events where every value recurs about four times. Distinct: 60,000 events,
-/// all ip and device ids different, more than the 4,096-slot cache can ever hold.
-const REALISTIC: usize = 10_000;
-const DISTINCT: usize = 60_000;
+/// Events per pass, for both data sets.
+const EVENTS: usize = 200_000;
+const WASM_BATCHES: [usize; 4] = [1, 10, 100, 1000];
+const CACHE: usize = 4096;
 
-/// The next `batch` messages, cycling through the data set.
-struct Cycle<'a> {
-    messages: &'a [Message<'a>],
-    at: usize,
+fn module(cache_size: usize) -> WasmModule {
+    let config = serde_json::to_string(&data::config(cache_size)).expect("config");
+    let limits = ModuleLimits { memory_bytes: 256 << 20, call_timeout: Duration::from_secs(60) };
+    WasmModule::compile(EMBEDDED_MODULE, limits, &config).expect("module compiles")
 }
 
-impl<'a> Cycle<'a> {
-    fn next(&mut self, batch: usize) -> &'a [Message<'a>] {
-        if self.at + batch > self.messages.len() {
-            self.at = 0;
-        }
-        self.at += batch;
-        &self.messages[self.at - batch..self.at]
+/// Times `pass` once per iteration, each after a fresh `setup` (not timed).
+fn cold<S>(iters: u64, mut setup: impl FnMut() -> S, mut pass: impl FnMut(&mut S)) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let mut state = setup();
+        let started = Instant::now();
+        pass(&mut state);
+        total += started.elapsed();
+    }
+    total
+}
+
+fn native_pass(transformer: &mut Transformer, messages: &[Message]) {
+    for m in messages {
+        let _ = black_box(transformer.transform(m));
     }
 }
 
-fn wasm(cache_size: usize) -> maskflow::runtime::WasmInstance {
-    let config = serde_json::to_string(&data::config(cache_size)).expect("config");
-    let limits = ModuleLimits { memory_bytes: 256 << 20, call_timeout: Duration::from_secs(60) };
-    WasmModule::compile(EMBEDDED_MODULE, limits, &config)
-        .and_then(|m| m.instantiate())
-        .expect("module loads")
+/// The cache's hit rate over one cold pass (the module hashes values to the same slots as the
+/// native library, so this is the module's hit rate too).
+fn hit_rate(messages: &[Message], cache_size: usize) -> (u64, u64) {
+    let mut transformer = Transformer::new(data::config(cache_size)).expect("config");
+    native_pass(&mut transformer, messages);
+    transformer.cache_stats()
 }
 
 fn benches(c: &mut Criterion) {
-    let ids = data::ids(DISTINCT);
-    let realistic = data::realistic(REALISTIC);
-    let distinct = data::distinct(DISTINCT);
+    let ids = data::ids(EVENTS);
+    let realistic = data::realistic(EVENTS);
+    let distinct = data::distinct(EVENTS);
+    let mut hits = serde_json::Map::new();
     for (name, bodies) in [("realistic", &realistic), ("distinct", &distinct)] {
         let messages = data::messages(&ids, bodies);
+        let (hit, lookups) = hit_rate(&messages, CACHE);
+        let rate = hit as f64 / lookups.max(1) as f64;
+        eprintln!(
+            "{name}: one cold pass over {EVENTS} events, {CACHE}-slot cache per masked column: \
+             hit rate {:.1}% ({hit} of {lookups} lookups)",
+            rate * 100.0
+        );
+        hits.insert(
+            name.into(),
+            serde_json::json!({"events": EVENTS, "cache_size": CACHE, "hits": hit, "lookups": lookups, "hit_rate": rate}),
+        );
+        let wasm = module(CACHE);
 
-        // (a) Native library and (b) wasm module, batch sizes 1..1000, cache on (the default).
+        // (a) Native library and (b) wasm module at batch sizes 1..1000, cache on (the default).
         let mut group = c.benchmark_group(format!("native/{name}"));
-        for batch in BATCHES {
-            group.throughput(Throughput::Elements(batch as u64));
-            let mut transformer = Transformer::new(data::config(4096)).expect("config");
-            let mut cycle = Cycle { messages: &messages, at: 0 };
-            group.bench_function(BenchmarkId::from_parameter(batch), |b| {
-                b.iter(|| {
-                    for m in cycle.next(batch) {
-                        let _ = black_box(transformer.transform(m));
-                    }
-                })
-            });
-        }
+        group.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(EVENTS as u64));
+        group.bench_function("cold pass", |b| {
+            b.iter_custom(|iters| {
+                cold(
+                    iters,
+                    || Transformer::new(data::config(CACHE)).expect("config"),
+                    |t| native_pass(t, &messages),
+                )
+            })
+        });
         group.finish();
         let mut group = c.benchmark_group(format!("wasm/{name}"));
-        for batch in BATCHES {
-            group.throughput(Throughput::Elements(batch as u64));
-            let mut instance = wasm(4096);
-            let mut cycle = Cycle { messages: &messages, at: 0 };
-            group.bench_function(BenchmarkId::from_parameter(batch), |b| {
-                b.iter(|| black_box(instance.transform(cycle.next(batch)).expect("module runs")))
+        group.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(EVENTS as u64));
+        for batch in WASM_BATCHES {
+            group.bench_function(batch.to_string(), |b| {
+                b.iter_custom(|iters| {
+                    cold(
+                        iters,
+                        || wasm.instantiate().expect("module instantiates"),
+                        |instance| {
+                            for chunk in messages.chunks(batch) {
+                                black_box(instance.transform(chunk).expect("module runs"));
+                            }
+                        },
+                    )
+                })
             });
         }
         group.finish();
+        eprintln!("{name}: cache hit rate {:.1}% in every cold pass above", rate * 100.0);
 
-        // Levers, one at a time, 1,000 records per iteration.
+        // Levers, one at a time, each a cold pass.
         let mut group = c.benchmark_group(format!("levers/{name}"));
-        group.throughput(Throughput::Elements(1000));
+        group.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(EVENTS as u64));
         let key = data::key();
-        for (lever, mut naive) in [
-            ("1 naive: Value + aes-siv", Naive::with_crate(&key)),
-            ("2 + precomputed S2V", Naive::with_precomputed_s2v(&key)),
+        for (lever, make) in [
+            ("1 naive: Value + aes-siv", Naive::with_crate as fn(&_) -> Naive),
+            ("2 + precomputed S2V", Naive::with_precomputed_s2v),
         ] {
-            let mut cycle = Cycle { messages: &messages, at: 0 };
             group.bench_function(lever, |b| {
-                b.iter(|| {
-                    for m in cycle.next(1000) {
-                        black_box(naive.transform(m.body, m.sent_timestamp_ms));
-                    }
+                b.iter_custom(|iters| {
+                    cold(
+                        iters,
+                        || make(&key),
+                        |naive| {
+                            for m in &messages {
+                                black_box(naive.transform(m.body, m.sent_timestamp_ms));
+                            }
+                        },
+                    )
                 })
             });
         }
-        for (lever, cache) in [("3 + typed scan, no allocation", 0), ("4 + mask cache", 4096)] {
-            let mut transformer = Transformer::new(data::config(cache)).expect("config");
-            let mut cycle = Cycle { messages: &messages, at: 0 };
+        for (lever, cache, flat) in [
+            ("3 + typed scan, no allocation", 0, false),
+            ("4 + mask cache", CACHE, false),
+            ("5 + flat-object scanner", CACHE, true),
+        ] {
             group.bench_function(lever, |b| {
-                b.iter(|| {
-                    for m in cycle.next(1000) {
-                        let _ = black_box(transformer.transform(m));
-                    }
+                b.iter_custom(|iters| {
+                    cold(
+                        iters,
+                        || {
+                            let mut t = Transformer::new(data::config(cache)).expect("config");
+                            t.set_flat_scan(flat);
+                            t
+                        },
+                        |t| native_pass(t, &messages),
+                    )
                 })
             });
         }
-        for (lever, cache) in [("wasm, no cache", 0), ("wasm, mask cache", 4096)] {
-            let mut instance = wasm(cache);
-            let mut cycle = Cycle { messages: &messages, at: 0 };
-            group.bench_function(lever, |b| {
-                b.iter(|| black_box(instance.transform(cycle.next(1000)).expect("module runs")))
-            });
-        }
+        let uncached = module(0);
+        group.bench_function("wasm, no cache", |b| {
+            b.iter_custom(|iters| {
+                cold(
+                    iters,
+                    || uncached.instantiate().expect("module instantiates"),
+                    |instance| {
+                        for chunk in messages.chunks(1000) {
+                            black_box(instance.transform(chunk).expect("module runs"));
+                        }
+                    },
+                )
+            })
+        });
         group.finish();
     }
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    let path = std::path::Path::new(&dir).join("criterion/maskflow-cache-hits.json");
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("criterion dir");
+    std::fs::write(&path, serde_json::Value::Object(hits).to_string()).expect("hit rates written");
 
     // One 15-byte value (an IPv4 address), masked with the crate's full AES-SIV and with the
     // precomputed S2V prefix (the cache is measured above, on whole events).
@@ -130,8 +187,9 @@ fn benches(c: &mut Criterion) {
 
 criterion_group! {
     name = transform;
-    // Short and repeated: the whole suite runs in about three minutes on 2 cores.
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(20);
+    // Ten cold passes per measurement (criterion's minimum sample count): the whole suite runs
+    // in about six minutes on 2 cores.
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(10);
     targets = benches
 }
 criterion_main!(transform);

@@ -8,4 +8,5 @@
 pub mod ceiling;
 pub mod data;
 pub mod naive;
+pub mod profile;
 pub mod sink;

@@ -1,7 +1,7 @@
 //! `maskflow-bench`: the benchmark parts that need a process of their own (scripts/bench runs them).
 
 use clap::{Parser, Subcommand};
-use maskflow_bench::{ceiling, sink};
+use maskflow_bench::{ceiling, profile, sink};
 
 #[derive(Parser)]
 #[command(
@@ -19,11 +19,14 @@ enum Command {
     Sink(sink::SinkArgs),
     /// Messages/s of a consumer that only receives and deletes (the SQS server's ceiling).
     Ceiling(ceiling::CeilingArgs),
+    /// Cold transform passes, native or wasm (perf map), for `perf record`.
+    Profile(profile::ProfileArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sink(args) => sink::run(&args),
         Command::Ceiling(args) => tokio::runtime::Runtime::new()?.block_on(ceiling::run(&args)),
+        Command::Profile(args) => profile::run(&args),
     }
 }

@@ -18,6 +18,31 @@ pub(crate) fn utc_date(sent_timestamp_ms: i64, out: &mut String) -> Option<()> {
     Some(())
 }
 
+/// [`utc_date`] computed once per distinct day: messages of a batch are nearly always sent on
+/// the same day, so most rows copy the last date instead of converting again.
+#[derive(Debug, Default)]
+pub(crate) struct Dates {
+    day: i64,
+    text: String,
+}
+
+impl Dates {
+    /// Appends what [`utc_date`] would, or returns `None` where it would.
+    pub(crate) fn push(&mut self, sent_timestamp_ms: i64, out: &mut String) -> Option<()> {
+        if !(0..=MAX_MS).contains(&sent_timestamp_ms) {
+            return None;
+        }
+        let day = sent_timestamp_ms / 86_400_000;
+        if self.text.is_empty() || self.day != day {
+            self.text.clear();
+            utc_date(sent_timestamp_ms, &mut self.text)?;
+            self.day = day;
+        }
+        out.push_str(&self.text);
+        Some(())
+    }
+}
+
 /// Appends `n` in decimal, zero-padded to `width` digits (no `fmt` machinery: this runs for
 /// every row).
 pub(crate) fn push_decimal(out: &mut String, n: u64, width: usize) {
@@ -81,6 +106,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn dates_once_per_day_agree_with_utc_date(ms in prop::collection::vec(prop_oneof![
+            -5i64..5, 1_700_000_000_000i64..1_700_300_000_000, 0..=MAX_MS + 5], 1..20)) {
+            let mut dates = Dates::default();
+            for ms in ms {
+                let mut out = String::from(">");
+                let got = dates.push(ms, &mut out).map(|()| out[1..].to_owned());
+                prop_assert_eq!(got, date(ms), "{}", ms);
+            }
+        }
+
         #[test]
         fn agrees_with_chrono(ms in 0..=MAX_MS) {
             let expected = chrono::DateTime::from_timestamp_millis(ms).unwrap().format("%Y-%m-%d").to_string();

@@ -20,6 +20,7 @@ mod cache;
 pub mod config;
 mod date;
 mod error;
+mod flat;
 mod ip;
 pub mod mask;
 mod outcome;

@@ -7,13 +7,12 @@
 //! computes it once and leaves two AES block operations for a value of up to 16 bytes. The
 //! `aes-siv` crate is still used to decrypt and, in the tests, as the reference.
 
-use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
+use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::Aes256;
 use aes_siv::aead::Aead;
 use aes_siv::Aes256SivAead;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use cmac::{Cmac, Mac};
 use dbl::Dbl;
 
 use crate::Error;
@@ -108,67 +107,156 @@ impl Key {
 }
 
 /// AES-256-SIV encryption under one key and one fixed nonce, with the S2V prefix precomputed.
+/// CMAC and CTR are written out over the two expanded keys (RFC 4493, RFC 5297 section 2.6):
+/// nothing is cloned per value (cloning the `cmac` and `ctr` crates' states copied both key
+/// schedules, about 2 KB, for every mask), and a value of up to 16 bytes costs two AES blocks.
 #[derive(Clone)]
 pub struct ColumnCipher {
     key_id: String,
-    /// CMAC keyed with the first half of the key; cloned per value (no key schedule per value).
-    mac: Cmac<Aes256>,
+    /// CMAC's cipher, keyed with the first half of the key, and its subkeys K1, K2.
+    mac_key: Aes256,
+    k1: Block,
+    k2: Block,
     /// CTR key (second half), expanded once.
     ctr_key: Aes256,
     /// S2V state after the zero block, the empty associated data and the nonce.
     prefix: Block,
+    /// Both halves' encryption of the zero block: equal for ciphers of the same key, whose
+    /// blocks can then share one AES call ([`ColumnCipher::mask_pair_into`]).
+    key_check: [Block; 2],
 }
 
 impl ColumnCipher {
     pub fn new(key: &Key, nonce: &[u8; NONCE_LEN]) -> Self {
         let (mac_key, ctr_key) = key.bytes.split_at(KEY_LEN / 2);
-        let mac = <Cmac<Aes256> as KeyInit>::new_from_slice(mac_key).expect("32-byte CMAC key");
-        let cmac = |data: &[u8]| -> Block {
-            let mut m = mac.clone();
-            m.update(data);
-            m.finalize().into_bytes()
+        let mac_key = Aes256::new_from_slice(mac_key).expect("32-byte CMAC key");
+        let mut l = Block::default();
+        mac_key.encrypt_block(&mut l);
+        let k1 = l.dbl();
+        let k2 = k1.dbl();
+        let ctr_key = Aes256::new_from_slice(ctr_key).expect("32-byte AES key");
+        let mut ctr_check = Block::default();
+        ctr_key.encrypt_block(&mut ctr_check);
+        let mut cipher = ColumnCipher {
+            key_check: [l, ctr_check],
+            key_id: key.id.clone(),
+            mac_key,
+            k1,
+            k2,
+            ctr_key,
+            prefix: Block::default(),
         };
         // RFC 5297 S2V over the headers [associated data = "", nonce], exactly as aes-siv's AEAD.
-        let mut prefix = cmac(&[0u8; 16]);
+        let mut prefix = cipher.cmac(&[0u8; 16]);
         for header in [&[][..], &nonce[..]] {
             prefix = prefix.dbl();
-            xor(&mut prefix, &cmac(header));
+            xor(&mut prefix, &cipher.cmac(header));
         }
-        ColumnCipher {
-            key_id: key.id.clone(),
-            mac,
-            ctr_key: Aes256::new_from_slice(ctr_key).expect("32-byte AES key"),
-            prefix,
+        cipher.prefix = prefix;
+        cipher
+    }
+
+    /// AES-CMAC (RFC 4493) of `message` under the first half of the key.
+    fn cmac(&self, message: &[u8]) -> Block {
+        let blocks = message.len().div_ceil(16).max(1);
+        let (body, last) = message.split_at((blocks - 1) * 16);
+        let mut x = Block::default();
+        for block in body.chunks_exact(16) {
+            xor(&mut x, block);
+            self.mac_key.encrypt_block(&mut x);
         }
+        xor(&mut x, last);
+        if last.len() == 16 {
+            xor(&mut x, &self.k1);
+        } else {
+            x[last.len()] ^= 0x80;
+            xor(&mut x, &self.k2);
+        }
+        self.mac_key.encrypt_block(&mut x);
+        x
     }
 
     /// Appends `tag || ciphertext` of `plaintext` to `out`.
     pub fn seal_into(&self, plaintext: &[u8], out: &mut Vec<u8>) {
-        let mut mac = self.mac.clone();
-        let mut state = self.prefix;
-        if plaintext.len() >= 16 {
-            let (head, tail) = plaintext.split_at(plaintext.len() - 16);
-            mac.update(head);
-            xor(&mut state, tail);
-        } else {
-            state = state.dbl();
-            xor(&mut state, plaintext);
-            state[plaintext.len()] ^= 0x80;
-        }
-        mac.update(&state);
-        let tag = mac.finalize().into_bytes();
-
         let start = out.len();
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(&[0; TAG_LEN]);
         out.extend_from_slice(plaintext);
+        let text = &mut out[start + TAG_LEN..];
+        // S2V's last step: CMAC(plaintext xorend prefix), or CMAC(dbl(prefix) xor pad(plaintext)).
+        let tag = if text.len() >= 16 {
+            let tail = text.len() - 16;
+            xor_into(&mut text[tail..], &self.prefix);
+            let tag = self.cmac(text);
+            xor_into(&mut text[tail..], &self.prefix);
+            tag
+        } else {
+            let mut state = self.prefix.dbl();
+            xor(&mut state, text);
+            state[text.len()] ^= 0x80;
+            self.cmac(&state)
+        };
+        // CTR with the tag as the IV, bits 31 and 63 cleared (RFC 5297 section 2.6), a 128-bit
+        // big-endian counter.
         let mut iv = tag;
-        iv[8] &= 0x7f; // RFC 5297 section 2.6: clear bits 31 and 63 of the counter.
+        iv[8] &= 0x7f;
         iv[12] &= 0x7f;
-        let mut ctr = ctr::Ctr128BE::<Aes256>::from_core(ctr::CtrCore::inner_iv_init(
-            self.ctr_key.clone(),
-            &iv,
-        ));
-        ctr.apply_keystream(&mut out[start + TAG_LEN..]);
+        let counter = u128::from_be_bytes(iv.into());
+        for (i, chunk) in text.chunks_mut(16).enumerate() {
+            let mut keystream = Block::from(counter.wrapping_add(i as u128).to_be_bytes());
+            self.ctr_key.encrypt_block(&mut keystream);
+            xor_into(chunk, &keystream);
+        }
+        out[start..start + TAG_LEN].copy_from_slice(&tag);
+    }
+
+    /// CMAC's last input block for a value of under 16 bytes: `dbl(prefix) xor pad(value) xor K1`.
+    fn short_block(&self, value: &[u8]) -> Block {
+        let mut block = self.prefix.dbl();
+        xor(&mut block, value);
+        block[value.len()] ^= 0x80;
+        xor(&mut block, &self.k1);
+        block
+    }
+
+    /// Whether [`ColumnCipher::mask_pair_into`] can take these two (same key, short values).
+    pub(crate) fn can_pair(&self, other: &ColumnCipher, a: usize, b: usize) -> bool {
+        a < 16 && b < 16 && self.key_check == other.key_check && self.key_id == other.key_id
+    }
+
+    /// The masks of two values of under 16 bytes, `a` in this cipher's column and `b` in
+    /// `other`'s (same key, see [`ColumnCipher::can_pair`]), appended to `out_a` and `out_b`:
+    /// exactly what two `mask_into` calls append, with the two CMAC blocks in one AES call and
+    /// the two CTR blocks in another (software AES, as in wasm, encrypts blocks in pairs).
+    pub(crate) fn mask_pair_into(
+        &self,
+        a: &[u8],
+        other: &ColumnCipher,
+        b: &[u8],
+        out_a: &mut String,
+        out_b: &mut String,
+    ) {
+        debug_assert!(self.can_pair(other, a.len(), b.len()));
+        let mut tags = [self.short_block(a), other.short_block(b)];
+        self.mac_key.encrypt_blocks(&mut tags);
+        let mut keystream = tags;
+        for block in &mut keystream {
+            block[8] &= 0x7f;
+            block[12] &= 0x7f;
+        }
+        self.ctr_key.encrypt_blocks(&mut keystream);
+        for ((value, tag, keystream), out) in
+            [(a, &tags[0], &keystream[0]), (b, &tags[1], &keystream[1])]
+                .into_iter()
+                .zip([out_a, out_b])
+        {
+            let mut sealed = [0u8; TAG_LEN + 16];
+            sealed[..TAG_LEN].copy_from_slice(tag);
+            sealed[TAG_LEN..TAG_LEN + value.len()].copy_from_slice(value);
+            xor_into(&mut sealed[TAG_LEN..TAG_LEN + value.len()], keystream);
+            out.push_str(&self.key_id);
+            out.push('.');
+            URL_SAFE_NO_PAD.encode_string(&sealed[..TAG_LEN + value.len()], out);
+        }
     }
 
     /// Appends the text form `<key-id>.<base64url(tag || ciphertext)>` to `out`.
@@ -220,6 +308,10 @@ pub fn unmask(
 }
 
 fn xor(acc: &mut Block, other: &[u8]) {
+    acc.iter_mut().zip(other).for_each(|(a, b)| *a ^= b);
+}
+
+fn xor_into(acc: &mut [u8], other: &[u8]) {
     acc.iter_mut().zip(other).for_each(|(a, b)| *a ^= b);
 }
 
@@ -285,6 +377,28 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn cmac_is_the_cmac_crates(seed in any::<u8>(), message in proptest::collection::vec(any::<u8>(), 0..80)) {
+            use cmac::{Cmac, Mac};
+            let k = key(seed);
+            let cipher = ColumnCipher::new(&k, NONCE);
+            let mut reference = <Cmac<Aes256> as KeyInit>::new_from_slice(&k.bytes[..32]).unwrap();
+            reference.update(&message);
+            prop_assert_eq!(cipher.cmac(&message), reference.finalize().into_bytes());
+        }
+
+        #[test]
+        fn paired_masks_are_the_single_masks(seed in any::<u8>(), a in proptest::collection::vec(any::<u8>(), 0..16), b in proptest::collection::vec(any::<u8>(), 0..16), other in any::<[u8; 16]>()) {
+            let k = key(seed);
+            let (ip, did) = (ColumnCipher::new(&k, NONCE), ColumnCipher::new(&k, &other));
+            prop_assert!(ip.can_pair(&did, a.len(), b.len()));
+            prop_assert!(!ip.can_pair(&ColumnCipher::new(&key(seed.wrapping_add(1)), &other), a.len(), b.len()));
+            let (mut out_a, mut out_b) = (String::from(">"), String::new());
+            ip.mask_pair_into(&a, &did, &b, &mut out_a, &mut out_b);
+            prop_assert_eq!(&out_a[1..], ip.mask(&a));
+            prop_assert_eq!(out_b, did.mask(&b));
+        }
+
         #[test]
         fn identical_to_aes_siv_crate(seed in any::<u8>(), nonce in any::<[u8; 16]>(), value in proptest::collection::vec(any::<u8>(), 0..100)) {
             let k = key(seed);
