@@ -373,3 +373,49 @@ fn schema_holds_the_target_and_every_bookkeeping_table() {
     );
     assert_eq!(tables("public"), 0, "nothing written outside the schema");
 }
+
+/// An SQS endpoint over TLS that accepts connections and never answers an SQS call (openssl's
+/// test server, with the run's certificate for localhost): a certificate this machine does not
+/// trust fails at once as a setting (exit 3); a trusted one that hangs is cut off at the
+/// start-up budget (exit 4), not waited on forever.
+#[test]
+fn a_hanging_or_untrusted_tls_sqs_endpoint_fails_fast() {
+    let services = Services::get();
+    let run = Run::new(&services, "prod_sqs_tls");
+    let dir = std::path::Path::new(services.var("MASKFLOW_PG_CA")).parent().unwrap().to_owned();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(dir.join("server.crt"))
+        .arg("-key")
+        .arg(dir.join("server.key"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "s_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let endpoint = format!("https://localhost:{port}");
+    let attempt = |trust: Option<&str>| {
+        let mut cmd = run.command(&["run", "--drain", "--startup-timeout", "3"]);
+        cmd.env("MASKFLOW_SQS_ENDPOINT", &endpoint).env_remove("MASKFLOW_QUEUE_URL");
+        if let Some(ca) = trust {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
+        let started = Instant::now();
+        (cmd.output().unwrap(), started.elapsed())
+    };
+    let (out, took) = attempt(None);
+    assert_eq!(out.status.code(), Some(EXIT_CONFIG), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(3), "a certificate error is not waited out: {took:?}");
+    let (out, took) = attempt(Some(services.var("MASKFLOW_PG_CA")));
+    assert_eq!(out.status.code(), Some(EXIT_UNREACHABLE), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(10), "cut off at the budget: {took:?}");
+    server.kill().unwrap();
+    let _ = server.wait();
+}

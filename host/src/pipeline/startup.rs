@@ -49,15 +49,29 @@ pub fn check_sqs(
     shutdown: &Shutdown,
 ) -> Result<SqsSource> {
     let source = within_budget("SQS", deadline, shutdown, || {
-        runtime.block_on(SqsSource::connect(config, false))
+        runtime.block_on(by(deadline, "the queue's URL", SqsSource::connect(config, false)))
     })?;
-    let redrive =
-        within_budget(source.endpoint(), deadline, shutdown, || runtime.block_on(source.check()))?;
+    let redrive = within_budget(source.endpoint(), deadline, shutdown, || {
+        runtime.block_on(by(deadline, "the queue's attributes", source.check()))
+    })?;
     match redrive {
         Some(policy) => info!(redrive_policy = %policy, "the queue has a dead-letter queue"),
         None => info!("the queue has no redrive policy: a message that never commits is retried until it expires"),
     }
     Ok(source)
+}
+
+/// `call`, cut off at `deadline` as a transient failure: an endpoint that accepts the
+/// connection and never answers must not outlast the budget.
+async fn by<T>(
+    deadline: Instant,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Sqs(format!("{what}: no complete answer before the deadline"))),
+    }
 }
 
 /// PostgreSQL: reachable, tables ready and of the right shape, keys' fingerprints known.

@@ -44,6 +44,13 @@ where
         _ => false,
     };
     let text = format!("{what}: {}", DisplayErrorContext(&e));
+    // A certificate this machine does not trust will not become trusted by waiting.
+    if text.contains("invalid peer certificate") {
+        return Error::Config(format!(
+            "SQS {text}. The endpoint's TLS certificate is not trusted here: check the endpoint \
+             URL, or add its CA to the system trust store (or point SSL_CERT_FILE at it)"
+        ));
+    }
     if fatal {
         Error::Config(format!("SQS {text}"))
     } else {

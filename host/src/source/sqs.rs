@@ -39,6 +39,17 @@ pub fn https_client() -> SharedHttpClient {
         .build_https()
 }
 
+/// A call that hangs (an endpoint that accepts and never answers, a dropped connection) fails
+/// after this and is retried like any transient error; long polls wait 20 s, so a bit more.
+const CALL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn call_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(CALL_ATTEMPT_TIMEOUT)
+        .build()
+}
+
 #[derive(Clone)]
 pub struct SqsSource {
     client: Client,
@@ -56,6 +67,7 @@ impl SqsSource {
         .or_else(aws_config::Region::new(config.default_region.clone()));
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client())
+            .timeout_config(call_timeouts())
             .region(region);
         if let Some(endpoint) = &config.endpoint {
             loader = loader.endpoint_url(endpoint);
