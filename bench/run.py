@@ -165,17 +165,29 @@ def section_sink():
     save()
 
 
+def maskflow_cmd(url, concurrency, module_cache):
+    return [MASKFLOW, "run", "--drain", "--concurrency", str(concurrency), "--queue-url", url, "--log-format", "json",
+            "--module-cache", module_cache]
+
+
 def maskflow_run(url, n, concurrency):
+    """A cold start, as a user's first: an empty module cache, so the module is compiled. Then the
+    start-up alone (an empty queue), with that cache cold and then warm: what a restart costs."""
     db = fresh_database()
-    out, err, measured = run_measured([MASKFLOW, "run", "--drain", "--concurrency", str(concurrency), "--queue-url", url,
-                                       "--log-format", "json"], env={"DATABASE_URL": db, "MASKFLOW_KEY_FILE": args.key_file})
+    env = {"DATABASE_URL": db, "MASKFLOW_KEY_FILE": args.key_file}
+    with tempfile.TemporaryDirectory() as cache:
+        out, err, measured = run_measured(maskflow_cmd(url, concurrency, os.path.join(cache, "run")), env=env)
+        empty = fresh_queue("bench-empty")
+        startup = {state: run_measured(maskflow_cmd(empty, concurrency, os.path.join(cache, "startup")), env=env)[2]["cpu_s"]["self"]
+                   for state in ("cold", "warm")}
     done = next(json.loads(l) for l in err.splitlines() if '"done"' in l)["fields"]
     rows, rejected, ledger = count(db, "user_logins"), count(db, "user_logins_rejected"), count(db, "maskflow_ledger")
     if rows + rejected != n or ledger != n:
         raise SystemExit(f"bench: exactly-once violated: {rows} rows + {rejected} rejected, ledger {ledger}, sent {n}")
     # The host's phases (module_s, commit_s) under the names results.json has always used.
     stages = {"receive_s": done["receive_s"], "transform_s": done["module_s"], "write_s": done["commit_s"], "delete_s": done["delete_s"]}
-    return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"], "rows": rows, "rejected": rejected, "stages": stages}
+    return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"], "rows": rows, "rejected": rejected, "stages": stages,
+            "startup_cpu_s": startup}
 
 
 def ceiling_run(url, n, concurrency):
@@ -228,6 +240,8 @@ def section_e2e():
             sqs.delete_queue(QueueUrl=url)
             r["cpu_ms_per_msg"] = r["cpu_s"]["self"] * 1000 / n
             runs["runs"].append({"kind": kind, "concurrency": c, "send_msg_per_s": send_rate, **r})
+            if "startup_cpu_s" in r:
+                log(f"  start-up CPU s: {r['startup_cpu_s']}")
             log(f"  {r['msg_per_s']:.0f} msg/s, {r['cpu_ms_per_msg']:.3f} ms CPU/msg, "
                 f"peak RSS {r['peak_rss_kb'] / 1024:.0f} MiB")
             save()

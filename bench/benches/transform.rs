@@ -24,7 +24,7 @@ const CACHE: usize = 4096;
 fn module(cache_size: usize) -> WasmModule {
     let config = serde_json::to_string(&data::config(cache_size)).expect("config");
     let limits = ModuleLimits { memory_bytes: 256 << 20, call_timeout: Duration::from_secs(60) };
-    WasmModule::compile(EMBEDDED_MODULE, limits, &config).expect("module compiles")
+    WasmModule::compile(EMBEDDED_MODULE, limits, &config, None).expect("module compiles")
 }
 
 /// Times `pass` once per iteration, each after a fresh `setup` (not timed).

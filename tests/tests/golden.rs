@@ -122,7 +122,7 @@ fn wasm_module_under_wasmtime_matches_golden_vectors() {
     let limits =
         ModuleLimits { memory_bytes: 64 << 20, call_timeout: std::time::Duration::from_secs(30) };
     let config = serde_json::to_string(&test_config()).unwrap();
-    let module = WasmModule::compile(EMBEDDED_MODULE, limits, &config).unwrap();
+    let module = WasmModule::compile(EMBEDDED_MODULE, limits, &config, None).unwrap();
     let mut instance = module.instantiate().unwrap();
     let columns = instance.columns().to_vec();
     let golden = golden();

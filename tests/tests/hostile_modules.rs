@@ -12,7 +12,7 @@ const LIMITS: ModuleLimits =
     ModuleLimits { memory_bytes: 16 << 20, call_timeout: Duration::from_millis(300) };
 
 fn compile(bytes: &[u8]) -> maskflow::Result<WasmModule> {
-    WasmModule::compile(bytes, LIMITS, &serde_json::to_string(&test_config()).unwrap())
+    WasmModule::compile(bytes, LIMITS, &serde_json::to_string(&test_config()).unwrap(), None)
 }
 
 fn stage(bytes: &[u8]) -> ModuleStage {
@@ -62,6 +62,7 @@ fn grow_to_hungry_pages_under(memory_bytes: usize) -> maskflow::Result<Vec<Outco
         &hostile::grows_memory_to(HUNGRY_PAGES),
         limits,
         &serde_json::to_string(&test_config()).unwrap(),
+        None,
     )
     .unwrap();
     module.instantiate().unwrap().transform(&messages(&["a"]))

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use maskflow_tests::run::{generated, wait_until, Run};
-use maskflow_tests::{golden, maskflow_bin, test_key_file, Services};
+use maskflow_tests::{golden, maskflow_bin, test_key_file, Services, Vector};
 use serde_json::Value;
 
 /// The metrics test stops PostgreSQL: no other test of this file may use it meanwhile.
@@ -161,43 +161,105 @@ fn prune_deletes_only_ledger_entries_older_than_asked() {
 
 /// `maskflow transform` turns every golden vector whose body is one line into the golden row
 /// or rejection reason (one call per sent timestamp: it sets `create_date`).
-#[test]
-fn the_binary_transforms_the_golden_vectors() {
-    let bin = maskflow_bin();
+/// One-line golden vectors, grouped by the SQS sent time `maskflow transform` is given.
+fn golden_by_sent_time() -> BTreeMap<i64, Vec<Vector>> {
     let vectors: Vec<_> = golden().into_iter().filter(|v| !v.body().contains(&b'\n')).collect();
     assert!(vectors.len() > 40, "most vectors are one line: {}", vectors.len());
     let mut by_time: BTreeMap<i64, Vec<_>> = BTreeMap::new();
-    for v in &vectors {
+    for v in vectors {
         by_time.entry(v.sent_timestamp_ms).or_default().push(v);
     }
-    for (sent, group) in by_time {
-        let mut child = Command::new(&bin)
-            .args(["transform", "--sent-timestamp-ms", &sent.to_string()])
-            .env("MASKFLOW_KEY", std::fs::read_to_string(test_key_file()).unwrap())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-        let mut input = Vec::new();
-        for v in &group {
-            input.extend(v.body());
-            input.push(b'\n');
-        }
-        child.stdin.take().unwrap().write_all(&input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let lines: Vec<Value> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), group.len(), "one output line per input line");
-        for (v, line) in group.iter().zip(&lines) {
-            match v.expected_reason() {
-                Some(reason) => assert_eq!(line["rejected"]["reason"], reason, "{}", v.name),
-                None => assert_eq!(Some(line.as_object().unwrap()), v.expected_row(), "{}", v.name),
-            }
+    by_time
+}
+
+/// `maskflow transform` of these vectors; asserts every output line is the vector's expected
+/// row or rejection, and returns stderr.
+fn transform_golden(sent: i64, group: &[Vector], args: &[&str]) -> String {
+    let bin = maskflow_bin();
+    let mut child = Command::new(&bin)
+        .args(["transform", "--sent-timestamp-ms", &sent.to_string()])
+        .args(args)
+        .env("MASKFLOW_KEY", std::fs::read_to_string(test_key_file()).unwrap())
+        .env("RUST_LOG", "maskflow=debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let mut input = Vec::new();
+    for v in group {
+        input.extend(v.body());
+        input.push(b'\n');
+    }
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), group.len(), "one output line per input line");
+    for (v, line) in group.iter().zip(&lines) {
+        match v.expected_reason() {
+            Some(reason) => assert_eq!(line["rejected"]["reason"], reason, "{}", v.name),
+            None => assert_eq!(Some(line.as_object().unwrap()), v.expected_row(), "{}", v.name),
         }
     }
+    stderr
+}
+
+#[test]
+fn the_binary_transforms_the_golden_vectors() {
+    for (sent, group) in golden_by_sent_time() {
+        transform_golden(sent, &group, &[]);
+    }
+}
+
+/// The compiled module is kept between starts (host/src/runtime/cache.rs). What is loaded from
+/// the cache transforms the golden vectors exactly like a fresh compile; a damaged entry, or a
+/// directory others could write, is not loaded.
+#[test]
+fn the_module_cache_is_reused_only_when_intact_and_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (sent, group) = golden_by_sent_time().into_iter().max_by_key(|(_, g)| g.len()).unwrap();
+    let root = std::env::temp_dir().join(format!("maskflow-module-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dir = root.join("modules");
+    let flag = ["--module-cache", dir.to_str().unwrap()];
+    let run = || transform_golden(sent, &group, &flag);
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+
+    let first = run();
+    assert!(first.contains("compiled module cached"), "{first}");
+    assert_eq!(mode(&dir), 0o700, "created private");
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "one entry, no temporary left: {entries:?}");
+    let entry = &entries[0];
+    assert_eq!(mode(entry), 0o600);
+    let second = run();
+    assert!(second.contains("module loaded from the cache"), "{second}");
+    assert!(!second.contains("compiled module cached"), "{second}");
+
+    // One flipped byte inside the machine code: refused, compiled again, stored again.
+    let mut bytes = std::fs::read(entry).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(entry, &bytes).unwrap();
+    let damaged = run();
+    assert!(damaged.contains("damaged module cache entry"), "{damaged}");
+    assert!(damaged.contains("compiled module cached"), "{damaged}");
+    assert!(run().contains("module loaded from the cache"));
+
+    // Others may write the directory: not loaded from, not written to.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let open = run();
+    assert!(open.contains("module cache not used: mode 777"), "{open}");
+    assert!(!open.contains("module loaded from the cache"), "{open}");
+
+    let off = transform_golden(sent, &group, &["--module-cache", "off"]);
+    assert!(!off.contains("module cache"), "{off}");
+    let _ = std::fs::remove_dir_all(&root);
 }

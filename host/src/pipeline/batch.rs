@@ -2,7 +2,6 @@
 //! SQS attributes, and its outcome once transformed), deduplicated by message id.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use maskflow_transform::{Message, Outcome};
 
@@ -37,31 +36,26 @@ impl From<Received> for Envelope {
 
 /// Messages of one transaction. A message received twice (redelivered while still queued
 /// here) is kept once, with every receipt handle for the delete.
+#[derive(Default)]
 pub struct Batch {
     pub envelopes: Vec<Envelope>,
     extra_receipts: Vec<String>,
     index: HashMap<String, usize>,
-    pub started: Instant,
 }
 
 impl Batch {
-    pub fn new(first: Envelope) -> Self {
-        let mut batch = Batch {
-            envelopes: Vec::new(),
-            extra_receipts: Vec::new(),
-            index: HashMap::new(),
-            started: Instant::now(),
-        };
-        batch.push(first);
-        batch
-    }
-
     pub fn push(&mut self, envelope: Envelope) {
         if self.index.contains_key(&envelope.id) {
             self.extra_receipts.push(envelope.receipt);
         } else {
             self.index.insert(envelope.id.clone(), self.envelopes.len());
             self.envelopes.push(envelope);
+        }
+    }
+
+    pub fn extend(&mut self, envelopes: impl IntoIterator<Item = Envelope>) {
+        for envelope in envelopes {
+            self.push(envelope);
         }
     }
 
@@ -125,8 +119,8 @@ mod tests {
 
     #[test]
     fn a_message_received_twice_is_transformed_once_and_both_receipts_are_deleted() {
-        let mut batch = Batch::new(envelope("a", "r1"));
-        batch.push(envelope("b", "r2"));
+        let mut batch = Batch::default();
+        batch.extend([envelope("a", "r1"), envelope("b", "r2")]);
         batch.push(envelope("a", "r3"));
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.messages().iter().map(|m| m.id).collect::<Vec<_>>(), ["a", "b"]);

@@ -1,7 +1,7 @@
 //! `maskflow run`: data flows one way, `source -> runtime -> sink`.
 //!
 //! ```text
-//! pollers (async) --Envelope--> channel --> workers (threads): module stage -> commit -> ack
+//! pollers (async) --Vec<Envelope>--> channel --> workers (threads): module stage -> commit -> ack
 //!     |  hold receipts                                                              |
 //!     +------------------------> lease task (async): extend visibility, delete <----+
 //! ```
@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::serve::{self, Readiness};
 use crate::sink::{PostgresConfig, PostgresSink};
-use crate::source::{Leases, SqsConfig, SqsSource};
+use crate::source::{Leases, SqsConfig, SqsSource, SQS_BATCH};
 use crate::stats::Stats;
 
 /// How often `/readyz`'s answer is refreshed (a kubelet asks every 10 s by default).
@@ -73,7 +73,7 @@ pub struct Summary {
 
 pub fn run(config: RunConfig) -> Result<Summary> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(Error::io("cannot start the async runtime"))?;
@@ -103,7 +103,8 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         let _guard = runtime.enter();
         Leases::start(source.clone(), config.visibility, stats.clone())
     };
-    let (tx, rx) = flume::bounded::<Envelope>(config.batch_size * 2);
+    // Each item is one receive (up to 10 messages): room for about two batches.
+    let (tx, rx) = flume::bounded::<Vec<Envelope>>((config.batch_size * 2).div_ceil(SQS_BATCH));
     let pollers: Vec<_> = (0..config.concurrency)
         .map(|_| {
             let poller = Poller {

@@ -13,7 +13,7 @@ use tracing::warn;
 
 use super::isolate::{bisect, Attempt};
 use crate::error::{Error, Result};
-use crate::runtime::{ModuleLimits, WasmInstance, WasmModule};
+use crate::runtime::{ModuleCache, ModuleLimits, WasmInstance, WasmModule};
 
 pub const MODULE_FAILED: &str = "module_failed";
 
@@ -26,6 +26,8 @@ pub struct ModuleConfig {
     pub init_json: String,
     /// Encrypts bodies of messages the host rejects itself.
     pub sealer: BodySealer,
+    /// Where compiled modules are kept between starts, if anywhere.
+    pub cache: Option<ModuleCache>,
 }
 
 /// The module compiled once and checked against its config; [`Stages::stage`] gives each
@@ -38,7 +40,12 @@ pub struct Stages {
 
 impl Stages {
     pub fn prepare(config: ModuleConfig) -> Result<Self> {
-        let module = WasmModule::compile(&config.bytes, config.limits, &config.init_json)?;
+        let module = WasmModule::compile(
+            &config.bytes,
+            config.limits,
+            &config.init_json,
+            config.cache.as_ref(),
+        )?;
         // Fail fast on a bad module or config, and learn the output columns.
         let columns = module.instantiate()?.columns().to_vec();
         Ok(Stages { module, sealer: config.sealer, columns })

@@ -19,7 +19,7 @@ use crate::source::Leases;
 use crate::stats::{Phase, Retry, Stats};
 
 pub struct Worker<'a> {
-    pub rx: flume::Receiver<Envelope>,
+    pub rx: flume::Receiver<Vec<Envelope>>,
     pub leases: Leases,
     pub stages: &'a Stages,
     pub postgres: &'a PostgresConfig,
@@ -34,28 +34,35 @@ impl Worker<'_> {
         let mut stage = self.stages.stage()?;
         let mut sink = PostgresSink::new(self.postgres, self.stages.columns().to_vec())?;
         self.while_unavailable("PostgreSQL unavailable; retrying", || sink.connect())?;
-        while let Some(batch) = self.next_batch() {
+        let mut carry = Vec::new();
+        while let Some(batch) = self.next_batch(&mut carry) {
             self.process(batch, &mut stage, &mut sink)?;
         }
         Ok(())
     }
 
     /// Up to `batch_size` messages, waiting at most `linger` after the first; `None` once the
-    /// pollers have stopped and the channel is drained.
-    fn next_batch(&self) -> Option<Batch> {
-        let first = loop {
+    /// pollers have stopped and the channel is drained. Messages arrive a receive at a time;
+    /// what does not fit stays in `carry` for the next batch.
+    fn next_batch(&self, carry: &mut Vec<Envelope>) -> Option<Batch> {
+        while carry.is_empty() {
             self.stats.beat();
             match self.rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(m) => break m,
+                Ok(received) => *carry = received,
                 Err(flume::RecvTimeoutError::Timeout) => continue,
                 Err(flume::RecvTimeoutError::Disconnected) => return None,
             }
-        };
-        let mut batch = Batch::new(first);
+        }
+        let mut batch = Batch::default();
         let deadline = Instant::now() + self.linger;
-        while batch.len() < self.batch_size {
+        loop {
+            let room = self.batch_size - batch.len();
+            batch.extend(carry.drain(..room.min(carry.len())));
+            if batch.len() >= self.batch_size {
+                break;
+            }
             match self.rx.recv_deadline(deadline) {
-                Ok(m) => batch.push(m),
+                Ok(received) => *carry = received,
                 Err(_) => break,
             }
         }

@@ -2,9 +2,11 @@
 //! (no imports, a memory cap, a deadline per call). [`WasmModule`] is compiled once and shared;
 //! each worker owns a [`WasmInstance`].
 
+mod cache;
 mod instance;
 mod module;
 
+pub use cache::ModuleCache;
 pub use instance::WasmInstance;
 pub use maskflow_transform::Outcome;
 pub use module::{ModuleLimits, WasmModule, ABI_VERSION, EMBEDDED_MODULE};

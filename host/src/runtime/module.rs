@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wasmtime::{Engine, Module};
 
-use super::WasmInstance;
+use super::{ModuleCache, WasmInstance};
 use crate::error::{Error, Result};
 
 /// The module built from transform/ and shipped in the crate (host/module/README.md), so the
@@ -42,16 +42,25 @@ pub struct WasmModule {
 }
 
 impl WasmModule {
-    pub fn compile(bytes: &[u8], limits: ModuleLimits, config_json: &str) -> Result<Self> {
+    /// `cache`: where compiled modules are kept between starts (`--module-cache`), if anywhere.
+    pub fn compile(
+        bytes: &[u8],
+        limits: ModuleLimits,
+        config_json: &str,
+        cache: Option<&ModuleCache>,
+    ) -> Result<Self> {
         // 1. Engine: Cranelift, with epoch interruption so a looping module can be stopped.
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config)
             .map_err(|e| Error::Module(format!("cannot create the wasmtime engine: {e}")))?;
 
-        // 2. Module: validated and compiled once, here.
-        let module = Module::new(&engine, bytes)
-            .map_err(|e| Error::Module(format!("not a valid WebAssembly module: {e:#}")))?;
+        // 2. Module: validated and compiled once, here (or loaded, compiled, from the cache).
+        let module = match cache {
+            Some(cache) => cache.load_or_compile(&engine, bytes),
+            None => Module::new(&engine, bytes),
+        }
+        .map_err(|e| Error::Module(format!("not a valid WebAssembly module: {e:#}")))?;
         if let Some(import) = module.imports().next() {
             return Err(Error::Module(format!(
                 "the module imports `{}.{}`; a maskflow module is pure computation and imports nothing (ABI.md)",

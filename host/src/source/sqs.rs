@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
-use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::config::SharedHttpClient;
+use aws_sdk_sqs::config::{Credentials, StalledStreamProtectionConfig};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
@@ -30,6 +30,22 @@ pub struct Received {
     pub sent_timestamp_ms: i64,
     /// SQS `ApproximateReceiveCount`: 1 on first delivery, more after a redelivery.
     pub receive_count: u32,
+}
+
+impl From<aws_sdk_sqs::types::Message> for Received {
+    fn from(m: aws_sdk_sqs::types::Message) -> Self {
+        let mut attributes = m.attributes.unwrap_or_default();
+        let mut attribute = |name| attributes.remove(&name).and_then(|t| t.parse().ok());
+        Received {
+            id: m.message_id.unwrap_or_default(),
+            receipt: m.receipt_handle.unwrap_or_default(),
+            body: m.body.unwrap_or_default(),
+            // The module rejects -1 as invalid_timestamp: recorded, not guessed.
+            sent_timestamp_ms: attribute(MessageSystemAttributeName::SentTimestamp).unwrap_or(-1),
+            receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount)
+                .unwrap_or(1) as u32,
+        }
+    }
 }
 
 /// The SDK's hyper 1 client on rustls + ring (host/Cargo.toml says why not the SDK's default).
@@ -68,6 +84,10 @@ impl SqsSource {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(https_client())
             .timeout_config(call_timeouts())
+            // Stalled-stream protection watches streaming bodies, which SQS does not have; it
+            // costs an interceptor and a timer per call, and the attempt timeout above already
+            // cuts a call that hangs.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .region(region);
         if let Some(endpoint) = &config.endpoint {
             loader = loader.endpoint_url(endpoint);
@@ -155,24 +175,8 @@ impl SqsSource {
             .send()
             .await
             .map_err(|e| classify("ReceiveMessage", e))?;
-        Ok(out
-            .messages()
-            .iter()
-            .map(|m| {
-                let attribute =
-                    |name| m.attributes().and_then(|a| a.get(&name)).and_then(|t| t.parse().ok());
-                Received {
-                    id: m.message_id().unwrap_or_default().to_owned(),
-                    receipt: m.receipt_handle().unwrap_or_default().to_owned(),
-                    body: m.body().unwrap_or_default().to_owned(),
-                    // The module rejects -1 as invalid_timestamp: recorded, not guessed.
-                    sent_timestamp_ms: attribute(MessageSystemAttributeName::SentTimestamp)
-                        .unwrap_or(-1),
-                    receive_count: attribute(MessageSystemAttributeName::ApproximateReceiveCount)
-                        .unwrap_or(1) as u32,
-                }
-            })
-            .collect())
+        // Owned strings are moved out of the SDK's answer, not copied: this runs per message.
+        Ok(out.messages.unwrap_or_default().into_iter().map(Received::from).collect())
     }
 
     /// Deletes by receipt handle, 10 per call. Returns how many SQS refused (they come back and
