@@ -5,8 +5,8 @@
 //!
 //! The slot of a value is computed with 64-bit arithmetic on every target, so the native
 //! library and the wasm32 module place every value in the same slot: hit rates counted natively
-//! with the cache always on (`Transformer::cache_stats`) are the module's too. (When the cache
-//! switches itself off, below, is decided per target: lookups made adaptively are not.)
+//! with the cache always on (`Transformer::cache_stats`) are the module's too. (The threshold
+//! below differs by target, so the lookups an adaptive cache makes natively may not be.)
 //!
 //! # Switching itself off
 //!
@@ -22,13 +22,14 @@
 //! - The cache counts its hits over windows of [`WINDOW`] lookups (at least as many as it has
 //!   slots, so that a cold cache can fill within its first window).
 //! - A window under [`MIN_HIT_RATE_PER_64`]/64 (37.5% natively, 25% in wasm: the module is
-//!   what the host runs) switches it off for [`OFF_WINDOWS`] windows' worth of values: `get`
+//!   what the host runs; near break-even either choice costs little) switches it off for [`OFF_WINDOWS`] windows' worth of values: `get`
 //!   then returns `None` after one decrement, and `insert` returns at once (no hash, no copy).
 //!   The slots keep what they held.
 //! - Then it looks up (and inserts) again for one window, a probe, and stays on if that window
 //!   reaches the threshold. Data whose hit rate rises later (a burst of redeliveries, a replay)
 //!   gets the cache back within 16 windows; on data that never repeats the cache costs the
-//!   probes, 1 value in 16.
+//!   probes, 1 value in 16. A probe starts from the slots as they were, so a working set
+//!   that needs more than a window to fill the cache may take a few probes to win it back.
 //!
 //! Deliberately simple: no allocation, one predictable branch per lookup while off, and the
 //! arithmetic once per window. The masks are deterministic, so whether a value was looked up,
