@@ -22,20 +22,45 @@ pub fn realistic(n: usize) -> Vec<String> {
 
 /// Valid events whose ip and device id are all different: the mask cache never hits.
 pub fn distinct(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            let (version, device_type, locale) = (["2.3.0", "0.96", "5.4.8"][i % 3], ["android", "ios"][i % 2], ["RU", "US", "DE"][i % 3]);
-            serde_json::json!({
-                "user_id": format!("{:08x}-6b1e-4c2a-9d7f-{:012x}", i, i * 7919),
-                "app_version": version,
-                "device_type": device_type,
-                "ip": format!("{}.{}.{}.{}", 10 + (i >> 24) % 200, (i >> 16) & 255, (i >> 8) & 255, i & 255),
-                "locale": locale,
-                "device_id": format!("{:03}-{:02}-{:04}", i / 1_000_000 % 1000, i / 10_000 % 100, i % 10_000),
-            })
-            .to_string()
-        })
-        .collect()
+    (0..n).map(|i| event(i, i)).collect()
+}
+
+/// Valid events whose ip and device id are, with probability `percent`%, those of one of the
+/// 1,000 events before (a device that logs in again soon), else new: a cache hit rate of about
+/// `percent`%, for finding the cache's break-even.
+pub fn repeating(n: usize, percent: u32) -> Vec<String> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = move |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    let mut values: Vec<usize> = Vec::with_capacity(n);
+    for i in 0..n {
+        let value = if i > 0 && random(100) < u64::from(percent) {
+            values[i - 1 - random(i.min(1000) as u64) as usize]
+        } else {
+            i
+        };
+        values.push(value);
+    }
+    values.iter().enumerate().map(|(i, &v)| event(i, v)).collect()
+}
+
+/// Event `i`, with the ip and device id of `value`.
+fn event(i: usize, value: usize) -> String {
+    let (version, device_type, locale) =
+        (["2.3.0", "0.96", "5.4.8"][i % 3], ["android", "ios"][i % 2], ["RU", "US", "DE"][i % 3]);
+    serde_json::json!({
+        "user_id": format!("{:08x}-6b1e-4c2a-9d7f-{:012x}", i, i * 7919),
+        "app_version": version,
+        "device_type": device_type,
+        "ip": format!("{}.{}.{}.{}", 10 + (value >> 24) % 200, (value >> 16) & 255, (value >> 8) & 255, value & 255),
+        "locale": locale,
+        "device_id": format!("{:03}-{:02}-{:04}", value / 1_000_000 % 1000, value / 10_000 % 100, value % 10_000),
+    })
+    .to_string()
 }
 
 /// SQS-shaped messages over `bodies` (ids and timestamps as the host passes them).

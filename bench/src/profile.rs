@@ -19,7 +19,8 @@ pub struct ProfileArgs {
     /// `native` or `wasm`.
     #[arg(long, default_value = "native")]
     runtime: String,
-    /// `realistic` or `distinct` (the data sets of the criterion benches).
+    /// `realistic` or `distinct` (the data sets of the criterion benches), or `repeat:P`:
+    /// valid events whose ip and device id repeat a recent event's with probability P percent.
     #[arg(long, default_value = "realistic")]
     data: String,
     #[arg(long, default_value_t = 200_000)]
@@ -29,6 +30,10 @@ pub struct ProfileArgs {
     passes: usize,
     #[arg(long, default_value_t = 4096)]
     cache_size: usize,
+    /// Keep the native cache always on instead of switching itself off below break-even (the
+    /// module's cache is the module's: pass an older build with `--module` to compare).
+    #[arg(long)]
+    cache_always_on: bool,
     #[arg(long, default_value_t = 1000)]
     batch: usize,
     /// Another build of the module (one with its name section, for named frames), instead of
@@ -41,19 +46,28 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     let bodies = match args.data.as_str() {
         "realistic" => data::realistic(args.events),
         "distinct" => data::distinct(args.events),
-        other => bail!("unknown data set {other}"),
+        other => match other.strip_prefix("repeat:").and_then(|p| p.parse().ok()) {
+            Some(percent) => data::repeating(args.events, percent),
+            None => bail!("unknown data set {other}"),
+        },
     };
     let ids = data::ids(args.events);
     let messages = data::messages(&ids, &bodies);
     let config = data::config(args.cache_size);
     let started = Instant::now();
+    // What the (native) cache did in the last pass.
+    let mut cache = serde_json::Value::Null;
     match args.runtime.as_str() {
         "native" => {
             for _ in 0..args.passes {
                 let mut transformer = Transformer::new(config.clone())?;
+                transformer.set_cache_adaptive(!args.cache_always_on);
                 for m in &messages {
                     let _ = std::hint::black_box(transformer.transform(m));
                 }
+                let stats = transformer.cache_stats();
+                cache = serde_json::json!({"hits": stats.hits, "lookups": stats.lookups,
+                                           "bypassed": stats.bypassed});
             }
         }
         "wasm" => {
@@ -114,7 +128,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     println!(
         "{}",
         serde_json::json!({"runtime": args.runtime, "data": args.data, "records": records,
-                           "seconds": seconds, "records_per_s": records / seconds})
+                           "seconds": seconds, "records_per_s": records / seconds, "cache": cache})
     );
     Ok(())
 }

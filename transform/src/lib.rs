@@ -38,6 +38,7 @@ mod js;
 #[cfg(all(target_arch = "wasm32", feature = "smartmodule"))]
 mod smartmodule;
 
+pub use cache::CacheStats;
 pub use config::{Column, Config, KeyConfig, Kind, Mapping};
 pub use error::Error;
 pub use mask::{ColumnCipher, Key};
