@@ -246,6 +246,20 @@ if "e2e" in r:
         tgt += [["issue 15: end to end >= 0.95x the ceiling at 4 clients", f"{c4:.2f}x", check(c4 >= 0.95)]]
     table(["target", "measured", ""], [t for t in tgt if t])
 
+if "batching" in r:
+    b = r["batching"]
+    md += ["### The host's batch size and linger", "",
+           f"`maskflow run --drain --concurrency {b['concurrency']}` ({b['date']}) on {n(b['messages'])} messages per "
+           "setting, one setting changed at a time (the defaults: `--batch-size 500 --linger-ms 100`). A batch is "
+           "one PostgreSQL transaction; linger is how long a worker waits to fill one.", ""]
+    rows = []
+    for run in b["runs"]:
+        k = run["messages"] / 1000
+        rows.append([n(run["batch_size"]), n(run["linger_ms"]), n(run["msg_per_s"]),
+                     f"{run['cpu_s']['self'] * 1000 / run['messages']:.3f}", f"{run['cpu_s']['postgres'] / k:.3f}",
+                     f"{run['stages']['write_s'] / k:.3f}"])
+    table(["--batch-size", "--linger-ms", "msg/s", "host CPU ms/msg", "PostgreSQL CPU s/1k", "commit s/1k"], rows)
+
 if "scale" in r:
     sc = r["scale"]
     md += ["## 4. How cost grows, and where the time goes", "",

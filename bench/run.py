@@ -29,7 +29,7 @@ PY = sys.executable
 BASELINES = os.path.join(REPO, "bench", "baselines")
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--sections", default="transform,sink,e2e,original,scale")
+parser.add_argument("--sections", default="transform,sink,e2e,batching,original,scale")
 parser.add_argument("--messages", type=int, default=20_000,
                     help="messages per end-to-end run, the same for every consumer")
 parser.add_argument("--concurrency", default="1,4")
@@ -165,21 +165,22 @@ def section_sink():
     save()
 
 
-def maskflow_cmd(url, concurrency, module_cache):
+def maskflow_cmd(url, concurrency, module_cache, extra=()):
     return [MASKFLOW, "run", "--drain", "--concurrency", str(concurrency), "--queue-url", url, "--log-format", "json",
-            "--module-cache", module_cache]
+            "--module-cache", module_cache, *extra]
 
 
-def maskflow_run(url, n, concurrency):
+def maskflow_run(url, n, concurrency, extra=(), startup=True):
     """A cold start, as a user's first: an empty module cache, so the module is compiled. Then the
     start-up alone (an empty queue), with that cache cold and then warm: what a restart costs."""
     db = fresh_database()
     env = {"DATABASE_URL": db, "MASKFLOW_KEY_FILE": args.key_file}
     with tempfile.TemporaryDirectory() as cache:
-        out, err, measured = run_measured(maskflow_cmd(url, concurrency, os.path.join(cache, "run")), env=env)
-        empty = fresh_queue("bench-empty")
-        startup = {state: run_measured(maskflow_cmd(empty, concurrency, os.path.join(cache, "startup")), env=env)[2]["cpu_s"]["self"]
-                   for state in ("cold", "warm")}
+        out, err, measured = run_measured(maskflow_cmd(url, concurrency, os.path.join(cache, "run"), extra), env=env)
+        if startup:
+            empty = fresh_queue("bench-empty")
+            startup = {state: run_measured(maskflow_cmd(empty, concurrency, os.path.join(cache, "startup")), env=env)[2]["cpu_s"]["self"]
+                       for state in ("cold", "warm")}
     done = next(json.loads(l) for l in err.splitlines() if '"done"' in l)["fields"]
     rows, rejected, ledger = count(db, "user_logins"), count(db, "user_logins_rejected"), count(db, "maskflow_ledger")
     if rows + rejected != n or ledger != n:
@@ -187,7 +188,7 @@ def maskflow_run(url, n, concurrency):
     # The host's phases (module_s, commit_s) under the names results.json has always used.
     stages = {"receive_s": done["receive_s"], "transform_s": done["module_s"], "write_s": done["commit_s"], "delete_s": done["delete_s"]}
     return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"], "rows": rows, "rejected": rejected, "stages": stages,
-            "startup_cpu_s": startup}
+            **({"startup_cpu_s": startup} if startup else {})}
 
 
 def ceiling_run(url, n, concurrency):
@@ -345,6 +346,22 @@ def section_scale():
         save()
 
 
+def section_batching():
+    """The host's --batch-size and --linger-ms defaults, from a sweep: the same messages at the
+    default concurrency (2), one setting changed at a time."""
+    runs = results.setdefault("batching", {})
+    runs.update({"date": now(), "messages": args.messages, "concurrency": 2, "runs": []})
+    for batch, linger in [(10, 100), (50, 100), (100, 100), (500, 100), (1000, 100), (500, 20), (500, 500)]:
+        url = fresh_queue(f"bench-batch-{batch}-{linger}")
+        fill(url, args.messages, seed=batch + linger)
+        log(f"batching: --batch-size {batch} --linger-ms {linger}, {args.messages} messages")
+        r = maskflow_run(url, args.messages, 2, ["--batch-size", str(batch), "--linger-ms", str(linger)], startup=False)
+        sqs.delete_queue(QueueUrl=url)
+        runs["runs"].append({"batch_size": batch, "linger_ms": linger, **r})
+        log(f"  {r['msg_per_s']:.0f} msg/s, {r['cpu_s']['self'] * 1000 / args.messages:.3f} ms CPU/msg")
+        save()
+
+
 def now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -353,5 +370,5 @@ results["machine"] = machine()
 save()
 for name in args.sections.split(","):
     {"transform": section_transform, "sink": section_sink, "e2e": section_e2e,
-     "original": section_original, "scale": section_scale}[name]()
+     "original": section_original, "scale": section_scale, "batching": section_batching}[name]()
 log(f"results in {args.results}")
