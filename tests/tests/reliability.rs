@@ -406,7 +406,9 @@ fn trace_logs_and_rejections_carry_no_clear_pii_or_key() {
     );
     let trace_lines = log.lines().filter(|l| l.contains(" TRACE ")).count();
     eprintln!("{} log lines, {trace_lines} at trace, for {n} messages", log.lines().count());
-    assert!(trace_lines >= 10 * bodies.len(), "{trace_lines} trace lines for {n} messages");
+    // About 7 per message when the module comes from the compiled-module cache (PostgreSQL's
+    // client, wasmtime, rustls, hyper), thousands more when Cranelift compiles it.
+    assert!(trace_lines >= 2 * bodies.len(), "{trace_lines} trace lines for {n} messages");
 
     let mut secrets: Vec<String> = bodies.iter().flat_map(|b| clear_values(b)).collect();
     secrets.sort();
