@@ -71,7 +71,8 @@ pub struct ModuleArgs {
     /// Linear memory cap of each module instance.
     #[arg(long, env = "MASKFLOW_MODULE_MEMORY_MB", default_value_t = 64, value_name = "MB")]
     pub module_memory_mb: usize,
-    /// Slots of the per-column mask cache in the module (0 disables it).
+    /// Slots of the per-column mask cache in the module (0 disables it). The cache switches
+    /// itself off while its hit rate is below what it costs, and probes again now and then.
     #[arg(long, env = "MASKFLOW_MASK_CACHE", default_value_t = 4096)]
     pub mask_cache: usize,
     /// Directory of compiled modules, so a restart skips compiling the module (about 0.2 CPU

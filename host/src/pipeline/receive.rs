@@ -72,8 +72,9 @@ impl Poller {
                         );
                     }
                     self.leases.hold(batch.iter().map(|m| m.receipt.clone()).collect());
-                    let envelopes = batch.into_iter().map(Envelope::from).collect();
-                    if self.tx.send_async(envelopes).await.is_err() {
+                    let envelopes: Vec<_> = batch.into_iter().map(Envelope::from).collect();
+                    // A long poll that found nothing wakes no worker.
+                    if !envelopes.is_empty() && self.tx.send_async(envelopes).await.is_err() {
                         return Ok(()); // workers are gone (fatal error); what we hold returns to the queue
                     }
                 }

@@ -41,32 +41,9 @@ impl Worker<'_> {
         Ok(())
     }
 
-    /// Up to `batch_size` messages, waiting at most `linger` after the first; `None` once the
-    /// pollers have stopped and the channel is drained. Messages arrive a receive at a time;
-    /// what does not fit stays in `carry` for the next batch.
+    /// The next batch ([`fill_batch`]), keeping `/healthz` informed while the queue is idle.
     fn next_batch(&self, carry: &mut Vec<Envelope>) -> Option<Batch> {
-        while carry.is_empty() {
-            self.stats.beat();
-            match self.rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(received) => *carry = received,
-                Err(flume::RecvTimeoutError::Timeout) => continue,
-                Err(flume::RecvTimeoutError::Disconnected) => return None,
-            }
-        }
-        let mut batch = Batch::default();
-        let deadline = Instant::now() + self.linger;
-        loop {
-            let room = self.batch_size - batch.len();
-            batch.extend(carry.drain(..room.min(carry.len())));
-            if batch.len() >= self.batch_size {
-                break;
-            }
-            match self.rx.recv_deadline(deadline) {
-                Ok(received) => *carry = received,
-                Err(_) => break,
-            }
-        }
-        Some(batch)
+        fill_batch(&self.rx, carry, self.batch_size, self.linger, || self.stats.beat())
     }
 
     fn process(
@@ -116,6 +93,40 @@ impl Worker<'_> {
             }
         }
     }
+}
+
+/// Up to `batch_size` messages, waiting at most `linger` after the first; `None` once the
+/// pollers have stopped and the channel is drained. Messages arrive a receive at a time; what
+/// does not fit stays in `carry` for the next batch. `idle` runs while nothing arrives.
+fn fill_batch(
+    rx: &flume::Receiver<Vec<Envelope>>,
+    carry: &mut Vec<Envelope>,
+    batch_size: usize,
+    linger: Duration,
+    idle: impl Fn(),
+) -> Option<Batch> {
+    while carry.is_empty() {
+        idle();
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(received) => *carry = received,
+            Err(flume::RecvTimeoutError::Timeout) => continue,
+            Err(flume::RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+    let mut batch = Batch::default();
+    let deadline = Instant::now() + linger;
+    loop {
+        let room = batch_size - batch.len();
+        batch.extend(carry.drain(..room.min(carry.len())));
+        if batch.len() >= batch_size {
+            break;
+        }
+        match rx.recv_deadline(deadline) {
+            Ok(received) => *carry = received,
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 /// Commits the batch; rows PostgreSQL refuses are isolated by halving and recorded as
@@ -188,5 +199,47 @@ fn crash_point(name: &str) {
     if CRASH_AT.get_or_init(|| std::env::var("MASKFLOW_CRASH_AT").ok()).as_deref() == Some(name) {
         warn!("MASKFLOW_CRASH_AT={name}: aborting on purpose");
         std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receive(prefix: &str, n: usize) -> Vec<Envelope> {
+        (0..n)
+            .map(|i| Envelope {
+                id: format!("{prefix}{i}"),
+                receipt: format!("r-{prefix}{i}"),
+                body: String::new(),
+                sent_timestamp_ms: 0,
+                receive_count: 1,
+                outcome: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn receives_are_split_across_batches_without_losing_or_repeating_a_message() {
+        let (tx, rx) = flume::unbounded();
+        for (prefix, n) in [("a", 10), ("b", 10), ("c", 3), ("d", 0), ("e", 1)] {
+            tx.send(receive(prefix, n)).unwrap();
+        }
+        drop(tx);
+        let mut carry = Vec::new();
+        let mut sizes = Vec::new();
+        let mut ids = Vec::new();
+        while let Some(batch) = fill_batch(&rx, &mut carry, 7, Duration::from_secs(5), || {}) {
+            sizes.push(batch.len());
+            ids.extend(batch.envelopes.into_iter().map(|e| e.id));
+        }
+        assert_eq!(sizes, [7, 7, 7, 3], "full batches, then what is left when the pollers stop");
+        let expected: Vec<String> = [("a", 10), ("b", 10), ("c", 3), ("e", 1)]
+            .iter()
+            .flat_map(|(p, n)| receive(p, *n))
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, expected, "every message once, in order");
+        assert!(carry.is_empty());
     }
 }
