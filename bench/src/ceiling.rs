@@ -38,7 +38,7 @@ pub async fn run(args: &CeilingArgs) -> Result<()> {
             let (source, done) = (source.clone(), done.clone());
             tasks.push(tokio::spawn(async move {
                 while let Some(receipts) = receipts_rx.recv().await {
-                    source.delete(&receipts).await?;
+                    source.delete_batch(&receipts).await?;
                     done.fetch_add(receipts.len(), Ordering::Relaxed);
                 }
                 anyhow::Ok(())
@@ -57,7 +57,7 @@ pub async fn run(args: &CeilingArgs) -> Result<()> {
                 }
                 let receipts: Vec<String> = batch.iter().map(|m| m.receipt.clone()).collect();
                 if sequential {
-                    source.delete(&receipts).await?;
+                    source.delete_batch(&receipts).await?;
                     done.fetch_add(receipts.len(), Ordering::Relaxed);
                 } else {
                     receipts_tx.send(receipts).await?;

@@ -4,10 +4,10 @@
 //! batch, and a bare COPY as the upper bound. Only the host's path also records every message
 //! id in the ledger (exactly-once).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use maskflow::sink::{Item, PostgresConfig, PostgresSink, SslMode, TlsConfig};
+use maskflow::sink::{Item, PostgresConfig, PostgresSink, SslMode, Timeouts, TlsConfig};
 use maskflow_transform::Outcome;
 use maskflow_transform::Transformer;
 use postgres::types::ToSql;
@@ -73,9 +73,11 @@ pub fn run(args: &SinkArgs) -> Result<()> {
         tls: TlsConfig { mode: SslMode::Disable, root_certs: None, client_cert: None },
         table: "user_logins".into(),
         schema: None,
+        timeouts: Timeouts { connect: Duration::from_secs(10), commit: Duration::from_secs(60) },
     };
     let mut host = PostgresSink::new(&config, columns).map_err(anyhow::Error::msg)?;
-    host.connect().context("connecting the host's sink")?;
+    // Creates the tables, as `maskflow run` does at start.
+    host.prepare(&[], Instant::now() + Duration::from_secs(60)).context("preparing the host's sink")?;
     let mut client = Client::connect(&args.database_url, NoTls)
         .context("connecting to the benchmark database")?;
     for &batch in &args.batch_sizes {

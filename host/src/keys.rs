@@ -31,7 +31,7 @@ pub fn transform_config(
 pub fn generate(id: &str) -> Result<Key> {
     let mut bytes = [0u8; maskflow_transform::mask::KEY_LEN];
     getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Key(format!("no randomness from the OS: {e}")))?;
+        .map_err(|e| Error::key(format!("no randomness from the OS: {e}")))?;
     Ok(Key::new(id, bytes)?)
 }
 

@@ -6,12 +6,16 @@
 //! - [`sink`]: PostgreSQL, one transaction per batch with an exactly-once ledger.
 //! - [`pipeline`]: `maskflow run`: pollers, workers (the one place that decides what happens
 //!   to a batch), isolation of bad messages, shutdown.
+//! - [`isolate`]: finding the one item of a batch that fails, by halving (module calls,
+//!   rows PostgreSQL refuses, ledger entries another transaction holds).
 //! - [`commands`]: `keygen`, `unmask`, `transform`, `send`.
 //! - [`cli`]: every flag and environment variable, turned into the config structs above.
 
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod health;
+pub mod isolate;
 pub mod keys;
 pub mod logging;
 pub mod pipeline;

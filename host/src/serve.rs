@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! GET /metrics  200  the run's counters (stats.rs), OpenMetrics text
-//! GET /healthz  200  the process is up and its loops go round; 503 when no poller or worker
-//!                    has gone round its loop for STUCK_AFTER (restart me)
+//! GET /healthz  200  the process is up and every loop goes round; 503 naming the loops that
+//!                    have not gone round for `--health-stuck-after` (restart me)
 //! GET /readyz   200  the last probe reached PostgreSQL and SQS, and no shutdown is under way;
 //!               503  otherwise, with the reason (take me out of rotation; I recover by myself)
 //! ```
@@ -28,10 +28,6 @@ use tracing::{debug, info};
 use crate::error::{Error, Result};
 use crate::pipeline::shutdown::Shutdown;
 use crate::stats::Stats;
-
-/// No loop going round for this long means the host is stuck (a healthy idle host goes round
-/// every 200 ms; an outage is waited out in a loop that goes round too).
-pub const STUCK_AFTER: Duration = Duration::from_secs(120);
 
 /// What the last probe found.
 #[derive(Default)]
@@ -81,6 +77,9 @@ struct Endpoints {
     stats: Stats,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
+    /// A loop that has not gone round for this long is stuck (a healthy idle loop goes round
+    /// every 200 ms to 5 s; an outage is waited out in a loop that goes round too).
+    stuck_after: Duration,
 }
 
 impl Endpoints {
@@ -97,12 +96,14 @@ impl Endpoints {
                     Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
                 }
             }
-            "/healthz" if self.stats.since_beat() > STUCK_AFTER => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                format!("stuck: no loop went round for {:?}\n", self.stats.since_beat()),
-            ),
-            "/healthz" => (StatusCode::OK, "text/plain", "ok\n".into()),
+            "/healthz" => match self.stats.loops().stuck(self.stuck_after).as_slice() {
+                [] => (StatusCode::OK, "text/plain", "ok\n".into()),
+                stuck => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    stuck.iter().map(|(name, since)| format!("stuck: {name} has not gone round its loop for {} s\n", since.as_secs())).collect(),
+                ),
+            },
             "/readyz" => match self.readiness.why_not(&self.shutdown) {
                 Some(why) => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{why}\n")),
                 None => (StatusCode::OK, "text/plain", "ready\n".into()),
@@ -128,6 +129,7 @@ pub fn start(
     stats: Stats,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
+    stuck_after: Duration,
 ) -> Result<()> {
     let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| {
         Error::Config(format!(
@@ -136,7 +138,8 @@ pub fn start(
         ))
     })?;
     info!(%addr, "serving /metrics, /healthz and /readyz");
-    let endpoints = Arc::new(Endpoints { registry: stats.registry(), stats, readiness, shutdown });
+    let registry = stats.registry();
+    let endpoints = Arc::new(Endpoints { registry, stats, readiness, shutdown, stuck_after });
     runtime.spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };

@@ -1,7 +1,7 @@
 //! The run's counters: one set, read by the summary, the progress and stats lines, and
 //! `/metrics` (Prometheus/OpenMetrics text via `prometheus-client`, registered in [`Stats::registry`]).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::health::Loops;
 use crate::sink::CommitStats;
 
 type Labels = Vec<(&'static str, String)>;
@@ -33,10 +34,13 @@ struct Metrics {
     last_commit: Gauge<f64, AtomicU64>,
     /// Seconds spent in each [`Phase`], summed over pollers, workers and the lease task.
     busy: Family<Labels, Counter<f64, AtomicU64>>,
-    /// Milliseconds since `started` of the last time a poller or worker went round its loop
-    /// (`/healthz`: "the loop is not stuck").
-    heartbeat_ms: AtomicI64,
-    started: Instant,
+    /// Per-entry failures inside successful SQS batch calls, by call and error code.
+    entry_failures: Family<Labels, Counter>,
+    /// Messages handed back to SQS uncommitted, by why.
+    released: Family<Labels, Counter>,
+    in_flight_bytes: Gauge,
+    /// Every loop's heartbeat (`/healthz`).
+    loops: Loops,
 }
 
 /// Where a message's time goes, for the summary and `scripts/bench`'s profile.
@@ -94,8 +98,10 @@ impl Default for Stats {
             module_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             last_commit: Gauge::default(),
             busy: Family::default(),
-            heartbeat_ms: AtomicI64::new(0),
-            started: Instant::now(),
+            entry_failures: Family::default(),
+            released: Family::default(),
+            in_flight_bytes: Gauge::default(),
+            loops: Loops::default(),
         };
         Stats(Arc::new(metrics))
     }
@@ -129,15 +135,22 @@ impl Stats {
         let kind = format!("{kind:?}").to_lowercase();
         self.0.retries.get_or_create(&vec![("kind", kind)]).inc();
     }
-    /// A poller or worker went round its loop.
-    pub fn beat(&self) {
-        let ms = self.0.started.elapsed().as_millis() as i64;
-        self.0.heartbeat_ms.store(ms, Ordering::Relaxed);
+    /// The host's loops and their heartbeats (`/healthz`).
+    pub fn loops(&self) -> &Loops {
+        &self.0.loops
     }
-    /// Time since the last [`Stats::beat`] (or since start).
-    pub fn since_beat(&self) -> Duration {
-        let last = self.0.heartbeat_ms.load(Ordering::Relaxed).max(0) as u64;
-        self.0.started.elapsed().saturating_sub(Duration::from_millis(last))
+    /// An entry of a DeleteMessageBatch / ChangeMessageVisibilityBatch call that SQS refused
+    /// inside a successful answer (`call`: `delete` or `extend`; `code`: SQS' error code).
+    pub fn add_entry_failure(&self, call: &str, code: &str) {
+        let labels = vec![("call", call.to_owned()), ("code", code.to_owned())];
+        self.0.entry_failures.get_or_create(&labels).inc();
+    }
+    /// Messages handed back to SQS without a commit (`why`: `locked`).
+    pub fn add_released(&self, why: &str, n: usize) {
+        self.0.released.get_or_create(&vec![("why", why.to_owned())]).inc_by(n as u64);
+    }
+    pub fn add_in_flight_bytes(&self, n: i64) {
+        self.0.in_flight_bytes.inc_by(n);
     }
 
     pub fn received(&self) -> u64 {
@@ -205,6 +218,22 @@ impl Stats {
         );
         r.register("messages_deleted", "Messages deleted from SQS after commit", m.deleted.clone());
         r.register("retries", "Retried calls, by kind", m.retries.clone());
+        r.register(
+            "sqs_entry_failures",
+            "Entries SQS refused inside a successful batch call, by call and code",
+            m.entry_failures.clone(),
+        );
+        r.register(
+            "messages_released",
+            "Messages handed back to SQS uncommitted (another session holds their ledger entry)",
+            m.released.clone(),
+        );
+        r.register_with_unit(
+            "in_flight",
+            "Bytes of message bodies the host holds (bounded by --max-in-flight-bytes)",
+            Unit::Bytes,
+            m.in_flight_bytes.clone(),
+        );
         r.register(
             "messages_in_flight",
             "Messages received and not yet committed",

@@ -9,6 +9,7 @@ use maskflow_transform::{Config, Key};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod faults;
 pub mod hostile;
 pub mod proxy;
 pub mod run;
@@ -111,6 +112,22 @@ pub fn native_outcome(transformer: &mut maskflow_transform::Transformer, v: &Vec
         }
     };
     outcome.expect("outcome serialises")
+}
+
+/// A TCP port nothing listens on (at the time of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET url`: (status, body); `None` while nothing listens yet.
+pub fn get(url: &str) -> Option<(u16, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut response = agent.get(url).call().ok()?;
+    Some((response.status().as_u16(), response.body_mut().read_to_string().unwrap()))
 }
 
 /// The `maskflow` binary of this build (cargo puts it beside the test binaries' directory).

@@ -202,6 +202,21 @@ impl Watched {
         self.wait()
     }
 
+    /// Waits at most `limit` for the exit; after that, kills the host and panics with its log
+    /// (a hang is a failure, not a test that never ends).
+    pub fn wait_at_most(mut self, limit: Duration) -> (ExitStatus, String) {
+        let started = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the host did not exit within {limit:?}: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait()
+    }
+
     pub fn wait(mut self) -> (ExitStatus, String) {
         let status = self.child.wait().unwrap();
         self.reader.join().unwrap();

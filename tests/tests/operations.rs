@@ -8,26 +8,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use maskflow_tests::run::{generated, wait_until, Run};
-use maskflow_tests::{golden, maskflow_bin, test_key_file, Services, Vector};
+use maskflow_tests::{free_port, get, golden, maskflow_bin, test_key_file, Services, Vector};
 use serde_json::Value;
 
 /// The metrics test stops PostgreSQL: no other test of this file may use it meanwhile.
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `GET url`: (status, body); `None` while nothing listens yet.
-fn get(url: &str) -> Option<(u16, String)> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into();
-    let mut response = agent.get(url).call().ok()?;
-    Some((response.status().as_u16(), response.body_mut().read_to_string().unwrap()))
-}
 
 /// Samples of an OpenMetrics text: `name{labels}` -> value.
 fn samples(text: &str) -> BTreeMap<String, f64> {

@@ -26,10 +26,9 @@ impl KeyArgs {
         let text = match self.key_file.as_deref() {
             Some(path) => read_private(path)?,
             None => std::env::var("MASKFLOW_KEY").map_err(|_| {
-                Error::Key(
+                Error::key(
                     "no key: set MASKFLOW_KEY to a key file's content or pass --key-file \
-                     (create one with `maskflow keygen --out maskflow.key`)"
-                        .into(),
+                     (create one with `maskflow keygen --out maskflow.key`)",
                 )
             })?,
         };

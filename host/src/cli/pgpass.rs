@@ -4,11 +4,11 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use postgres::config::Host;
+use tokio_postgres::config::Host;
 use tracing::warn;
 
 /// The password for the first host, port, database and user of `config`, if the file has one.
-pub fn lookup(file: &Path, config: &postgres::Config) -> Option<String> {
+pub fn lookup(file: &Path, config: &tokio_postgres::Config) -> Option<String> {
     let meta = std::fs::metadata(file).ok()?;
     if meta.mode() & 0o077 != 0 {
         warn!(file = %file.display(), "ignoring the password file: group or others can read it (chmod 600 it)");
@@ -60,9 +60,9 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let config: postgres::Config = "host=db.example.com user=svc dbname=app".parse().unwrap();
+        let config: tokio_postgres::Config = "host=db.example.com user=svc dbname=app".parse().unwrap();
         assert_eq!(lookup(&file, &config).as_deref(), Some("s:cret"));
-        let config: postgres::Config = "host=else user=x".parse().unwrap();
+        let config: tokio_postgres::Config = "host=else user=x".parse().unwrap();
         assert_eq!(lookup(&file, &config).as_deref(), Some("fallback"));
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(lookup(&file, &config), None);

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::sink::{ClientCert, PostgresConfig, RootCerts, SslMode, TlsConfig};
+use crate::sink::{ClientCert, PostgresConfig, RootCerts, SslMode, Timeouts, TlsConfig};
 
 use super::pgpass;
 
@@ -26,7 +26,20 @@ pub struct PostgresArgs {
     /// the connection's search_path (usually `public`).
     #[arg(long, env = "MASKFLOW_SCHEMA")]
     pub schema: Option<String>,
+    /// Budget for opening a connection: TCP, TLS and authentication together (libpq's
+    /// `connect_timeout`, which the URL may also set). A server that accepts the connection and
+    /// never answers counts as down after this.
+    #[arg(long, env = "MASKFLOW_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Option<std::time::Duration>,
+    /// Budget of one commit: the server stops its statements after this (`statement_timeout`),
+    /// aborts the transaction if the host goes silent in it, and the host gives up waiting for
+    /// an answer (then the commit is retried; the ledger keeps it exactly once).
+    #[arg(long, env = "MASKFLOW_COMMIT_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub commit_timeout: std::time::Duration,
 }
+
+/// libpq has no default connect timeout (it waits for the kernel's); a host must not hang.
+const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl PostgresArgs {
     pub fn into_config(self) -> Result<PostgresConfig> {
@@ -47,13 +60,13 @@ impl PostgresArgs {
         let get = |key: &str| ssl.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         let tls = tls_config(get("sslmode"), get("sslrootcert"), get("sslcert"), get("sslkey"))?;
 
-        let mut client: postgres::Config = text
+        let mut client: tokio_postgres::Config = text
             .parse()
             .map_err(|e| Error::Usage(format!("invalid --database-url / DATABASE_URL: {e}")))?;
         client.ssl_mode(match tls.mode {
-            SslMode::Disable => postgres::config::SslMode::Disable,
-            SslMode::Allow | SslMode::Prefer => postgres::config::SslMode::Prefer,
-            _ => postgres::config::SslMode::Require,
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
         });
         if client.get_hosts().is_empty() {
             client.host("localhost");
@@ -82,7 +95,17 @@ impl PostgresArgs {
                 )));
             }
         }
-        Ok(PostgresConfig { client, tls, table: self.table, schema: self.schema })
+        let connect = self
+            .connect_timeout
+            .or_else(|| client.get_connect_timeout().copied())
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        if connect.is_zero() || self.commit_timeout.is_zero() {
+            return Err(Error::Usage(
+                "--connect-timeout and --commit-timeout must be more than 0".into(),
+            ));
+        }
+        let timeouts = Timeouts { connect, commit: self.commit_timeout };
+        Ok(PostgresConfig { client, tls, table: self.table, schema: self.schema, timeouts })
     }
 }
 
@@ -128,7 +151,7 @@ fn tls_config(
     Ok(TlsConfig { mode, root_certs, client_cert })
 }
 
-/// `key='value'` pairs from the PG* variables, for `postgres::Config`'s parser.
+/// `key='value'` pairs from the PG* variables, for `tokio_postgres::Config`'s parser.
 fn from_pg_variables() -> String {
     ["host", "port", "user", "password", "dbname"]
         .iter()

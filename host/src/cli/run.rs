@@ -12,11 +12,11 @@ use super::postgres::PostgresArgs;
 /// Shown at the end of `maskflow run --help` (README "Exit codes" says the same).
 pub const EXIT_CODES: &str = "Exit codes:\n  \
     0  done (--drain emptied the queue, or SIGINT/SIGTERM after the batches in flight)\n  \
-    1  an unexpected error (I/O)\n  \
+    1  an unexpected error (I/O; a bug: a worker panicked)\n  \
     2  usage: a bad or conflicting flag\n  \
-    3  configuration: credentials, permissions, a missing queue or database, TLS, the table's shape, the key\n  \
+    3  configuration: credentials, permissions (SQS receive, delete or visibility calls refused), a missing queue or database, TLS, the table's shape, the key\n  \
     4  unreachable: SQS or PostgreSQL did not answer within --startup-timeout\n  \
-    5  stopped, nothing deleted: the module failed on, or PostgreSQL refused, every message of a batch\n  \
+    5  stopped, nothing deleted: the module failed on, or PostgreSQL refused, 3 messages in a row with nothing accepted between\n  \
     130 a second SIGINT/SIGTERM: stopped at once";
 
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +50,15 @@ pub struct RunArgs {
     /// 0.0.0.0:9898 [default: off; an empty value is off too].
     #[arg(long, env = "MASKFLOW_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
+    /// Bytes of message bodies held at once (received and not yet committed), e.g. 64MiB;
+    /// pollers wait while it is spent. Default: a quarter of the container's memory limit, at
+    /// most 64MiB.
+    #[arg(long, env = "MASKFLOW_MAX_IN_FLIGHT_BYTES", value_name = "SIZE", value_parser = parse_size)]
+    pub max_in_flight_bytes: Option<usize>,
+    /// /healthz answers 503 when any poller, worker or the lease task has not gone round its
+    /// loop for this long (waiting out an outage counts as going round).
+    #[arg(long, env = "MASKFLOW_HEALTH_STUCK_AFTER", default_value = "2m", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub health_stuck_after: Duration,
     /// When stderr is not a terminal, log a stats line this often (e.g. 30s, 1m; 0: never).
     #[arg(long, env = "MASKFLOW_STATS_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub stats_interval: Duration,
@@ -69,9 +78,35 @@ impl RunArgs {
             visibility: Duration::from_secs(self.visibility_timeout_secs),
             startup_timeout: Duration::from_secs(self.startup_timeout),
             drain: self.drain,
+            max_in_flight_bytes: self
+                .max_in_flight_bytes
+                .unwrap_or_else(crate::pipeline::budget::default_max_in_flight_bytes),
+            stuck_after: self.health_stuck_after,
             metrics_addr: parse_metrics_addr(self.metrics_addr.as_deref().unwrap_or(""))?,
             stats_interval: self.stats_interval,
         })
+    }
+}
+
+/// `65536`, `64KiB`, `64MiB`, `1GiB` (also KB, MB, GB as powers of 1000, and K, M, G as KiB...).
+fn parse_size(text: &str) -> std::result::Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().map_err(|_| format!("`{text}`: not a size like 64MiB"))?;
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("`{other}`: use B, KiB, MiB or GiB")),
+    };
+    match number.checked_mul(scale) {
+        Some(bytes) if bytes >= 1 << 20 => Ok(bytes),
+        _ => Err(format!("`{text}`: between 1MiB and the machine's memory")),
     }
 }
 

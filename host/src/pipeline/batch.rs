@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use maskflow_transform::{Message, Outcome};
 
+use super::budget::Share;
 use crate::sink::Item;
 use crate::source::Received;
 
 /// One message on its way through the pipeline.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Envelope {
     pub id: String,
     pub receipt: String,
@@ -19,10 +20,12 @@ pub struct Envelope {
     pub receive_count: u32,
     /// Set by the transform stage.
     pub outcome: Option<Outcome>,
+    /// The message's part of the memory budget, given back when the envelope is dropped.
+    pub share: Option<Share>,
 }
 
-impl From<Received> for Envelope {
-    fn from(r: Received) -> Self {
+impl Envelope {
+    pub fn new(r: Received, share: Option<Share>) -> Self {
         Envelope {
             id: r.id,
             receipt: r.receipt,
@@ -30,6 +33,7 @@ impl From<Received> for Envelope {
             sent_timestamp_ms: r.sent_timestamp_ms,
             receive_count: r.receive_count,
             outcome: None,
+            share,
         }
     }
 }
@@ -39,15 +43,19 @@ impl From<Received> for Envelope {
 #[derive(Default)]
 pub struct Batch {
     pub envelopes: Vec<Envelope>,
-    extra_receipts: Vec<String>,
+    /// (message id, receipt) of the second and later copies.
+    extra_receipts: Vec<(String, String)>,
     index: HashMap<String, usize>,
+    /// Body bytes of the distinct messages.
+    bytes: usize,
 }
 
 impl Batch {
     pub fn push(&mut self, envelope: Envelope) {
         if self.index.contains_key(&envelope.id) {
-            self.extra_receipts.push(envelope.receipt);
+            self.extra_receipts.push((envelope.id, envelope.receipt));
         } else {
+            self.bytes += envelope.body.len();
             self.index.insert(envelope.id.clone(), self.envelopes.len());
             self.envelopes.push(envelope);
         }
@@ -66,6 +74,11 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.envelopes.is_empty()
+    }
+
+    /// Body bytes of the distinct messages.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The distinct messages, for the module.
@@ -88,9 +101,18 @@ impl Batch {
         }
     }
 
-    /// Every receipt held for this batch, for the delete after the commit.
-    pub fn into_receipts(self) -> Vec<String> {
-        self.envelopes.into_iter().map(|e| e.receipt).chain(self.extra_receipts).collect()
+    /// Every receipt held for this batch, split into those to delete after the commit and
+    /// those of the `held` message ids (not committed: to be handed back).
+    pub fn into_receipts(self, held: &[String]) -> (Vec<String>, Vec<String>) {
+        let (mut acked, mut released) = (Vec::new(), Vec::new());
+        let receipts = self.envelopes.into_iter().map(|e| (e.id, e.receipt));
+        for (id, receipt) in receipts.chain(self.extra_receipts) {
+            match held.contains(&id) {
+                true => released.push(receipt),
+                false => acked.push(receipt),
+            }
+        }
+        (acked, released)
     }
 }
 
@@ -114,6 +136,7 @@ mod tests {
             sent_timestamp_ms: 0,
             receive_count: 1,
             outcome: None,
+            share: None,
         }
     }
 
@@ -126,6 +149,16 @@ mod tests {
         assert_eq!(batch.messages().iter().map(|m| m.id).collect::<Vec<_>>(), ["a", "b"]);
         batch.set_outcomes(vec![Outcome::Row(vec![]), Outcome::Row(vec![None])]);
         assert_eq!(items(&batch.envelopes).iter().map(|i| i.id).collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(batch.into_receipts(), ["r1", "r2", "r3"]);
+        let (acked, released) = batch.into_receipts(&[]);
+        assert_eq!((acked, released), (vec!["r1".into(), "r2".into(), "r3".into()], vec![]));
+    }
+
+    #[test]
+    fn the_receipts_of_held_messages_every_copy_included_are_handed_back_not_deleted() {
+        let mut batch = Batch::default();
+        batch.extend([envelope("a", "r1"), envelope("b", "r2"), envelope("a", "r3")]);
+        let (acked, released): (Vec<String>, Vec<String>) = batch.into_receipts(&["a".into()]);
+        assert_eq!(acked, ["r2"]);
+        assert_eq!(released, ["r1", "r3"]);
     }
 }

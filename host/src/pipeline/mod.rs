@@ -13,19 +13,22 @@
 //! turns a redelivery into a no-op.
 
 pub mod batch;
-pub mod isolate;
+pub mod budget;
 mod receive;
 pub mod shutdown;
 pub mod stage;
 mod startup;
+mod streak;
 mod worker;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{error, info};
 
 use self::batch::Envelope;
+use self::budget::ByteBudget;
 use self::receive::Poller;
 use self::shutdown::Shutdown;
 use self::stage::{ModuleConfig, Stages};
@@ -59,6 +62,10 @@ pub struct RunConfig {
     pub visibility: Duration,
     /// Exit once the queue is empty.
     pub drain: bool,
+    /// Bytes of message bodies held at once (received, not yet committed).
+    pub max_in_flight_bytes: usize,
+    /// `/healthz` answers 503 when any loop has not gone round for this long.
+    pub stuck_after: Duration,
     /// Where to serve /metrics, /healthz and /readyz, if anywhere.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Period of the stats log line when stderr is not a terminal (zero: none).
@@ -84,13 +91,22 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     // Nothing is received before every setting has been checked (startup.rs).
     let stages = Stages::prepare(config.module)?;
     let shutdown = Shutdown::install(&runtime)?;
-    let deadline = Instant::now() + config.startup_timeout;
-    let source = startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown)?;
-    let mut probe = PostgresSink::new(&config.postgres, stages.columns().to_vec())?;
-    startup::check_postgres(&mut probe, &config.key_fingerprints, deadline, &shutdown)?;
     let stats = Stats::default();
+    let deadline = Instant::now() + config.startup_timeout;
+    let checked = startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown).and_then(|source| {
+        let mut probe = PostgresSink::new(&config.postgres, stages.columns().to_vec())?;
+        startup::check_postgres(&mut probe, &config.key_fingerprints, deadline, &shutdown)?;
+        Ok((source, probe))
+    });
+    let (source, probe) = match checked {
+        // A signal while waiting for a service to answer is a clean stop: nothing was received.
+        Err(e) if e.is_transient() && shutdown.requested() => {
+            return Ok(Summary { stats, elapsed: Duration::ZERO })
+        }
+        other => other?,
+    };
     match config.metrics_addr {
-        Some(addr) => start_endpoints(&runtime, addr, &stats, &shutdown, probe, source.clone())?,
+        Some(addr) => start_endpoints(&runtime, addr, &stats, &shutdown, probe, source.clone(), config.stuck_after)?,
         None => drop(probe), // the workers open their own connections
     }
     info!(
@@ -105,18 +121,23 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     let started = Instant::now();
     let (leases, lease_task) = {
         let _guard = runtime.enter();
-        Leases::start(source.clone(), config.visibility, stats.clone())
+        Leases::start(source.clone(), config.visibility, stats.clone(), shutdown.clone())
     };
-    // Each item is one receive (up to 10 messages): room for about two batches.
+    // Each item is one receive (up to 10 messages): room for about two batches, and at most
+    // `max_in_flight_bytes` of bodies held anywhere (budget.rs).
     let (tx, rx) = flume::bounded::<Vec<Envelope>>((config.batch_size * 2).div_ceil(SQS_BATCH));
+    let budget = ByteBudget::new(config.max_in_flight_bytes, stats.clone());
+    let batch_bytes = (config.max_in_flight_bytes / (2 * config.concurrency)).clamp(256 << 10, 4 << 20);
     let pollers: Vec<_> = (0..config.concurrency)
-        .map(|_| {
+        .map(|n| {
             let poller = Poller {
                 source: source.clone(),
                 tx: tx.clone(),
                 leases: leases.clone(),
                 shutdown: shutdown.clone(),
                 stats: stats.clone(),
+                budget: budget.clone(),
+                heartbeat: stats.loops().register(format!("poller-{n}")),
                 visibility: config.visibility,
                 drain: config.drain,
                 grace: config.startup_timeout,
@@ -129,23 +150,31 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     let failure: Arc<Mutex<Option<Error>>> = Arc::default();
     std::thread::scope(|scope| {
         for n in 0..config.concurrency {
+            let name = format!("worker-{n}");
             let worker = Worker {
                 rx: rx.clone(),
                 leases: leases.clone(),
                 stages: &stages,
                 postgres: &config.postgres,
                 batch_size: config.batch_size,
+                batch_bytes,
                 linger: config.linger,
                 shutdown: shutdown.clone(),
                 stats: stats.clone(),
+                heartbeat: stats.loops().register(name.clone()),
             };
             let failure = failure.clone();
+            let shutdown = shutdown.clone();
             std::thread::Builder::new()
-                .name(format!("worker-{n}"))
+                .name(name.clone())
                 .spawn_scoped(scope, move || {
-                    if let Err(e) = worker.run() {
+                    // A panic is a bug; it must not leave the others running with its batch
+                    // held for ever: the host stops (exit 1) and what it held comes back.
+                    let result = std::panic::catch_unwind(AssertUnwindSafe(|| worker.run()))
+                        .unwrap_or_else(|panic| Err(Error::Internal(format!("{name} panicked: {}", panic_text(&*panic)))));
+                    if let Err(e) = result {
                         error!(error = %e, "worker stopped; its uncommitted messages return to the queue");
-                        worker.shutdown.trigger();
+                        shutdown.trigger();
                         failure.lock().expect("failure lock").get_or_insert(e);
                     }
                 })
@@ -154,17 +183,32 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         drop(rx); // once the workers are gone, a poller's send fails instead of waiting forever
     });
     for poller in pollers {
-        if let Ok(Err(e)) = runtime.block_on(poller) {
+        let result = match runtime.block_on(poller) {
+            Ok(result) => result,
+            Err(e) => Err(Error::Internal(format!("a poller failed: {e}"))),
+        };
+        if let Err(e) = result {
             failure.lock().expect("failure lock").get_or_insert(e);
         }
     }
     // Every handle gone: the lease task finishes the deletes of committed batches, then ends.
     drop(leases);
-    runtime.block_on(lease_task.finish());
+    if let Err(e) = runtime.block_on(lease_task.finish()) {
+        failure.lock().expect("failure lock").get_or_insert(e);
+    }
     progress.finish();
     let summary = Summary { stats: stats.clone(), elapsed: started.elapsed() };
     let failure = failure.lock().expect("failure lock").take();
     failure.map_or(Ok(summary), Err)
+}
+
+/// A panic's message, if it has one (`panic!` with a string or a format).
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 /// `--metrics-addr`: the endpoints, and the readiness probe, which keeps the start-up check's
@@ -176,9 +220,10 @@ fn start_endpoints(
     shutdown: &Shutdown,
     mut postgres: PostgresSink,
     sqs: SqsSource,
+    stuck_after: Duration,
 ) -> Result<()> {
     let readiness = Arc::new(Readiness::default());
-    serve::start(runtime, addr, stats.clone(), readiness.clone(), shutdown.clone())?;
+    serve::start(runtime, addr, stats.clone(), readiness.clone(), shutdown.clone(), stuck_after)?;
     let handle = runtime.handle().clone();
     readiness.probe_every(
         READINESS_PERIOD,

@@ -1,13 +1,16 @@
-//! Pollers: async tasks that long-poll SQS, hand every receipt to the lease task at once, and
-//! send the messages down the bounded channel to the workers, one receive (up to 10) per send:
-//! a hand-off wakes a worker thread, so one per message cost more CPU than the message.
+//! Pollers: async tasks that long-poll SQS, hand every receipt to the lease task at once,
+//! reserve the receive's bytes in the memory budget, and send the messages down the bounded
+//! channel to the workers, one receive (up to 10) per send: a hand-off wakes a worker thread,
+//! so one per message cost more CPU than the message.
 
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
 use super::batch::Envelope;
+use super::budget::ByteBudget;
 use super::shutdown::Shutdown;
+use crate::health::Heartbeat;
 use crate::error::Result;
 use crate::retry::Backoff;
 use crate::source::{Leases, SqsSource};
@@ -19,6 +22,8 @@ pub struct Poller {
     pub leases: Leases,
     pub shutdown: Shutdown,
     pub stats: Stats,
+    pub budget: ByteBudget,
+    pub heartbeat: Heartbeat,
     pub visibility: Duration,
     /// Stop once the queue is empty.
     pub drain: bool,
@@ -36,7 +41,7 @@ impl Poller {
         let mut backoff = Backoff::new();
         let mut failing_since: Option<Instant> = None;
         while !self.shutdown.requested() {
-            self.stats.beat();
+            self.heartbeat.beat();
             let received = tokio::select! {
                 r = async {
                     let started = Instant::now();
@@ -72,9 +77,16 @@ impl Poller {
                         );
                     }
                     self.leases.hold(batch.iter().map(|m| m.receipt.clone()).collect());
-                    let envelopes: Vec<_> = batch.into_iter().map(Envelope::from).collect();
                     // A long poll that found nothing wakes no worker.
-                    if !envelopes.is_empty() && self.tx.send_async(envelopes).await.is_err() {
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    // Waiting for room (the budget, the channel) is backpressure, not a hang.
+                    let sizes: Vec<usize> = batch.iter().map(|m| m.body.len()).collect();
+                    let shares = self.heartbeat.while_waiting(self.budget.reserve(&sizes)).await;
+                    let envelopes: Vec<_> =
+                        batch.into_iter().zip(shares).map(|(m, s)| Envelope::new(m, Some(s))).collect();
+                    if self.heartbeat.while_waiting(self.tx.send_async(envelopes)).await.is_err() {
                         return Ok(()); // workers are gone (fatal error); what we hold returns to the queue
                     }
                 }

@@ -48,6 +48,18 @@ impl Shutdown {
         self.flag.load(Ordering::SeqCst)
     }
 
+    /// Sleeps `duration` on this thread, or less if shutdown is requested meanwhile.
+    pub fn sleep(&self, duration: std::time::Duration) {
+        let until = std::time::Instant::now() + duration;
+        while !self.requested() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(100)));
+        }
+    }
+
     /// Resolves once shutdown is requested.
     pub async fn wait(&self) {
         let notified = self.notify.notified();

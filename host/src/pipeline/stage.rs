@@ -11,11 +11,15 @@ use std::borrow::Cow;
 use maskflow_transform::{BodySealer, Message, Outcome};
 use tracing::warn;
 
-use super::isolate::{bisect, Attempt};
+use crate::isolate::{bisect, Attempt};
 use crate::error::{Error, Result};
 use crate::runtime::{ModuleCache, ModuleLimits, WasmInstance, WasmModule};
 
-pub const MODULE_FAILED: &str = "module_failed";
+pub use crate::sink::MODULE_FAILED;
+
+/// An instance whose memory grew past this (a batch of big events) is dropped after its call
+/// and a fresh one made for the next: wasm memory never shrinks, so it would be held for good.
+const RECYCLE_ABOVE_BYTES: usize = 16 << 20;
 
 /// What the stage is made of (built by the CLI layer).
 pub struct ModuleConfig {
@@ -87,7 +91,9 @@ impl ModuleStage {
             .iter()
             .filter(|o| matches!(o, Outcome::Rejected { reason, .. } if reason == MODULE_FAILED))
             .count();
-        if failed > 0 && (failed == messages.len() && messages.len() > 1 || !self.proven) {
+        // A module that has never transformed anything is not trusted to judge messages one
+        // by one; a run of failures of a module that has is the worker's to judge.
+        if failed > 0 && !self.proven {
             return Err(Error::Stopped(format!(
                 "the module failed on every message it was given ({failed}); nothing was deleted. \
                  Check --module, --module-timeout-ms and --module-memory-mb"
@@ -135,8 +141,8 @@ impl ModuleStage {
             None => self.instance.insert(self.module.instantiate()?),
         };
         let result = instance.transform(messages);
-        if result.is_err() {
-            self.instance = None; // a trapped store is not reused
+        if result.is_err() || instance.memory_bytes() > RECYCLE_ABOVE_BYTES {
+            self.instance = None; // a trapped store is not reused; a grown one is let go
         }
         Ok(result)
     }

@@ -70,7 +70,7 @@ async fn by<T>(
 ) -> Result<T> {
     match tokio::time::timeout_at(deadline.into(), call).await {
         Ok(result) => result,
-        Err(_) => Err(Error::Sqs(format!("{what}: no complete answer before the deadline"))),
+        Err(_) => Err(Error::Transient(format!("{what}: no complete answer before the deadline"))),
     }
 }
 
@@ -82,5 +82,7 @@ pub fn check_postgres(
     shutdown: &Shutdown,
 ) -> Result<()> {
     let what = format!("PostgreSQL at {}", sink.endpoint());
-    within_budget(&what, deadline, shutdown, || sink.prepare(key_fingerprints).map_err(Error::from))
+    within_budget(&what, deadline, shutdown, || {
+        sink.prepare(key_fingerprints, deadline).map_err(Error::from)
+    })
 }

@@ -8,6 +8,9 @@ use wasmtime::{Instance, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder,
 use super::module::{WasmModule, ABI_VERSION};
 use crate::error::{Error, Result};
 
+/// An input buffer larger than this is dropped after its call rather than kept.
+const KEEP_INPUT_BYTES: usize = 1 << 20;
+
 /// A live instance: one per worker, used for many batches.
 pub struct WasmInstance {
     store: Store<StoreLimits>,
@@ -40,22 +43,22 @@ impl WasmInstance {
         let linker: Linker<StoreLimits> = Linker::new(&module.engine);
         let instance = linker
             .instantiate(&mut store, &module.module)
-            .map_err(|e| Error::Module(format!("cannot instantiate: {e:#}")))?;
+            .map_err(|e| Error::module(format!("cannot instantiate: {e:#}")))?;
 
         // 5. Typed exports: a missing or mistyped one means this is not a maskflow ABI module.
         let abi_version: TypedFunc<(), u32> =
             typed(&instance, &mut store, "abi_version", "() -> i32")?;
         let version = abi_version
             .call(&mut store, ())
-            .map_err(|e| Error::Module(format!("abi_version trapped: {e}")))?;
+            .map_err(|e| Error::module(format!("abi_version trapped: {e}")))?;
         if version != ABI_VERSION {
-            return Err(Error::Module(format!(
+            return Err(Error::module(format!(
                 "the module speaks ABI version {version}; this maskflow speaks {ABI_VERSION}"
             )));
         }
         let memory = instance
             .get_memory(&mut store, "memory")
-            .ok_or_else(|| Error::Module("the module exports no `memory`".into()))?;
+            .ok_or_else(|| Error::module("the module exports no `memory`"))?;
         let mut wasm = WasmInstance {
             alloc: typed(&instance, &mut store, "alloc", "(i32) -> i32")?,
             dealloc: typed(&instance, &mut store, "dealloc", "(i32, i32) -> ()")?,
@@ -72,13 +75,18 @@ impl WasmInstance {
         let init = wasm.init.clone();
         let payload = wasm
             .call(init, module.config_json.as_bytes())
-            .map_err(|e| Error::Module(format!("init failed: {e}")))?;
+            .map_err(|e| Error::module(format!("init failed: {e}")))?;
         wasm.columns = wire::decode_columns(&payload).map_err(|e| malformed("init", e))?;
         Ok(wasm)
     }
 
     pub fn columns(&self) -> &[String] {
         &self.columns
+    }
+
+    /// The size of the module's linear memory, which only grows (wasm cannot shrink it).
+    pub fn memory_bytes(&self) -> usize {
+        self.memory.data_size(&self.store)
     }
 
     /// One `transform_batch` call. An error (trap, deadline, memory cap, malformed answer) leaves
@@ -89,7 +97,10 @@ impl WasmInstance {
         wire::encode_batch(&mut input, messages);
         let transform_batch = self.transform_batch.clone();
         let result = self.call(transform_batch, &input);
-        self.input = input;
+        // Keep the buffer for the next batch, unless a batch of big events grew it.
+        if input.capacity() <= KEEP_INPUT_BYTES {
+            self.input = input;
+        }
         wire::decode_outcomes(&result?, messages.len(), self.columns.len())
             .map_err(|e| malformed("transform_batch", e))
     }
@@ -98,20 +109,20 @@ impl WasmInstance {
     /// the input. A status of 1 (the module's own error) is an error.
     fn call(&mut self, func: TypedFunc<(u32, u32), u64>, input: &[u8]) -> Result<Vec<u8>> {
         let trap = |what: &str, e: wasmtime::Error| {
-            Error::Module(format!("{what}: {}", describe_trap(&e)))
+            Error::module(format!("{what}: {}", describe_trap(&e)))
         };
         self.store.set_epoch_deadline(self.deadline_ticks);
         let len =
-            u32::try_from(input.len()).map_err(|_| Error::Module("input over 4 GiB".into()))?;
+            u32::try_from(input.len()).map_err(|_| Error::module("input over 4 GiB"))?;
         let ptr = self.alloc.call(&mut self.store, len).map_err(|e| trap("alloc", e))?;
         if ptr == 0 && len > 0 {
-            return Err(Error::Module(format!(
+            return Err(Error::module(format!(
                 "alloc({len}) failed: the module is out of memory (see --module-memory-mb)"
             )));
         }
         self.memory
             .write(&mut self.store, ptr as usize, input)
-            .map_err(|_| Error::Module("alloc returned memory out of bounds".into()))?;
+            .map_err(|_| Error::module("alloc returned memory out of bounds"))?;
         let packed = func.call(&mut self.store, (ptr, len)).map_err(|e| trap("call", e))?;
         let (out_ptr, out_len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
         // One copy out of module memory: the payload after the status byte.
@@ -121,10 +132,10 @@ impl WasmInstance {
             .get(out_ptr..out_ptr + out_len)
             .map(wire::split_status)
         {
-            None => Err(Error::Module("result points outside memory".into())),
+            None => Err(Error::module("result points outside memory")),
             Some(Ok(Ok(payload))) => Ok(payload.to_vec()),
-            Some(Ok(Err(message))) => Err(Error::Module(format!("the module reported: {message}"))),
-            Some(Err(e)) => Err(Error::Module(e.to_string())),
+            Some(Ok(Err(message))) => Err(Error::module(format!("the module reported: {message}"))),
+            Some(Err(e)) => Err(Error::module(e.to_string())),
         };
         self.dealloc.call(&mut self.store, (ptr, len)).map_err(|e| trap("dealloc", e))?;
         result
@@ -138,14 +149,14 @@ fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
     signature: &str,
 ) -> Result<TypedFunc<P, R>> {
     instance.get_typed_func(store, name).map_err(|e| {
-        Error::Module(format!(
+        Error::module(format!(
             "export `{name}` {signature} is missing or mistyped ({e}); is this a maskflow ABI v{ABI_VERSION} module?"
         ))
     })
 }
 
 fn malformed(call: &str, e: WireError) -> Error {
-    Error::Module(format!("malformed {call} result: {e}"))
+    Error::module(format!("malformed {call} result: {e}"))
 }
 
 fn describe_trap(e: &wasmtime::Error) -> String {

@@ -53,16 +53,16 @@ impl WasmModule {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config)
-            .map_err(|e| Error::Module(format!("cannot create the wasmtime engine: {e}")))?;
+            .map_err(|e| Error::module(format!("cannot create the wasmtime engine: {e}")))?;
 
         // 2. Module: validated and compiled once, here (or loaded, compiled, from the cache).
         let module = match cache {
             Some(cache) => cache.load_or_compile(&engine, bytes),
             None => Module::new(&engine, bytes),
         }
-        .map_err(|e| Error::Module(format!("not a valid WebAssembly module: {e:#}")))?;
+        .map_err(|e| Error::module(format!("not a valid WebAssembly module: {e:#}")))?;
         if let Some(import) = module.imports().next() {
-            return Err(Error::Module(format!(
+            return Err(Error::module(format!(
                 "the module imports `{}.{}`; a maskflow module is pure computation and imports nothing (ABI.md)",
                 import.module(),
                 import.name()

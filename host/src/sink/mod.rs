@@ -5,6 +5,8 @@
 //! worker decides what happens next.
 
 mod classify;
+mod commit;
+mod connection;
 mod copy;
 mod postgres;
 mod prune;
@@ -18,16 +20,31 @@ use std::collections::BTreeMap;
 
 /// Reason code of a message PostgreSQL refused although the module accepted it.
 pub const SINK_REFUSED: &str = "sink_refused";
+/// Reason code of a message the module failed on by itself (trap, deadline, memory cap).
+pub const MODULE_FAILED: &str = "module_failed";
+/// Rejections the host makes itself, which the ledger records by reason: a run of them with
+/// nothing else in between means a stage fails on everything (`pipeline::worker`).
+pub const HOST_REASONS: [&str; 2] = [SINK_REFUSED, MODULE_FAILED];
 
 /// Where and what to write (built by the CLI layer).
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
-    pub client: ::postgres::Config,
+    pub client: tokio_postgres::Config,
     pub tls: TlsConfig,
     /// Target table; `user_logins` is created with its fixed DDL if missing.
     pub table: String,
     /// Schema of every table (created if missing); `None`: the connection's search_path.
     pub schema: Option<String>,
+    pub timeouts: Timeouts,
+}
+
+/// Bounds on every wait for PostgreSQL (`connection.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Opening a connection: TCP, TLS, authentication, the session check.
+    pub connect: std::time::Duration,
+    /// One commit transaction, client side and server side (`statement_timeout`).
+    pub commit: std::time::Duration,
 }
 
 /// libpq's TLS settings (see `tls.rs` for what each mode checks).
@@ -77,6 +94,11 @@ pub struct CommitStats {
     pub rejected_by_reason: BTreeMap<String, u64>,
     /// Already in the ledger: redelivered messages, skipped.
     pub duplicates: u64,
+    /// Message ids left out because another open transaction holds their ledger entries (a
+    /// host that froze in the middle of a commit): not committed, not to be acknowledged.
+    pub blocked: Vec<String>,
+    /// The sessions holding them, for the log.
+    pub blocked_by: Option<String>,
 }
 
 impl std::ops::AddAssign for CommitStats {
@@ -87,6 +109,8 @@ impl std::ops::AddAssign for CommitStats {
         for (reason, n) in o.rejected_by_reason {
             *self.rejected_by_reason.entry(reason).or_default() += n;
         }
+        self.blocked.extend(o.blocked);
+        self.blocked_by = o.blocked_by.or(self.blocked_by.take());
     }
 }
 
@@ -97,10 +121,10 @@ pub enum SinkError {
     /// The text names the SQLSTATE, never the value (PostgreSQL's messages can quote it).
     #[error("PostgreSQL refused the data: {0}")]
     Refused(String),
-    /// Connection lost or refused, server starting or shutting down, serialization conflict:
-    /// the same commit may succeed later.
+    /// Connection lost, refused or silent, server starting, shutting down or read-only, a lock
+    /// or serialization conflict: the same commit may succeed later.
     #[error("PostgreSQL unavailable: {0}")]
-    Unavailable(String),
+    Transient(String),
     /// Anything else (a missing table, permissions): retrying will not help.
     #[error("PostgreSQL: {0}")]
     Fatal(String),
@@ -110,8 +134,8 @@ impl From<SinkError> for crate::Error {
     fn from(e: SinkError) -> Self {
         match e {
             SinkError::Refused(m) => crate::Error::Stopped(m),
-            SinkError::Unavailable(m) => crate::Error::PostgresUnavailable(m),
-            SinkError::Fatal(m) => crate::Error::Postgres(m),
+            SinkError::Transient(m) => crate::Error::Transient(format!("PostgreSQL unavailable: {m}")),
+            SinkError::Fatal(m) => crate::Error::Config(format!("PostgreSQL: {m}")),
         }
     }
 }

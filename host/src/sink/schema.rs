@@ -2,9 +2,9 @@
 //! and checked before anything is written: a `user_logins` of another shape, or a column that
 //! would refuse every row, is a configuration error, not a reason to reject every message.
 
-use postgres::Transaction;
+use std::time::{Duration, Instant};
 
-use super::classify::classify;
+use super::connection::Connection;
 use super::SinkError;
 
 /// The target table, exactly as specified; created if missing, never altered.
@@ -24,7 +24,7 @@ const USER_LOGINS_TYPES: [(&str, &str); 7] = [
 const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS maskflow_ledger(
     message_id text PRIMARY KEY, outcome text NOT NULL, processed_at timestamptz NOT NULL DEFAULT now())";
 /// `maskflow prune` deletes by age.
-pub const LEDGER_INDEX_DDL: &str =
+const LEDGER_INDEX_DDL: &str =
     "CREATE INDEX IF NOT EXISTS maskflow_ledger_processed_at ON maskflow_ledger (processed_at)";
 const REJECTED_DDL: &str = "CREATE TABLE IF NOT EXISTS {table}_rejected(
     message_id text PRIMARY KEY, reason text NOT NULL, message text NOT NULL,
@@ -33,38 +33,105 @@ const REJECTED_DDL: &str = "CREATE TABLE IF NOT EXISTS {table}_rejected(
 const KEYS_DDL: &str = "CREATE TABLE IF NOT EXISTS maskflow_keys(
     key_id text PRIMARY KEY, fingerprint text NOT NULL, first_used timestamptz NOT NULL DEFAULT now())";
 
-/// Creates what is missing and checks what exists, in one transaction.
+/// Waits for a lock during set-up at most this long. DDL on a table that exists queues behind
+/// any open transaction on it and everything queues behind the DDL: set-up only runs DDL for
+/// what is missing, and never waits long.
+const SETUP_LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// Creates what is missing and checks what exists. The catalog is read first and only what is
+/// missing is created (in one transaction, serialised between hosts starting at once), so a
+/// host (re)starting next to a long transaction takes no lock that others would queue behind.
 pub fn prepare(
-    tx: &mut Transaction,
+    conn: &Connection,
+    deadline: Instant,
     schema: Option<&str>,
     table: &str,
     columns: &[String],
 ) -> Result<(), SinkError> {
-    // Two hosts starting at once must not race on CREATE TABLE.
-    tx.batch_execute("SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(hashtext('maskflow schema'))")
-        .map_err(classify)?;
-    if let Some(schema) = schema {
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).map_err(classify)?;
+    let rejected = format!("{table}_rejected");
+    let wanted: Vec<(&str, String)> = [
+        (table, if table == "user_logins" { USER_LOGINS_DDL.to_owned() } else { String::new() }),
+        ("maskflow_ledger", LEDGER_DDL.to_owned()),
+        ("maskflow_ledger_processed_at", LEDGER_INDEX_DDL.to_owned()),
+        (rejected.as_str(), REJECTED_DDL.replace("{table}", table)),
+        ("maskflow_keys", KEYS_DDL.to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let names: Vec<&str> = wanted.iter().map(|(name, _)| *name).collect();
+    let present: Vec<bool> = conn
+        .wait(
+            deadline,
+            conn.client().query_one(
+                "SELECT array_agg(to_regclass(n) IS NOT NULL ORDER BY i) FROM unnest($1::text[]) WITH ORDINALITY AS t(n, i)",
+                &[&names],
+            ),
+        )?
+        .get(0);
+    let missing: Vec<&String> = wanted
+        .iter()
+        .zip(&present)
+        .filter(|((_, ddl), present)| !**present && !ddl.is_empty())
+        .map(|((_, ddl), _)| ddl)
+        .collect();
+    if !missing.is_empty() {
+        conn.begin(deadline, SETUP_LOCK_WAIT)?;
+        let mut sql = String::from(
+            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(hashtext('maskflow schema'));",
+        );
+        if let Some(schema) = schema {
+            sql += &format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\";");
+        }
+        for ddl in missing {
+            sql += ddl;
+            sql += ";";
+        }
+        sql += "COMMIT";
+        if let Err(e) = conn.batch(deadline, &sql) {
+            let _ = conn.rollback();
+            return Err(e);
+        }
     }
-    if table == "user_logins" {
-        tx.batch_execute(USER_LOGINS_DDL).map_err(classify)?;
+    check_shape(conn, deadline, table, columns)
+}
+
+/// `maskflow prune` needs the ledger's index on `processed_at`: created if missing (hosts older
+/// than the index did not make it), never waiting long for the lock it takes.
+pub fn ensure_ledger_index(conn: &Connection, deadline: Instant) -> Result<(), SinkError> {
+    let present: bool = conn
+        .wait(
+            deadline,
+            conn.client()
+                .query_one("SELECT to_regclass('maskflow_ledger_processed_at') IS NOT NULL", &[]),
+        )?
+        .get(0);
+    if !present {
+        conn.begin(deadline, SETUP_LOCK_WAIT)?;
+        if let Err(e) = conn.batch(deadline, &format!("{LEDGER_INDEX_DDL}; COMMIT")) {
+            let _ = conn.rollback();
+            return Err(e);
+        }
     }
-    for ddl in [LEDGER_DDL, LEDGER_INDEX_DDL, &REJECTED_DDL.replace("{table}", table), KEYS_DDL] {
-        tx.batch_execute(ddl).map_err(classify)?;
-    }
-    check_shape(tx, table, columns)
+    Ok(())
 }
 
 /// Every column the module writes exists (with `user_logins`' exact types), and no other
 /// column needs a value.
-fn check_shape(tx: &mut Transaction, table: &str, columns: &[String]) -> Result<(), SinkError> {
-    let existing: Vec<(String, String, bool)> = tx
-        .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull AND NOT a.atthasdef
-             FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-            &[&table],
-        )
-        .map_err(classify)?
+fn check_shape(
+    conn: &Connection,
+    deadline: Instant,
+    table: &str,
+    columns: &[String],
+) -> Result<(), SinkError> {
+    let existing: Vec<(String, String, bool)> = conn
+        .wait(
+            deadline,
+            conn.client().query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull AND NOT a.atthasdef
+                 FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&table],
+            ),
+        )?
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
@@ -99,18 +166,49 @@ fn check_shape(tx: &mut Transaction, table: &str, columns: &[String]) -> Result<
 }
 
 /// Records each key's fingerprint on first use; a different key under a known id is fatal.
-pub fn check_keys(tx: &mut Transaction, keys: &[(String, String)]) -> Result<(), SinkError> {
+/// Known ids are only read, so a host restarting writes nothing here.
+pub fn check_keys(
+    conn: &Connection,
+    deadline: Instant,
+    keys: &[(String, String)],
+) -> Result<(), SinkError> {
+    let ids: Vec<&str> = keys.iter().map(|(id, _)| id.as_str()).collect();
+    let fingerprints: Vec<&str> = keys.iter().map(|(_, f)| f.as_str()).collect();
+    let known = |conn: &Connection| -> Result<Vec<(String, String)>, SinkError> {
+        Ok(conn
+            .wait(
+                deadline,
+                conn.client().query(
+                    "SELECT key_id, fingerprint FROM maskflow_keys WHERE key_id = ANY($1)",
+                    &[&ids],
+                ),
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    };
+    let mut recorded = known(conn)?;
+    if recorded.len() < keys.len() {
+        conn.begin(deadline, SETUP_LOCK_WAIT)?;
+        let inserted = conn.wait(
+            deadline,
+            conn.client().execute(
+                "INSERT INTO maskflow_keys (key_id, fingerprint) SELECT * FROM unnest($1::text[], $2::text[])
+                 ON CONFLICT (key_id) DO NOTHING",
+                &[&ids, &fingerprints],
+            ),
+        );
+        match inserted.and_then(|_| conn.batch(deadline, "COMMIT")) {
+            Ok(()) => recorded = known(conn)?,
+            Err(e) => {
+                let _ = conn.rollback();
+                return Err(e);
+            }
+        }
+    }
     for (id, fingerprint) in keys {
-        tx.execute(
-            "INSERT INTO maskflow_keys (key_id, fingerprint) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING",
-            &[id, fingerprint],
-        )
-        .map_err(classify)?;
-        let known: String = tx
-            .query_one("SELECT fingerprint FROM maskflow_keys WHERE key_id = $1", &[id])
-            .map_err(classify)?
-            .get(0);
-        if &known != fingerprint {
+        let known = recorded.iter().find(|(k, _)| k == id).map(|(_, f)| f);
+        if known.is_some_and(|known| known != fingerprint) {
             return Err(SinkError::Fatal(format!(
                 "key `{id}` is not the key `{id}` that wrote this database (its fingerprint in maskflow_keys differs): \
                  masks would stop matching. Use the original key file, or give a new key a new id \

@@ -4,7 +4,7 @@
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::error::Error;
+use crate::error::{find_cause, Error};
 
 /// Error codes that mean "fix the configuration": credentials, permissions, a missing queue,
 /// its encryption key.
@@ -45,7 +45,7 @@ where
     };
     let text = format!("{what}: {}", DisplayErrorContext(&e));
     // A certificate this machine does not trust will not become trusted by waiting.
-    if text.contains("invalid peer certificate") {
+    if find_cause::<rustls::Error>(&e).is_some() {
         return Error::Config(format!(
             "SQS {text}. The endpoint's TLS certificate is not trusted here: check the endpoint \
              URL, or add its CA to the system trust store (or point SSL_CERT_FILE at it)"
@@ -54,6 +54,6 @@ where
     if fatal {
         Error::Config(format!("SQS {text}"))
     } else {
-        Error::Sqs(text)
+        Error::Transient(format!("SQS {text}"))
     }
 }

@@ -179,59 +179,57 @@ impl SqsSource {
         Ok(out.messages.unwrap_or_default().into_iter().map(Received::from).collect())
     }
 
-    /// Deletes by receipt handle, 10 per call. Returns how many SQS refused (they come back and
-    /// the ledger recognises them).
-    pub async fn delete(&self, receipts: &[String]) -> Result<usize> {
-        let mut refused = 0;
-        for chunk in receipts.chunks(SQS_BATCH) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(r)
-                        .build()
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::Sqs(e.to_string()))?;
-            let out = self
-                .client
-                .delete_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| classify("DeleteMessageBatch", e))?;
-            refused += out.failed().len();
-        }
-        Ok(refused)
+    /// Deletes up to 10 messages by receipt handle, in one DeleteMessageBatch call. Returns
+    /// the entries SQS refused inside its answer (a stale receipt, a server error).
+    pub async fn delete_batch(&self, receipts: &[String]) -> Result<Vec<EntryFailure>> {
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(r).build()
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Internal(format!("an SQS request entry: {e}")))?;
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify("DeleteMessageBatch", e))?;
+        Ok(entry_failures(receipts, out.failed()))
     }
 
-    /// Pushes the visibility timeout of in-flight messages out, so a slow batch is not redelivered.
-    pub async fn extend_visibility(&self, receipts: &[String], visibility: Duration) -> Result<()> {
-        for chunk in receipts.chunks(SQS_BATCH) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(r)
-                        .visibility_timeout(visibility.as_secs() as i32)
-                        .build()
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::Sqs(e.to_string()))?;
-            self.client
-                .change_message_visibility_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| classify("ChangeMessageVisibilityBatch", e))?;
-        }
-        Ok(())
+    /// Sets the visibility timeout of up to 10 messages, in one ChangeMessageVisibilityBatch
+    /// call: pushed out while the host holds them, or shortened to hand them back. Returns the
+    /// entries SQS refused (a stale receipt; a message held 12 hours, SQS' cap).
+    pub async fn change_visibility_batch(
+        &self,
+        receipts: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<EntryFailure>> {
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r)
+                    .visibility_timeout(timeout.as_secs() as i32)
+                    .build()
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Internal(format!("an SQS request entry: {e}")))?;
+        let out = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify("ChangeMessageVisibilityBatch", e))?;
+        Ok(entry_failures(receipts, out.failed()))
     }
 
     /// Sends up to 10 bodies in one call.
@@ -243,7 +241,7 @@ impl SqsSource {
                 SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(b).build()
             })
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Sqs(e.to_string()))?;
+            .map_err(|e| Error::Internal(format!("an SQS request entry: {e}")))?;
         let out = self
             .client
             .send_message_batch()
@@ -254,7 +252,7 @@ impl SqsSource {
             .map_err(|e| classify("SendMessageBatch", e))?;
         match out.failed().first() {
             None => Ok(()),
-            Some(f) => Err(Error::Sqs(format!(
+            Some(f) => Err(Error::Transient(format!(
                 "SendMessageBatch refused {} messages (first: {})",
                 out.failed().len(),
                 f.code()
@@ -277,13 +275,38 @@ impl SqsSource {
     }
 }
 
+/// An entry SQS refused inside a successful batch call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryFailure {
+    pub receipt: String,
+    /// SQS' error code, e.g. `ReceiptHandleIsInvalid`, `InternalError`.
+    pub code: String,
+    /// The request's fault (will fail again) rather than SQS' (may succeed when sent again).
+    pub sender_fault: bool,
+}
+
+/// The receipts of the `failed` entries, whose ids are indexes into `receipts`.
+fn entry_failures(
+    receipts: &[String],
+    failed: &[aws_sdk_sqs::types::BatchResultErrorEntry],
+) -> Vec<EntryFailure> {
+    failed
+        .iter()
+        .map(|f| EntryFailure {
+            receipt: f.id().parse::<usize>().ok().and_then(|i| receipts.get(i)).cloned().unwrap_or_default(),
+            code: f.code().to_owned(),
+            sender_fault: f.sender_fault(),
+        })
+        .collect()
+}
+
 /// (visible, not visible) from GetQueueAttributes' answer. A missing or unreadable count is an
 /// error, never 0: `--drain` would take it for an empty queue and stop.
 fn depth(attributes: Option<&HashMap<QueueAttributeName, String>>) -> Result<(u64, u64)> {
     let get = |name: QueueAttributeName| {
         let value = attributes.and_then(|a| a.get(&name));
         value.and_then(|v| v.parse().ok()).ok_or_else(|| {
-            Error::Sqs(format!("GetQueueAttributes: {} is {value:?}, not a count", name.as_str()))
+            Error::Transient(format!("GetQueueAttributes: {} is {value:?}, not a count", name.as_str()))
         })
     };
     Ok((

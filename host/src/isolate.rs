@@ -26,11 +26,11 @@ impl<T> Merge for Vec<T> {
 
 /// Runs `attempt` on `items`; when it asks to bisect, runs it on each half, down to single
 /// items, whose failure goes to `alone`. `state` is what both need mutably (an instance, a sink).
-pub fn bisect<S, T, R: Merge, E>(
+pub fn bisect<'a, S, T, R: Merge, E>(
     state: &mut S,
-    items: &[T],
-    attempt: &mut impl FnMut(&mut S, &[T]) -> Attempt<R, E>,
-    alone: &mut impl FnMut(&mut S, &T, String) -> Result<R, E>,
+    items: &'a [T],
+    attempt: &mut impl FnMut(&mut S, &'a [T]) -> Attempt<R, E>,
+    alone: &mut impl FnMut(&mut S, &'a T, String) -> Result<R, E>,
 ) -> Result<R, E> {
     match attempt(state, items) {
         Attempt::Done(result) => Ok(result),
