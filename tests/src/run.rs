@@ -168,15 +168,25 @@ impl Run<'_> {
                 log.push('\n');
             }
         });
-        Watched { child, log, reader }
+        Watched { child, log, reader: Some(reader) }
     }
 }
 
-/// A running host whose stderr the test reads while it runs.
+/// A running host whose stderr the test reads while it runs. Dropped while it still runs (a
+/// failed assertion), it is killed: a leaked host would hold its queue and ports for good.
 pub struct Watched {
     pub child: Child,
     log: Arc<Mutex<String>>,
-    reader: std::thread::JoinHandle<()>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Watched {
@@ -219,7 +229,9 @@ impl Watched {
 
     pub fn wait(mut self) -> (ExitStatus, String) {
         let status = self.child.wait().unwrap();
-        self.reader.join().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
         let log = self.log.lock().unwrap().clone();
         (status, log)
     }

@@ -42,14 +42,29 @@ impl Poller {
         let mut failing_since: Option<Instant> = None;
         while !self.shutdown.requested() {
             self.heartbeat.beat();
+            // A long poll is a wait with a bound (the SDK's operation timeout), not a hang: it
+            // beats. What the heartbeat catches here is an async thread that stopped running.
+            let receive = std::pin::pin!(self.heartbeat.while_waiting(async {
+                let started = Instant::now();
+                let r = self.source.receive(wait, self.visibility).await;
+                self.stats.add_busy(Phase::Receive, started.elapsed());
+                r
+            }));
+            let mut receive = receive;
             let received = tokio::select! {
-                r = async {
-                    let started = Instant::now();
-                    let r = self.source.receive(wait, self.visibility).await;
-                    self.stats.add_busy(Phase::Receive, started.elapsed());
-                    r
-                } => r,
-                _ = self.shutdown.wait() => break, // an abandoned receive's messages reappear after the timeout
+                r = receive.as_mut() => r,
+                _ = self.shutdown.wait() => {
+                    // SQS answers at once when messages are visible, so a receive still out a
+                    // second after the stop found none. What one brings meanwhile is handed
+                    // back now, not after the visibility timeout.
+                    if let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_secs(1), receive).await {
+                        let receipts: Vec<String> = batch.into_iter().map(|m| m.receipt).collect();
+                        if !receipts.is_empty() {
+                            self.leases.release(receipts, Duration::ZERO);
+                        }
+                    }
+                    break;
+                }
             };
             match received {
                 // Empty means nothing visible and nothing in flight anywhere (ours are done by

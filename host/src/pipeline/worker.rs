@@ -163,7 +163,7 @@ impl Worker<'_> {
                 Some(true) => {
                     return Err(Error::Stopped(format!(
                         "PostgreSQL refused the last {STREAK} rows or more ({}), with no row \
-                         accepted in between; nothing of them was recorded or deleted. The \
+                         accepted in between; none was recorded and nothing was deleted. The \
                          table does not accept what the module writes: check its constraints, \
                          partitions and column types",
                         refused[0].1
