@@ -66,6 +66,8 @@ pub enum Fault {
     /// Relay the call without every second entry, and report those as failed inside the 200
     /// answer with this code (`sender_fault`: the request's fault, not SQS').
     FailEntries { code: &'static str, sender_fault: bool },
+    /// Relay the call after this long (SQS farther away, or slow to answer).
+    Delay(std::time::Duration),
 }
 
 /// One relayed call: the operation and the receipt handles of its entries (batch calls).
@@ -179,6 +181,10 @@ fn serve(client: TcpStream, upstream: SocketAddr, rules: &Mutex<Rules>) {
                     .collect();
                 answer["Failed"] = Value::Array(failed);
                 (status, serde_json::to_vec(&answer).unwrap())
+            }
+            Some(Fault::Delay(wait)) => {
+                std::thread::sleep(wait);
+                relay(upstream, &request, &body)
             }
             None => relay(upstream, &request, &body),
         };

@@ -143,7 +143,7 @@ fn a_read_only_postgres_is_waited_for_and_gets_no_ddl() {
     let host = run.spawn_watched(&["run", "--drain", "--startup-timeout", "3"], &[]);
     let (status, log) = host.wait_at_most(Duration::from_secs(30));
     assert_eq!(code(status), Some(EXIT_UNREACHABLE), "a standby heals (failover): {log}");
-    assert!(log.contains("read-only"), "{log}");
+    assert!(log.contains("is read-only (a standby"), "found by the check at connect, before any DDL: {log}");
     let created: bool = run
         .db()
         .query_one("SELECT to_regclass('user_logins') IS NOT NULL OR to_regclass('maskflow_ledger') IS NOT NULL", &[])

@@ -8,6 +8,7 @@ use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use maskflow_tests::faults::{Fault, SqsFaults};
 use maskflow_tests::proxy::Proxy;
 use maskflow_tests::run::{
     expected_contents, generated, last_phase, wait_until, Phase, Run, Tally,
@@ -228,7 +229,11 @@ fn sqs_outage_with_messages_in_flight_and_deletes_failing_loses_and_doubles_noth
     // their visibility clocks) through the outage, as SQS would.
     let endpoint = services.var("AWS_ENDPOINT_URL");
     let upstream = endpoint.trim_start_matches("http://").parse().expect("host:port endpoint");
-    let proxy = Proxy::start(upstream);
+    // Deletes answered 150 ms late (on loopback a batch's chunks are all deleted within a
+    // millisecond of its commit), so the cut finds committed messages not yet deleted.
+    let faults = SqsFaults::start(upstream);
+    faults.inject("DeleteMessageBatch", Fault::Delay(Duration::from_millis(150)), None);
+    let proxy = Proxy::start(faults.addr);
     let url = proxy.url();
     let host = run.spawn_watched(
         &[
@@ -240,6 +245,10 @@ fn sqs_outage_with_messages_in_flight_and_deletes_failing_loses_and_doubles_noth
             "100",
             "--visibility-timeout-secs",
             "4",
+            // Full batches of 100 (LocalStack's receives are slower than the workers): each
+            // worker holds up to 100 received, uncommitted messages while it fills one.
+            "--linger-ms",
+            "1000",
         ],
         &[("AWS_ENDPOINT_URL", &url), ("MASKFLOW_SQS_ENDPOINT", &url)],
     );

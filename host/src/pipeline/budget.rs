@@ -100,12 +100,18 @@ mod tests {
         // 1000 held: the next receive must wait.
         let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), budget.reserve(&[10]));
         assert!(waiting.await.is_err(), "the budget is spent");
-        drop(first.into_iter().next()); // one 300-byte message acked
-        let third = tokio::time::timeout(std::time::Duration::from_secs(1), budget.reserve(&[250]));
-        assert!(third.await.is_ok(), "room again");
-        drop(second);
+        let mut first = first;
+        drop(first.pop()); // one 300-byte message acked: 700 held
+        let third = tokio::time::timeout(std::time::Duration::from_secs(1), budget.reserve(&[250])).await;
+        assert!(third.is_ok(), "room again");
+        drop(second); // 550 held
         // Larger than the whole budget: admitted alone once everything else is back.
         let huge = budget.reserve(&[5000]);
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), huge).await.is_err());
+        let mut huge = std::pin::pin!(huge);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), huge.as_mut()).await;
+        assert!(waited.is_err(), "waits for the whole budget");
+        drop((first, third));
+        let admitted = tokio::time::timeout(std::time::Duration::from_secs(1), huge).await;
+        assert_eq!(admitted.map(|shares| shares.len()).ok(), Some(1), "then admitted alone");
     }
 }
