@@ -77,7 +77,8 @@ pub fn run(args: &SinkArgs) -> Result<()> {
     };
     let mut host = PostgresSink::new(&config, columns).map_err(anyhow::Error::msg)?;
     // Creates the tables, as `maskflow run` does at start.
-    host.prepare(&[], Instant::now() + Duration::from_secs(60)).context("preparing the host's sink")?;
+    host.prepare(&[], Instant::now() + Duration::from_secs(60))
+        .context("preparing the host's sink")?;
     let mut client = Client::connect(&args.database_url, NoTls)
         .context("connecting to the benchmark database")?;
     for &batch in &args.batch_sizes {

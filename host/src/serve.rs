@@ -101,7 +101,15 @@ impl Endpoints {
                 stuck => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
-                    stuck.iter().map(|(name, since)| format!("stuck: {name} has not gone round its loop for {} s\n", since.as_secs())).collect(),
+                    stuck
+                        .iter()
+                        .map(|(name, since)| {
+                            format!(
+                                "stuck: {name} has not gone round its loop for {} s\n",
+                                since.as_secs()
+                            )
+                        })
+                        .collect(),
                 ),
             },
             "/readyz" => match self.readiness.why_not(&self.shutdown) {

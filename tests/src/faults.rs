@@ -141,9 +141,10 @@ fn serve(client: TcpStream, upstream: SocketAddr, rules: &Mutex<Rules>) {
             .unwrap_or_default();
         let fault = {
             let mut rules = rules.lock().unwrap();
-            let found = rules.faults.iter_mut().find(|(op, _, left)| {
-                *op == operation && left.is_none_or(|n| n > 0)
-            });
+            let found = rules
+                .faults
+                .iter_mut()
+                .find(|(op, _, left)| *op == operation && left.is_none_or(|n| n > 0));
             found.map(|(_, fault, left)| {
                 if let Some(n) = left {
                     *n -= 1;
@@ -171,7 +172,8 @@ fn serve(client: TcpStream, upstream: SocketAddr, rules: &Mutex<Rules>) {
                     .collect();
                 forwarded["Entries"] = Value::Array(kept);
                 let (status, upstream_answer) = relay(upstream, &request, &forwarded);
-                let mut answer: Value = serde_json::from_slice(&upstream_answer).unwrap_or(json!({}));
+                let mut answer: Value =
+                    serde_json::from_slice(&upstream_answer).unwrap_or(json!({}));
                 let failed: Vec<Value> = dropped
                     .iter()
                     .map(|(_, (id, receipt))| {

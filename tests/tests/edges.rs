@@ -53,7 +53,9 @@ fn a_postgres_that_accepts_and_never_answers_or_resets_mid_handshake_fails_the_s
     let run = Run::new(&services, "edge_silent_start");
     let silent = SilentListener::start();
     let resetting = SslThenReset::start();
-    for (addr, mode) in [(silent.addr, "disable"), (silent.addr, "require"), (resetting.addr, "require")] {
+    for (addr, mode) in
+        [(silent.addr, "disable"), (silent.addr, "require"), (resetting.addr, "require")]
+    {
         let url = format!("{}?sslmode={mode}", via(&run.database_url, addr));
         let started = Instant::now();
         let host = run.spawn_watched(
@@ -76,8 +78,16 @@ fn postgres_going_silent_mid_run_is_waited_out_and_nothing_is_lost_or_doubled() 
     let proxy = Proxy::start(pg_addr(&services));
     let url = via(&run.database_url, proxy.addr);
     let args = [
-        "run", "--drain", "--batch-size", "100", "--commit-timeout", "2s", "--connect-timeout",
-        "2s", "--visibility-timeout-secs", "10",
+        "run",
+        "--drain",
+        "--batch-size",
+        "100",
+        "--commit-timeout",
+        "2s",
+        "--connect-timeout",
+        "2s",
+        "--visibility-timeout-secs",
+        "10",
     ];
     let host = run.spawn_watched(&args, &[("DATABASE_URL", &url)]);
     host.wait_for("a commit", Duration::from_secs(60), |log| log.contains("batch committed"));
@@ -133,17 +143,23 @@ fn a_read_only_postgres_is_waited_for_and_gets_no_ddl() {
     let services = Services::get();
     let (run, bodies) = queued(&services, "edge_read_only", 50, 63);
     let database = run.database_url.rsplit('/').next().unwrap().to_owned();
-    let mut admin = postgres::Client::connect(services.var("DATABASE_URL"), postgres::NoTls).unwrap();
+    let mut admin =
+        postgres::Client::connect(services.var("DATABASE_URL"), postgres::NoTls).unwrap();
     let set = |admin: &mut postgres::Client, value: &str| {
         admin
-            .batch_execute(&format!("ALTER DATABASE {database} SET default_transaction_read_only = {value}"))
+            .batch_execute(&format!(
+                "ALTER DATABASE {database} SET default_transaction_read_only = {value}"
+            ))
             .unwrap();
     };
     set(&mut admin, "on");
     let host = run.spawn_watched(&["run", "--drain", "--startup-timeout", "3"], &[]);
     let (status, log) = host.wait_at_most(Duration::from_secs(30));
     assert_eq!(code(status), Some(EXIT_UNREACHABLE), "a standby heals (failover): {log}");
-    assert!(log.contains("is read-only (a standby"), "found by the check at connect, before any DDL: {log}");
+    assert!(
+        log.contains("is read-only (a standby"),
+        "found by the check at connect, before any DDL: {log}"
+    );
     let created: bool = run
         .db()
         .query_one("SELECT to_regclass('user_logins') IS NOT NULL OR to_regclass('maskflow_ledger') IS NOT NULL", &[])
@@ -206,7 +222,11 @@ fn entries_sqs_fails_inside_a_200_are_retried_alone_or_left_to_come_back() {
 
     // The request's fault (a stale receipt): not sent again; the message comes back, skipped.
     let (run, bodies) = queued(&services, "edge_stale_receipts", 100, 66);
-    relay.inject("DeleteMessageBatch", Fault::FailEntries { code: "ReceiptHandleIsInvalid", sender_fault: true }, Some(1));
+    relay.inject(
+        "DeleteMessageBatch",
+        Fault::FailEntries { code: "ReceiptHandleIsInvalid", sender_fault: true },
+        Some(1),
+    );
     let (status, log) = run.spawn_watched(&args, &env).wait_at_most(Duration::from_secs(120));
     assert!(status.success(), "{log}");
     assert!(log.contains("ReceiptHandleIsInvalid"), "{log}");
@@ -226,7 +246,16 @@ fn a_table_refusing_every_row_stops_the_host_even_at_one_row_per_batch() {
         generated(100, 67).into_iter().filter(|b| b.contains("\"user_id\":\"")).take(10).collect();
     assert_eq!(expected_rows(&bodies), bodies.len(), "all valid rows");
     services.send(&run.queue_url, &bodies);
-    let light = ["run", "--drain", "--batch-size", "1", "--concurrency", "1", "--visibility-timeout-secs", "2"];
+    let light = [
+        "run",
+        "--drain",
+        "--batch-size",
+        "1",
+        "--concurrency",
+        "1",
+        "--visibility-timeout-secs",
+        "2",
+    ];
     for attempt in 0..2 {
         let (status, log) = run.spawn_watched(&light, &[]).wait_at_most(Duration::from_secs(60));
         assert_eq!(code(status), Some(EXIT_STOPPED), "attempt {attempt}: {log}");
@@ -307,9 +336,11 @@ fn one_stuck_worker_makes_healthz_fail_whatever_the_other_loops_do() {
     let args = ["run", "--metrics-addr", &addr, "--health-stuck-after", "2s", "--concurrency", "2"];
     let host = run.spawn_watched(&args, &[("MASKFLOW_CRASH_AT", "stall:before-commit")]);
     let url = format!("http://{addr}/healthz");
-    wait_until("/healthz 503", Duration::from_secs(30), || {
-        matches!(get(&url), Some((503, body)) if body.contains("worker-"))
-    });
+    wait_until(
+        "/healthz 503",
+        Duration::from_secs(30),
+        || matches!(get(&url), Some((503, body)) if body.contains("worker-")),
+    );
     let (_, body) = get(&url).unwrap();
     assert!(!body.contains("poller"), "the pollers go round: {body}");
     drop(host.stop("-KILL"));
@@ -361,7 +392,10 @@ fn events_of_200_kib_are_drained_within_a_256_mib_memory_limit() {
     });
     // A user's tuning for throughput: counted in messages alone, 4 batches of 500 such events
     // would hold 400 MiB before the module made its copies.
-    let (status, peak, log) = peak_rss_draining(&run, &["--batch-size", "500", "--concurrency", "4"]);
+    let (status, peak, log) = peak_rss_draining(
+        &run,
+        &["--batch-size", "500", "--concurrency", "4", "--linger-ms", "3000"],
+    );
     assert!(status.success(), "{log}");
     eprintln!("peak RSS draining 3,000 events of 200 KiB: {} MiB", peak >> 20);
     assert!(peak > 8 << 20, "the reading is real: {peak} bytes");

@@ -14,7 +14,6 @@ use serde_json::Value;
 /// The metrics test stops PostgreSQL: no other test of this file may use it meanwhile.
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-
 /// Samples of an OpenMetrics text: `name{labels}` -> value.
 fn samples(text: &str) -> BTreeMap<String, f64> {
     text.lines()

@@ -82,7 +82,10 @@ fn assert_untouched(run: &Run) {
     }
     // Back to visible for the next case.
     let receipts: Vec<String> = received.iter().map(|m| m.receipt.clone()).collect();
-    run.services.runtime.block_on(queue.change_visibility_batch(&receipts, Duration::ZERO)).unwrap();
+    run.services
+        .runtime
+        .block_on(queue.change_visibility_batch(&receipts, Duration::ZERO))
+        .unwrap();
 }
 
 fn queued_run<'a>(services: &'a Services, name: &str, n: usize) -> Run<'a> {

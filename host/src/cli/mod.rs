@@ -55,6 +55,8 @@ impl From<LogFormat> for logging::Format {
     }
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consume the queue into PostgreSQL until SIGINT/SIGTERM (or, with --drain, until it is empty).

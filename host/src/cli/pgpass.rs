@@ -60,7 +60,8 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let config: tokio_postgres::Config = "host=db.example.com user=svc dbname=app".parse().unwrap();
+        let config: tokio_postgres::Config =
+            "host=db.example.com user=svc dbname=app".parse().unwrap();
         assert_eq!(lookup(&file, &config).as_deref(), Some("s:cret"));
         let config: tokio_postgres::Config = "host=else user=x".parse().unwrap();
         assert_eq!(lookup(&file, &config).as_deref(), Some("fallback"));

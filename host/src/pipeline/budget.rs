@@ -21,7 +21,9 @@ pub fn default_max_in_flight_bytes() -> usize {
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
         .find_map(|text| text.trim().parse::<usize>().ok());
-    limit.map_or(DEFAULT_MAX_IN_FLIGHT_BYTES, |l| (l / 4).clamp(1 << 20, DEFAULT_MAX_IN_FLIGHT_BYTES))
+    limit.map_or(DEFAULT_MAX_IN_FLIGHT_BYTES, |l| {
+        (l / 4).clamp(1 << 20, DEFAULT_MAX_IN_FLIGHT_BYTES)
+    })
 }
 
 #[derive(Clone)]
@@ -98,17 +100,20 @@ mod tests {
         let first = budget.reserve(&[300, 300]).await;
         let second = budget.reserve(&[400]).await;
         // 1000 held: the next receive must wait.
-        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), budget.reserve(&[10]));
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), budget.reserve(&[10]));
         assert!(waiting.await.is_err(), "the budget is spent");
         let mut first = first;
         drop(first.pop()); // one 300-byte message acked: 700 held
-        let third = tokio::time::timeout(std::time::Duration::from_secs(1), budget.reserve(&[250])).await;
+        let third =
+            tokio::time::timeout(std::time::Duration::from_secs(1), budget.reserve(&[250])).await;
         assert!(third.is_ok(), "room again");
         drop(second); // 550 held
-        // Larger than the whole budget: admitted alone once everything else is back.
+                      // Larger than the whole budget: admitted alone once everything else is back.
         let huge = budget.reserve(&[5000]);
         let mut huge = std::pin::pin!(huge);
-        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), huge.as_mut()).await;
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), huge.as_mut()).await;
         assert!(waited.is_err(), "waits for the whole budget");
         drop((first, third));
         let admitted = tokio::time::timeout(std::time::Duration::from_secs(1), huge).await;

@@ -93,11 +93,12 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     let shutdown = Shutdown::install(&runtime)?;
     let stats = Stats::default();
     let deadline = Instant::now() + config.startup_timeout;
-    let checked = startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown).and_then(|source| {
-        let mut probe = PostgresSink::new(&config.postgres, stages.columns().to_vec())?;
-        startup::check_postgres(&mut probe, &config.key_fingerprints, deadline, &shutdown)?;
-        Ok((source, probe))
-    });
+    let checked =
+        startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown).and_then(|source| {
+            let mut probe = PostgresSink::new(&config.postgres, stages.columns().to_vec())?;
+            startup::check_postgres(&mut probe, &config.key_fingerprints, deadline, &shutdown)?;
+            Ok((source, probe))
+        });
     let (source, probe) = match checked {
         // A signal while waiting for a service to answer is a clean stop: nothing was received.
         Err(e) if e.is_transient() && shutdown.requested() => {
@@ -106,7 +107,15 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         other => other?,
     };
     match config.metrics_addr {
-        Some(addr) => start_endpoints(&runtime, addr, &stats, &shutdown, probe, source.clone(), config.stuck_after)?,
+        Some(addr) => start_endpoints(
+            &runtime,
+            addr,
+            &stats,
+            &shutdown,
+            probe,
+            source.clone(),
+            config.stuck_after,
+        )?,
         None => drop(probe), // the workers open their own connections
     }
     info!(
@@ -127,7 +136,8 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     // `max_in_flight_bytes` of bodies held anywhere (budget.rs).
     let (tx, rx) = flume::bounded::<Vec<Envelope>>((config.batch_size * 2).div_ceil(SQS_BATCH));
     let budget = ByteBudget::new(config.max_in_flight_bytes, stats.clone());
-    let batch_bytes = (config.max_in_flight_bytes / (2 * config.concurrency)).clamp(256 << 10, 4 << 20);
+    let batch_bytes =
+        (config.max_in_flight_bytes / (2 * config.concurrency)).clamp(256 << 10, 4 << 20);
     let pollers: Vec<_> = (0..config.concurrency)
         .map(|n| {
             let poller = Poller {

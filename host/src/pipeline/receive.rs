@@ -10,8 +10,8 @@ use tracing::{debug, info, warn};
 use super::batch::Envelope;
 use super::budget::ByteBudget;
 use super::shutdown::Shutdown;
-use crate::health::Heartbeat;
 use crate::error::Result;
+use crate::health::Heartbeat;
 use crate::retry::Backoff;
 use crate::source::{Leases, SqsSource};
 use crate::stats::{Phase, Retry, Stats};
@@ -99,8 +99,11 @@ impl Poller {
                     // Waiting for room (the budget, the channel) is backpressure, not a hang.
                     let sizes: Vec<usize> = batch.iter().map(|m| m.body.len()).collect();
                     let shares = self.heartbeat.while_waiting(self.budget.reserve(&sizes)).await;
-                    let envelopes: Vec<_> =
-                        batch.into_iter().zip(shares).map(|(m, s)| Envelope::new(m, Some(s))).collect();
+                    let envelopes: Vec<_> = batch
+                        .into_iter()
+                        .zip(shares)
+                        .map(|(m, s)| Envelope::new(m, Some(s)))
+                        .collect();
                     if self.heartbeat.while_waiting(self.tx.send_async(envelopes)).await.is_err() {
                         return Ok(()); // workers are gone (fatal error); what we hold returns to the queue
                     }

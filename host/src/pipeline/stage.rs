@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use maskflow_transform::{BodySealer, Message, Outcome};
 use tracing::warn;
 
-use crate::isolate::{bisect, Attempt};
 use crate::error::{Error, Result};
+use crate::isolate::{bisect, Attempt};
 use crate::runtime::{ModuleCache, ModuleLimits, WasmInstance, WasmModule};
 
 pub use crate::sink::MODULE_FAILED;

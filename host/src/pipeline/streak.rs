@@ -46,7 +46,11 @@ mod tests {
         // Light traffic: one row per batch, every one refused.
         assert!(!completes_streak(&outcomes(&["row", "row"]), SINK_REFUSED, 1));
         assert!(!completes_streak(&outcomes(&["sink_refused", "row"]), SINK_REFUSED, 1));
-        assert!(completes_streak(&outcomes(&["sink_refused", "sink_refused", "row"]), SINK_REFUSED, 1));
+        assert!(completes_streak(
+            &outcomes(&["sink_refused", "sink_refused", "row"]),
+            SINK_REFUSED,
+            1
+        ));
         // Module rejections in between say nothing about the table.
         let mixed = outcomes(&["rejected", "sink_refused", "module_failed", "sink_refused"]);
         assert!(completes_streak(&mixed, SINK_REFUSED, 1));

@@ -338,7 +338,12 @@ mod tests {
             .collect()
     }
 
-    fn batches(receives: &[(&str, usize)], size: usize, bytes: usize, body: &str) -> Vec<Vec<String>> {
+    fn batches(
+        receives: &[(&str, usize)],
+        size: usize,
+        bytes: usize,
+        body: &str,
+    ) -> Vec<Vec<String>> {
         let (tx, rx) = flume::unbounded();
         for (prefix, n) in receives {
             tx.send(receive(prefix, *n, body)).unwrap();
@@ -346,7 +351,9 @@ mod tests {
         drop(tx);
         let mut carry = Vec::new();
         let mut out = Vec::new();
-        while let Some(batch) = fill_batch(&rx, &mut carry, size, bytes, Duration::from_secs(5), || {}) {
+        while let Some(batch) =
+            fill_batch(&rx, &mut carry, size, bytes, Duration::from_secs(5), || {})
+        {
             out.push(batch.envelopes.into_iter().map(|e| e.id).collect());
         }
         assert!(carry.is_empty());

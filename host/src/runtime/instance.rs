@@ -112,8 +112,7 @@ impl WasmInstance {
             Error::module(format!("{what}: {}", describe_trap(&e)))
         };
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let len =
-            u32::try_from(input.len()).map_err(|_| Error::module("input over 4 GiB"))?;
+        let len = u32::try_from(input.len()).map_err(|_| Error::module("input over 4 GiB"))?;
         let ptr = self.alloc.call(&mut self.store, len).map_err(|e| trap("alloc", e))?;
         if ptr == 0 && len > 0 {
             return Err(Error::module(format!(

@@ -143,11 +143,11 @@ mod tests {
     fn sqlstates_sort_by_what_they_mean() {
         use Kind::*;
         let table = [
-            ("22001", Refused), // value too long
-            ("22P02", Refused), // invalid text representation
-            ("23502", Refused), // not null
-            ("23514", Refused), // check
-            ("23505", Refused), // unique
+            ("22001", Refused),   // value too long
+            ("22P02", Refused),   // invalid text representation
+            ("23502", Refused),   // not null
+            ("23514", Refused),   // check
+            ("23505", Refused),   // unique
             ("08006", Transient), // connection failure
             ("08001", Transient), // cannot establish
             ("40001", Transient), // serialization failure

@@ -142,12 +142,7 @@ impl Merge for Claim {
     }
 }
 
-fn claim(
-    s: &Session,
-    deadline: Instant,
-    ids: &[&str],
-    kinds: &[&str],
-) -> Result<Claim, SinkError> {
+fn claim(s: &Session, deadline: Instant, ids: &[&str], kinds: &[&str]) -> Result<Claim, SinkError> {
     let conn = &s.conn;
     let first = conn.wait_raw(deadline, conn.client().execute(&s.claim_all, &[&ids, &kinds]))?;
     let retry = match first {
@@ -159,7 +154,8 @@ fn claim(
     conn.rollback()?;
     if !retry {
         conn.begin(deadline, LOCK_WAIT)?;
-        let claimed = conn.wait_raw(deadline, conn.client().query(&s.claim_new, &[&ids, &kinds]))?;
+        let claimed =
+            conn.wait_raw(deadline, conn.client().query(&s.claim_new, &[&ids, &kinds]))?;
         match claimed {
             Ok(rows) => {
                 let new = rows.iter().map(|r| r.get(0)).collect();

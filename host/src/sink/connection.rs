@@ -67,15 +67,16 @@ impl Connection {
             Ok(client)
         };
         // Timers are made inside the runtime: they need its clock.
-        let client = match runtime.block_on(async { tokio::time::timeout(budget, connecting).await }) {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(SinkError::Transient(format!(
-                    "PostgreSQL at {endpoint} did not complete the connection (TCP, TLS, \
+        let client =
+            match runtime.block_on(async { tokio::time::timeout(budget, connecting).await }) {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(SinkError::Transient(format!(
+                        "PostgreSQL at {endpoint} did not complete the connection (TCP, TLS, \
                      authentication) within {budget:?}"
-                )))
-            }
-        };
+                    )))
+                }
+            };
         Ok(Connection { client, runtime, endpoint: endpoint.to_owned() })
     }
 
@@ -155,8 +156,7 @@ fn with_network_defaults(mut config: Config, budget: Duration) -> Config {
     if config.get_application_name().is_none() {
         config.application_name("maskflow");
     }
-    if config.get_keepalives() && config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60)
-    {
+    if config.get_keepalives() && config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
         config.keepalives_idle(KEEPALIVE_IDLE);
         if config.get_keepalives_interval().is_none() {
             config.keepalives_interval(KEEPALIVE_INTERVAL);

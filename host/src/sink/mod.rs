@@ -134,7 +134,9 @@ impl From<SinkError> for crate::Error {
     fn from(e: SinkError) -> Self {
         match e {
             SinkError::Refused(m) => crate::Error::Stopped(m),
-            SinkError::Transient(m) => crate::Error::Transient(format!("PostgreSQL unavailable: {m}")),
+            SinkError::Transient(m) => {
+                crate::Error::Transient(format!("PostgreSQL unavailable: {m}"))
+            }
             SinkError::Fatal(m) => crate::Error::Config(format!("PostgreSQL: {m}")),
         }
     }

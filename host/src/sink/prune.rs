@@ -11,8 +11,12 @@ pub fn prune_ledger(config: &PostgresConfig, older_than: Duration) -> Result<u64
     let mut client = config.client.clone();
     client.application_name("maskflow prune");
     let endpoint = super::postgres::endpoint(&config.client);
-    let conn =
-        Connection::open(&client, &tls::connector(&config.tls)?, &endpoint, config.timeouts.connect)?;
+    let conn = Connection::open(
+        &client,
+        &tls::connector(&config.tls)?,
+        &endpoint,
+        config.timeouts.connect,
+    )?;
     // A large delete may take a while: the commit budget, at least a minute.
     let deadline = Instant::now() + config.timeouts.commit.max(Duration::from_secs(60));
     if let Some(schema) = &config.schema {

@@ -55,7 +55,13 @@ impl Leases {
         shutdown: Shutdown,
     ) -> (Leases, LeaseTask) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = Task { source, visibility, stats, shutdown, limit: Arc::new(Semaphore::new(MAX_CALLS)) };
+        let task = Task {
+            source,
+            visibility,
+            stats,
+            shutdown,
+            limit: Arc::new(Semaphore::new(MAX_CALLS)),
+        };
         (Leases { tx }, LeaseTask(tokio::spawn(task.run(rx))))
     }
 
@@ -178,7 +184,8 @@ impl Task {
 
     fn spawn_chunks(&self, calls: &mut JoinSet<CallResult>, receipts: Vec<String>, call: Call) {
         for chunk in receipts.chunks(SQS_BATCH) {
-            let (source, stats, limit) = (self.source.clone(), self.stats.clone(), self.limit.clone());
+            let (source, stats, limit) =
+                (self.source.clone(), self.stats.clone(), self.limit.clone());
             let chunk = chunk.to_vec();
             calls.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("never closed");

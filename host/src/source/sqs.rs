@@ -186,7 +186,10 @@ impl SqsSource {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(r).build()
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r)
+                    .build()
             })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Internal(format!("an SQS request entry: {e}")))?;
@@ -293,7 +296,13 @@ fn entry_failures(
     failed
         .iter()
         .map(|f| EntryFailure {
-            receipt: f.id().parse::<usize>().ok().and_then(|i| receipts.get(i)).cloned().unwrap_or_default(),
+            receipt: f
+                .id()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| receipts.get(i))
+                .cloned()
+                .unwrap_or_default(),
             code: f.code().to_owned(),
             sender_fault: f.sender_fault(),
         })
@@ -306,7 +315,10 @@ fn depth(attributes: Option<&HashMap<QueueAttributeName, String>>) -> Result<(u6
     let get = |name: QueueAttributeName| {
         let value = attributes.and_then(|a| a.get(&name));
         value.and_then(|v| v.parse().ok()).ok_or_else(|| {
-            Error::Transient(format!("GetQueueAttributes: {} is {value:?}, not a count", name.as_str()))
+            Error::Transient(format!(
+                "GetQueueAttributes: {} is {value:?}, not a count",
+                name.as_str()
+            ))
         })
     };
     Ok((
