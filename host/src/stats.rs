@@ -30,6 +30,8 @@ struct Metrics {
     retries: Family<Labels, Counter>,
     in_flight: Gauge,
     commit_seconds: Histogram,
+    /// Commit time minus SQS `SentTimestamp`, per message: how fresh the table is.
+    lag_seconds: Histogram,
     module_seconds: Histogram,
     last_commit: Gauge<f64, AtomicU64>,
     /// Seconds spent in each [`Phase`], summed over pollers, workers and the lease task.
@@ -39,6 +41,8 @@ struct Metrics {
     /// Messages handed back to SQS uncommitted, by why.
     released: Family<Labels, Counter>,
     in_flight_bytes: Gauge,
+    /// SQS pollers active now (pipeline/pollers.rs sizes them).
+    pollers: Gauge,
     /// Every loop's heartbeat (`/healthz`).
     loops: Loops,
 }
@@ -95,12 +99,15 @@ impl Default for Stats {
             retries: Family::default(),
             in_flight: Gauge::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            // 10 ms to about 1.5 hours: a backlog being caught up shows as lag too.
+            lag_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 20)),
             module_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             last_commit: Gauge::default(),
             busy: Family::default(),
             entry_failures: Family::default(),
             released: Family::default(),
             in_flight_bytes: Gauge::default(),
+            pollers: Gauge::default(),
             loops: Loops::default(),
         };
         Stats(Arc::new(metrics))
@@ -115,6 +122,15 @@ impl Stats {
     pub fn add_received_again(&self, n: usize) {
         self.0.received_again.inc_by(n as u64);
     }
+    /// Observes each committed message's lag: now minus its SQS `SentTimestamp` (ms).
+    pub fn observe_lag(&self, sent_ms: impl Iterator<Item = i64>) {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let now_ms = now.as_millis() as i64;
+        for sent in sent_ms.filter(|&ms| ms > 0) {
+            self.0.lag_seconds.observe((now_ms - sent).max(0) as f64 / 1000.0);
+        }
+    }
+
     pub fn add_written(&self, w: &CommitStats) {
         self.0.rows.inc_by(w.rows);
         self.0.rejected_total.inc_by(w.rejected);
@@ -149,6 +165,10 @@ impl Stats {
     pub fn add_released(&self, why: &str, n: usize) {
         self.0.released.get_or_create(&vec![("why", why.to_owned())]).inc_by(n as u64);
     }
+    pub fn set_pollers(&self, n: usize) {
+        self.0.pollers.set(n as i64);
+    }
+
     pub fn add_in_flight_bytes(&self, n: i64) {
         self.0.in_flight_bytes.inc_by(n);
     }
@@ -235,9 +255,20 @@ impl Stats {
             m.in_flight_bytes.clone(),
         );
         r.register(
+            "pollers",
+            "SQS receives the host keeps out at once (sized by how full they come back)",
+            m.pollers.clone(),
+        );
+        r.register(
             "messages_in_flight",
             "Messages received and not yet committed",
             m.in_flight.clone(),
+        );
+        r.register_with_unit(
+            "lag",
+            "Commit time minus SQS SentTimestamp, per message committed",
+            Unit::Seconds,
+            m.lag_seconds.clone(),
         );
         r.register_with_unit(
             "batch_commit",

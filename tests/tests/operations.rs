@@ -31,6 +31,7 @@ fn metrics_count_the_run_and_readiness_follows_postgres() {
     let services = Services::get();
     let run = Run::new(&services, "ops_metrics");
     let bodies = generated(2000, 61);
+    let sent_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     services.send(&run.queue_url, &bodies);
     let base = format!("http://127.0.0.1:{}", free_port());
     let addr = base.trim_start_matches("http://").to_owned();
@@ -86,6 +87,11 @@ fn metrics_count_the_run_and_readiness_follows_postgres() {
         "one module call per batch"
     );
     assert!(value(&m, "maskflow_last_commit_timestamp_seconds") >= started.as_secs_f64());
+    // Lag: one observation per message, each between 0 and the time since the first was sent.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert_eq!(value(&m, "maskflow_lag_seconds_count") as usize, bodies.len());
+    let mean_lag = value(&m, "maskflow_lag_seconds_sum") / bodies.len() as f64;
+    assert!(mean_lag > 0.0 && mean_lag < (now - sent_at).as_secs_f64(), "mean lag {mean_lag} s");
     host.wait_for("the stats line (stderr is not a terminal)", Duration::from_secs(10), |log| {
         log.lines().any(|l| l.contains(&format!("{} received (", bodies.len())))
     });
@@ -247,4 +253,31 @@ fn the_module_cache_is_reused_only_when_intact_and_private() {
     let off = transform_golden(sent, &group, &["--module-cache", "off"]);
     assert!(!off.contains("module cache"), "{off}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn pollers_grow_while_the_queue_is_full_and_fall_to_one_when_it_empties() {
+    let services = Services::get();
+    let run = Run::new(&services, "ops_pollers");
+    let bodies = generated(6000, 62);
+    services.send(&run.queue_url, &bodies);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let host = run.spawn_watched(&["run", "--metrics-addr", &addr, "--concurrency", "2"], &[]);
+    let pollers = || {
+        let text = get(&format!("http://{addr}/metrics")).map(|(_, body)| body).unwrap_or_default();
+        samples(&text).get("maskflow_pollers").copied()
+    };
+    // A full queue: every receive comes back with 10, so more receives go out at once.
+    let mut most = 0.0_f64;
+    wait_until("more pollers than the 2 it started with", Duration::from_secs(60), || {
+        most = most.max(pollers().unwrap_or(0.0));
+        most > 2.0
+    });
+    // Empty: the next long polls (20 s) come back with nothing, and the count halves to one.
+    wait_until("every message committed", Duration::from_secs(120), || {
+        run.committed() == bodies.len() as i64
+    });
+    wait_until("one poller left", Duration::from_secs(60), || pollers() == Some(1.0));
+    eprintln!("pollers: up to {most} under a full queue, 1 once it was empty");
+    drop(host.stop("-TERM"));
 }

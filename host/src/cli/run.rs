@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::pipeline::pollers::PollerBounds;
 use crate::pipeline::RunConfig;
 use crate::source::{Queue, SqsConfig};
 
@@ -27,9 +28,15 @@ pub struct RunArgs {
     pub postgres: PostgresArgs,
     #[command(flatten)]
     pub module: ModuleArgs,
-    /// Parallel pipelines: each is one SQS poller and one worker (wasm instance + connection).
+    /// Workers: each transforms and commits batches with its own wasm instance and PostgreSQL
+    /// connection.
     #[arg(long, env = "MASKFLOW_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// SQS receives out at once, pinned. Default: sized by the queue, from --concurrency up
+    /// to 16 while receives come back full and the workers keep up, halved when one comes back
+    /// empty (down to one long poll when the queue is idle).
+    #[arg(long, env = "MASKFLOW_POLLERS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub pollers: Option<u16>,
     /// Messages per transaction (several SQS receives are grouped into one batch).
     #[arg(long, env = "MASKFLOW_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
@@ -73,6 +80,10 @@ impl RunArgs {
             module,
             key_fingerprints: keys.iter().map(|k| (k.id().to_owned(), k.fingerprint())).collect(),
             concurrency: self.concurrency.into(),
+            pollers: match self.pollers {
+                Some(n) => PollerBounds::pinned(n.into()),
+                None => PollerBounds::adaptive(self.concurrency.into()),
+            },
             batch_size: self.batch_size as usize,
             linger: Duration::from_millis(self.linger_ms),
             visibility: Duration::from_secs(self.visibility_timeout_secs),

@@ -1,7 +1,7 @@
 //! `maskflow run`: data flows one way, `source -> runtime -> sink`.
 //!
 //! ```text
-//! pollers (async) --Vec<Envelope>--> channel --> workers (threads): module stage -> commit -> ack
+//! pollers (async, 1-16: pollers.rs) --Vec<Envelope>--> channel --> workers (threads): module stage -> commit -> ack
 //!     |  hold receipts                                                              |
 //!     +------------------------> lease task (async): extend visibility, delete <----+
 //! ```
@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod budget;
+pub mod pollers;
 mod receive;
 pub mod shutdown;
 pub mod stage;
@@ -29,6 +30,7 @@ use tracing::{error, info};
 
 use self::batch::Envelope;
 use self::budget::ByteBudget;
+use self::pollers::{PollerBounds, PollerControl};
 use self::receive::Poller;
 use self::shutdown::Shutdown;
 use self::stage::{ModuleConfig, Stages};
@@ -52,8 +54,10 @@ pub struct RunConfig {
     pub key_fingerprints: Vec<(String, String)>,
     /// Budget for reaching SQS and PostgreSQL at start.
     pub startup_timeout: Duration,
-    /// Parallel pipelines: each is one SQS poller and one worker.
+    /// Workers: each with its own wasm instance and PostgreSQL connection.
     pub concurrency: usize,
+    /// How many SQS receives may be out at once (adaptive unless pinned by `--pollers`).
+    pub pollers: PollerBounds,
     /// Messages per transaction.
     pub batch_size: usize,
     /// How long a worker waits to fill a batch.
@@ -84,7 +88,7 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     // wake-ups and work stealing between them than they save.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.concurrency.div_ceil(4).clamp(1, cores))
+        .worker_threads(config.pollers.max.div_ceil(4).clamp(1, cores))
         .enable_all()
         .build()
         .map_err(Error::io("cannot start the async runtime"))?;
@@ -138,9 +142,12 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     let budget = ByteBudget::new(config.max_in_flight_bytes, stats.clone());
     let batch_bytes =
         (config.max_in_flight_bytes / (2 * config.concurrency)).clamp(256 << 10, 4 << 20);
-    let pollers: Vec<_> = (0..config.concurrency)
+    let control = PollerControl::new(config.pollers, stats.clone());
+    let pollers: Vec<_> = (0..control.tasks())
         .map(|n| {
             let poller = Poller {
+                index: n,
+                control: control.clone(),
                 source: source.clone(),
                 tx: tx.clone(),
                 leases: leases.clone(),

@@ -9,6 +9,7 @@ use tracing::{debug, info, warn};
 
 use super::batch::Envelope;
 use super::budget::ByteBudget;
+use super::pollers::PollerControl;
 use super::shutdown::Shutdown;
 use crate::error::Result;
 use crate::health::Heartbeat;
@@ -17,6 +18,9 @@ use crate::source::{Leases, SqsSource};
 use crate::stats::{Phase, Retry, Stats};
 
 pub struct Poller {
+    /// Which poller: it receives while `control` admits its index.
+    pub index: usize,
+    pub control: PollerControl,
     pub source: SqsSource,
     pub tx: flume::Sender<Vec<Envelope>>,
     pub leases: Leases,
@@ -42,6 +46,16 @@ impl Poller {
         let mut failing_since: Option<Instant> = None;
         while !self.shutdown.requested() {
             self.heartbeat.beat();
+            if !self.control.admits(self.index) {
+                let admitted = tokio::select! {
+                    admitted = self.heartbeat.while_waiting(self.control.wait_turn(self.index)) => admitted,
+                    _ = self.shutdown.wait() => false,
+                };
+                if !admitted {
+                    break;
+                }
+                continue;
+            }
             // A long poll is a wait with a bound (the SDK's operation timeout), not a hang: it
             // beats. What the heartbeat catches here is an async thread that stopped running.
             let receive = std::pin::pin!(self.heartbeat.while_waiting(async {
@@ -70,8 +84,12 @@ impl Poller {
                 // Empty means nothing visible and nothing in flight anywhere (ours are done by
                 // the time the channel is; another host's may still fail and come back).
                 Ok(batch) if batch.is_empty() && self.drain => {
+                    self.control.after_receive(0, true);
                     match self.source.approximate_depth().await {
-                        Ok((0, 0)) => break,
+                        Ok((0, 0)) => {
+                            self.control.finish(); // parked pollers too
+                            break;
+                        }
                         Ok(_) => continue,
                         Err(e) => warn!(error = %e, "cannot read the queue depth"),
                     }
@@ -92,6 +110,7 @@ impl Poller {
                         );
                     }
                     self.leases.hold(batch.iter().map(|m| m.receipt.clone()).collect());
+                    self.control.after_receive(batch.len(), !self.tx.is_full());
                     // A long poll that found nothing wakes no worker.
                     if batch.is_empty() {
                         continue;

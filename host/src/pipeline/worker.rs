@@ -105,6 +105,7 @@ impl Worker<'_> {
         let Some(committed) = committed else { return Ok(Flow::Stop) };
         let Some(stats) = self.record_refused(sink, committed)? else { return Ok(Flow::Stop) };
         self.stats.add_written(&stats);
+        self.stats.observe_lag(batch.envelopes.iter().map(|e| e.sent_timestamp_ms));
         debug!(messages = held, "batch committed");
         crash_point("after-commit");
         if !stats.blocked.is_empty() {
