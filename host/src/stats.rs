@@ -85,6 +85,12 @@ pub enum Retry {
     Extend,
 }
 
+impl Retry {
+    fn label(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
 impl Default for Stats {
     fn default() -> Self {
         // Commits take ms to seconds (an outage waits inside); module calls µs to ms.
@@ -110,6 +116,12 @@ impl Default for Stats {
             pollers: Gauge::default(),
             loops: Loops::default(),
         };
+        // Series that alerts and dashboards watch exist from the start, at 0: an absent series
+        // reads as "no data", not as "none happened".
+        for kind in [Retry::Postgres, Retry::Receive, Retry::Delete, Retry::Extend] {
+            metrics.retries.get_or_create(&vec![("kind", kind.label())]);
+        }
+        metrics.released.get_or_create(&vec![("why", "locked".to_owned())]);
         Stats(Arc::new(metrics))
     }
 }
@@ -148,8 +160,7 @@ impl Stats {
         self.0.in_flight.inc_by(n);
     }
     pub fn add_retry(&self, kind: Retry) {
-        let kind = format!("{kind:?}").to_lowercase();
-        self.0.retries.get_or_create(&vec![("kind", kind)]).inc();
+        self.0.retries.get_or_create(&vec![("kind", kind.label())]).inc();
     }
     /// The host's loops and their heartbeats (`/healthz`).
     pub fn loops(&self) -> &Loops {

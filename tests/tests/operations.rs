@@ -92,6 +92,8 @@ fn metrics_count_the_run_and_readiness_follows_postgres() {
     assert_eq!(value(&m, "maskflow_lag_seconds_count") as usize, bodies.len());
     let mean_lag = value(&m, "maskflow_lag_seconds_sum") / bodies.len() as f64;
     assert!(mean_lag > 0.0 && mean_lag < (now - sent_at).as_secs_f64(), "mean lag {mean_lag} s");
+    let text = get(&format!("{base}/metrics")).unwrap().1;
+    every_series_the_dashboard_and_alerts_name_is_served(&text);
     host.wait_for("the stats line (stderr is not a terminal)", Duration::from_secs(10), |log| {
         log.lines().any(|l| l.contains(&format!("{} received (", bodies.len())))
     });
@@ -280,4 +282,39 @@ fn pollers_grow_while_the_queue_is_full_and_fall_to_one_when_it_empties() {
     wait_until("one poller left", Duration::from_secs(60), || pollers() == Some(1.0));
     eprintln!("pollers: up to {most} under a full queue, 1 once it was empty");
     drop(host.stop("-TERM"));
+}
+
+/// Every `maskflow_*` series named by deploy/grafana and deploy/prometheus is one the host
+/// serves (a family of its `# TYPE` lines, or such a family's `_total`, `_bucket`, `_sum`,
+/// `_count` sample), so a renamed metric cannot leave a panel or an alert silently empty.
+fn every_series_the_dashboard_and_alerts_name_is_served(metrics: &str) {
+    let families: Vec<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let served = |name: &str| {
+        families.iter().any(|family| {
+            name.strip_prefix(family)
+                .is_some_and(|rest| ["", "_total", "_bucket", "_sum", "_count"].contains(&rest))
+        })
+    };
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut named = 0;
+    for file in ["grafana/maskflow.json", "prometheus/alerts.yaml"] {
+        let text = std::fs::read_to_string(deploy.join(file)).expect(file);
+        for (at, _) in text.match_indices("maskflow_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            // Its labels are SQS' error codes: the family appears with the first failure.
+            if name == "maskflow_sqs_entry_failures_total" {
+                continue;
+            }
+            assert!(served(&name), "{file} names {name}, which /metrics does not serve");
+            named += 1;
+        }
+    }
+    assert!(named >= 20, "the files name the host's series ({named} found)");
 }
