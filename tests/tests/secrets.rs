@@ -76,7 +76,11 @@ fn unmask_with(key_text: &[u8], in_file: bool) -> (Option<i32>, Vec<u8>) {
         .env_remove("MASKFLOW_KEY_FILE")
         .env("RUST_LOG", "trace")
         .stdin(Stdio::null());
-    let path = std::env::temp_dir().join(format!("maskflow-secrets-{}.key", std::process::id()));
+    // One file per call: the tests of this file run in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("maskflow-secrets-{}-{call}.key", std::process::id()));
     if in_file {
         std::fs::write(&path, key_text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();

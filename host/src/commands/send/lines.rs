@@ -43,17 +43,23 @@ impl std::str::FromStr for LineSet {
     }
 }
 
-/// `1-3,5,7-` style text of `lines` (sorted); a run reaching `last` is written open (`7-`).
-pub fn ranges(lines: &BTreeSet<usize>, last: Option<usize>) -> String {
+/// `1-3,5,7-` style text of `lines`, a subset of `all` (the line numbers of every body): a
+/// run goes on over lines that hold no body (blank ones), and one reaching the last body is
+/// written open (`7-`) when `open_end`.
+pub fn ranges(lines: &BTreeSet<usize>, all: &BTreeSet<usize>, open_end: bool) -> String {
     let mut runs: Vec<(usize, usize)> = Vec::new();
-    for &n in lines {
-        match runs.last_mut() {
-            Some((_, end)) if *end + 1 == n => *end = n,
-            _ => runs.push((n, n)),
+    let mut in_run = false;
+    for &n in all {
+        match (lines.contains(&n), in_run, runs.last_mut()) {
+            (true, true, Some((_, end))) => *end = n,
+            (true, _, _) => runs.push((n, n)),
+            (false, _, _) => {}
         }
+        in_run = lines.contains(&n);
     }
+    let last = all.last().copied();
     runs.iter()
-        .map(|&(a, b)| match (a == b, Some(b) == last) {
+        .map(|&(a, b)| match (a == b, open_end && Some(b) == last) {
             (_, true) => format!("{a}-"),
             (true, false) => a.to_string(),
             (false, false) => format!("{a}-{b}"),
@@ -62,24 +68,26 @@ pub fn ranges(lines: &BTreeSet<usize>, last: Option<usize>) -> String {
         .join(",")
 }
 
-/// What to tell after a send that stopped: the lines sent, and the flag sending the rest.
-pub fn report(sent: &BTreeSet<usize>, unsent: &BTreeSet<usize>, last: usize) -> String {
+/// What to tell after a send that stopped: the lines sent, and the flag sending exactly the
+/// lines of `unsent` (`all`: the line numbers of every body of the input).
+pub fn report(sent: &BTreeSet<usize>, unsent: &BTreeSet<usize>, all: &BTreeSet<usize>) -> String {
     let sent_text = match sent.is_empty() {
         true => "none".to_owned(),
-        false => ranges(sent, None),
+        false => ranges(sent, all, false),
     };
-    let rerun = match (unsent.first(), unsent.len()) {
-        (None, _) => return format!("every line was sent ({} messages)", sent.len()),
-        (Some(&first), count) if count == last - first + 1 && unsent.last() == Some(&last) => {
-            format!("--from-line {first}")
-        }
-        _ => format!("--lines {}", ranges(unsent, Some(last))),
+    let Some(&first) = unsent.first() else {
+        return format!("every line was sent ({} messages)", sent.len());
+    };
+    // `--from-line` only when it names exactly the rest: every body from `first` on.
+    let rerun = match all.range(first..).all(|n| unsent.contains(n)) {
+        true => format!("--from-line {first}"),
+        false => format!("--lines {}", ranges(unsent, all, true)),
     };
     format!(
         "lines sent: {sent_text} ({} messages); not sent: {} ({} messages). To send exactly \
          the rest, rerun with {rerun}",
         sent.len(),
-        ranges(unsent, None),
+        ranges(unsent, all, false),
         unsent.len()
     )
 }
@@ -102,14 +110,21 @@ mod tests {
     #[test]
     fn reports_name_the_lines_sent_and_the_exact_rerun() {
         let set = |v: &[usize]| v.iter().copied().collect::<BTreeSet<_>>();
-        let text = report(&set(&[1, 2, 3]), &set(&[4, 5, 6]), 6);
+        let all = set(&[1, 2, 3, 4, 5, 6]);
+        let text = report(&set(&[1, 2, 3]), &set(&[4, 5, 6]), &all);
         assert!(text.contains("lines sent: 1-3 (3 messages)") && text.ends_with("--from-line 4"));
-        let text = report(&set(&[1, 3, 5, 7]), &set(&[2, 4, 6, 8, 9, 10]), 10);
+        let all = set(&(1..=10).collect::<Vec<_>>());
+        let text = report(&set(&[1, 3, 5, 7]), &set(&[2, 4, 6, 8, 9, 10]), &all);
         assert!(text.contains("lines sent: 1,3,5,7 (4"), "{text}");
         assert!(text.ends_with("--lines 2,4,6,8-"), "{text}");
-        // The rest of a selection that was not the whole file.
-        let text = report(&set(&[5]), &set(&[6, 8]), 8);
+        // Line 5 blank: runs go over it, and `--from-line` still names exactly the rest.
+        let all = set(&[1, 2, 3, 4, 6, 7]);
+        assert!(report(&set(&[]), &set(&[1, 2, 3, 4, 6, 7]), &all).ends_with("--from-line 1"));
+        let text = report(&set(&[1, 2]), &set(&[3, 4, 6]), &set(&[1, 2, 3, 4, 6, 7, 8]));
+        assert!(text.contains("not sent: 3-6 (3") && text.ends_with("--lines 3-6"), "{text}");
+        // The rest of a selection that was not the whole file: never `--from-line`.
+        let text = report(&set(&[5]), &set(&[6, 8]), &set(&[5, 6, 7, 8]));
         assert!(text.ends_with("--lines 6,8-"), "{text}");
-        assert!(report(&set(&[]), &set(&[1, 2]), 2).contains("lines sent: none"));
+        assert!(report(&set(&[]), &set(&[1, 2]), &set(&[1, 2])).contains("lines sent: none"));
     }
 }

@@ -45,7 +45,7 @@ pub fn run(config: SendConfig) -> Result<usize> {
             (1..=count).map(|n| (n, generator.next_body())).collect()
         }
     };
-    let last = numbered.last().map_or(0, |(n, _)| *n);
+    let all: BTreeSet<usize> = numbered.iter().map(|(n, _)| *n).collect();
     let bodies: Vec<(usize, String)> = match &config.lines {
         Some(set) => numbered.into_iter().filter(|(n, _)| set.contains(*n)).collect(),
         None => numbered,
@@ -66,7 +66,7 @@ pub fn run(config: SendConfig) -> Result<usize> {
         Ok(queue_url) => queue_url,
         Err(e) => {
             let unsent = bodies.iter().map(|(n, _)| *n).filter(|n| !sent.contains(n)).collect();
-            eprintln!("maskflow: sending stopped: {}", lines::report(&sent, &unsent, last));
+            eprintln!("maskflow: sending stopped: {}", lines::report(&sent, &unsent, &all));
             return Err(e);
         }
     };
