@@ -57,7 +57,7 @@ fn check_ancestor(uid: u32, mode: u32, me: u32) -> Result<(), String> {
     if uid != 0 && uid != me {
         return Err(format!("owned by uid {uid}, neither root nor this user ({me})"));
     }
-    let sticky_root = uid == 0 && mode & libc::S_ISVTX as u32 != 0;
+    let sticky_root = uid == 0 && mode & libc::S_ISVTX != 0;
     if mode & 0o022 != 0 && !sticky_root {
         return Err(format!("mode {:o}: group or others can write it", mode & 0o7777));
     }
