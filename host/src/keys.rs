@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use maskflow_transform::{Config, Key};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
@@ -14,7 +15,7 @@ pub fn transform_config(
     keys: &[Key],
     mapping_file: Option<&Path>,
     cache_size: usize,
-) -> Result<(Config, String)> {
+) -> Result<(Config, Zeroizing<String>)> {
     let mut config = Config::with_keys(keys.to_vec());
     config.cache_size = cache_size;
     if let Some(path) = mapping_file {
@@ -23,8 +24,12 @@ pub fn transform_config(
         config.mapping = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("mapping {}: {e}", path.display())))?;
     }
-    let json = serde_json::to_string(&config).expect("config serialises");
-    Ok((config, json))
+    // Written into a buffer large enough not to move while it grows (a moved buffer would
+    // leave a copy of the keys behind, unwiped), then wiped when dropped.
+    let mut json = Zeroizing::new(Vec::with_capacity(64 << 10));
+    serde_json::to_writer(&mut *json, &config).expect("config serialises");
+    let json = String::from_utf8(std::mem::take(&mut *json)).expect("serde_json writes UTF-8");
+    Ok((config, Zeroizing::new(json)))
 }
 
 /// A new random 64-byte key as a key-file line.
@@ -46,6 +51,6 @@ pub fn write_key_file(path: &Path, key: &Key) -> Result<()> {
                 path.display()
             )),
         )?;
-    writeln!(file, "{}", key.to_key_file_line())
+    writeln!(file, "{}", *key.to_key_file_line())
         .map_err(Error::io(format!("cannot write {}", path.display())))
 }

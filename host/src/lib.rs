@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod hardening;
 pub mod health;
 pub mod isolate;
 pub mod keys;

@@ -25,7 +25,6 @@ import base64
 import binascii
 import copy
 import datetime
-import decimal
 import ipaddress
 import json
 import math
@@ -356,24 +355,15 @@ def version_from_text(text: str) -> int | None:
 
 
 def version_from_number(number: JsonNumber) -> int | None:
-    """README: "a JSON number `2` is 2.0.0", "`0.96` is 0.96.0".
+    """README "app_version": a JSON number is read from its literal text, never its value.
 
-    An integer literal is a major version. For any other literal the spec admits two readings
-    -- the number's value (`1.10` is the value 1.1, so 1.1.0) or the digits as written
-    (1.10.0; `1e2` is then no version) -- and decides only where both agree.
+    An integer literal is a major version (`2` is 2.0.0). Any other literal is read as a version
+    string would be: `1.10` is 1.10.0 (not 1.1.0, which would merge it with "1.1"), `2.50` is
+    2.50.0, and `1e2` or `-1.5` are no version.
     """
     if number.is_integer_literal:
         return version_code(int(number.text))
-    value = float(number.text)
-    if value.is_integer():
-        by_value = version_code(int(value))
-    else:
-        shortest = format(decimal.Decimal(repr(value)), "f")  # shortest round-trip digits, no exponent
-        by_value = version_from_text(shortest)
-    by_literal = version_from_text(number.text)
-    if by_value != by_literal:
-        raise Undecided(f"JSON number {number.text} as a version: its value and its literal digits differ")
-    return by_value
+    return version_from_text(number.text)
 
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)

@@ -12,7 +12,9 @@ fn module(abi_version: u32, imports: &str, transform_batch_body: &str) -> Vec<u8
           (func (export "dealloc") (param i32 i32))
           (data (i32.const 512) "\00\01\00\00\00\07\00\00\00user_id")
           (data (i32.const 768) "\01memory.grow refused at ")
+          (data (i32.const 800) "\01table.grow refused at ")
           (data (i32.const 900) " pages")
+          (data (i32.const 920) " elements")
           (func (export "init") (param i32 i32) (result i64) i64.const 0x0000020000000010)
           (func (export "transform_batch") (param $p i32) (param $n i32) (result i64)
             (local $i i32) (local $count i32) (local $out i32)
@@ -64,6 +66,47 @@ pub fn grows_memory_to(target_pages: u32) -> Vec<u8> {
           (br $grow)))
         {REJECT_ALL_AS_X}"#
         ),
+    )
+}
+
+/// Grows a function table 1,000 elements at a time until it has `target` elements, then
+/// rejects every message with reason `x`. If `table.grow` is refused first, it answers with
+/// the module's own error `table.grow refused at N elements`, N being its `table.size` then.
+pub fn grows_table_to(target: u32) -> Vec<u8> {
+    module(
+        1,
+        "(table $t 0 funcref)",
+        &format!(
+            r#"
+        (block $grown (loop $grow
+          (br_if $grown (i32.ge_u (table.size $t) (i32.const {target})))
+          (if (i32.eq (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1))
+            (then
+              ;; As in grows_memory_to: the digits of table.size end at 920, where " elements"
+              ;; is; the status byte and "table.grow refused at " (23 bytes) go before them.
+              (local.set $i (table.size $t))
+              (local.set $out (i32.const 920))
+              (loop $digit
+                (local.set $out (i32.sub (local.get $out) (i32.const 1)))
+                (i32.store8 (local.get $out) (i32.add (i32.const 48) (i32.rem_u (local.get $i) (i32.const 10))))
+                (local.set $i (i32.div_u (local.get $i) (i32.const 10)))
+                (br_if $digit (i32.ne (local.get $i) (i32.const 0))))
+              (local.set $out (i32.sub (local.get $out) (i32.const 23)))
+              (memory.copy (local.get $out) (i32.const 800) (i32.const 23))
+              (return (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+                              (i64.extend_i32_u (i32.sub (i32.const 929) (local.get $out)))))))
+          (br $grow)))
+        {REJECT_ALL_AS_X}"#
+        ),
+    )
+}
+
+/// Grows a function table until refused, then traps (as [`grows_memory_without_bound`]).
+pub fn grows_table_without_bound() -> Vec<u8> {
+    module(
+        1,
+        "(table $t 0 funcref)",
+        "(loop $grow (br_if $grow (i32.ne (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1)))) unreachable",
     )
 }
 

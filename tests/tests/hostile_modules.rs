@@ -128,6 +128,40 @@ fn module_memory_mb_caps_the_module_in_the_cli() {
     }
 }
 
+/// A table is capped like memory: `table.grow` fails inside the module at
+/// `MAX_TABLE_ELEMENTS`, so a module growing one is stopped like one growing memory.
+#[test]
+fn a_module_growing_a_table_is_stopped_at_the_table_cap() {
+    use maskflow::runtime::MAX_TABLE_ELEMENTS;
+    let run = |target: u32| {
+        compile(&hostile::grows_table_to(target))
+            .unwrap()
+            .instantiate()
+            .unwrap()
+            .transform(&messages(&["a"]))
+    };
+    // Under the cap the module gets its table and answers: the cap is what stops it below.
+    let outcomes = run(MAX_TABLE_ELEMENTS as u32).expect("a table at the cap is allowed");
+    assert!(matches!(&outcomes[..], [Outcome::Rejected { reason, .. }] if reason == "x"));
+    // 1,000,000 elements (8 MB of host memory) would be granted without the cap.
+    let err = run(1_000_000).unwrap_err().to_string();
+    assert!(err.contains(&format!("table.grow refused at {MAX_TABLE_ELEMENTS} elements")), "{err}");
+    // Growing without bound ends in a trap, and the pipeline stops, as for memory.
+    let err = compile(&hostile::grows_table_without_bound())
+        .unwrap()
+        .instantiate()
+        .unwrap()
+        .transform(&messages(&["a"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("trapped"), "{err}");
+    let err = stage(&hostile::grows_table_without_bound())
+        .run(&messages(&["a", "b"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("failed on every message"), "{err}");
+}
+
 #[test]
 fn a_module_of_another_abi_version_is_refused() {
     let err =

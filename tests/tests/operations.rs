@@ -246,6 +246,23 @@ fn the_module_cache_is_reused_only_when_intact_and_private() {
     assert!(damaged.contains("compiled module cached"), "{damaged}");
     assert!(run().contains("module loaded from the cache"));
 
+    // An entry others may write: refused (checked on the opened file), compiled, replaced.
+    std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o622)).unwrap();
+    let writable = run();
+    assert!(writable.contains("module cache entry refused: mode 622"), "{writable}");
+    assert!(writable.contains("compiled module cached"), "{writable}");
+    assert_eq!(mode(entry), 0o600, "replaced by a private entry");
+    assert!(run().contains("module loaded from the cache"));
+
+    // A directory on the way that others may write: the cache is not used at all.
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let parent = run();
+    assert!(
+        parent.contains(&format!("module cache not used: {}: mode 777", root.display())),
+        "{parent}"
+    );
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+
     // Others may write the directory: not loaded from, not written to.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let open = run();

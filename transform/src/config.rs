@@ -39,6 +39,13 @@ pub struct KeyConfig {
     pub key: String,
 }
 
+/// The key's base64 is wiped when the config is dropped.
+impl Drop for KeyConfig {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
 impl std::fmt::Debug for KeyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "KeyConfig({}, <redacted>)", self.id)

@@ -10,6 +10,9 @@ pub enum Error {
     Config(String),
     #[error("invalid key `{id}`: {reason}")]
     Key { id: String, reason: String },
+    /// A key file (or `MASKFLOW_KEY`) line breaking a rule; nothing of the line is shown.
+    #[error("key file line {line}: {rule}")]
+    KeyFile { line: usize, rule: String },
     #[error(
         "no key given: set MASKFLOW_KEY or pass a key file (create one with `maskflow keygen`)"
     )]

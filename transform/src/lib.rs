@@ -22,6 +22,7 @@ mod date;
 mod error;
 mod flat;
 mod ip;
+mod keyfile;
 pub mod mask;
 mod outcome;
 mod reason;

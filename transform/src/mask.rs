@@ -14,6 +14,7 @@ use aes_siv::Aes256SivAead;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use dbl::Dbl;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
 
@@ -35,6 +36,13 @@ pub struct Key {
     bytes: [u8; KEY_LEN],
 }
 
+/// The key bytes are wiped when a key is dropped (copies made by `Clone` are wiped too).
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Key({}, <redacted>)", self.id)
@@ -43,12 +51,10 @@ impl std::fmt::Debug for Key {
 
 impl Key {
     pub fn new(id: &str, bytes: [u8; KEY_LEN]) -> Result<Self, Error> {
-        let valid_id = !id.is_empty()
-            && id.len() <= 16
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if !valid_id {
+        if !crate::keyfile::valid_id(id) {
+            // Not echoed: a malformed id may be key material (a key line written backwards).
             return Err(Error::Key {
-                id: id.chars().take(16).collect(),
+                id: "(not shown)".into(),
                 reason: "a key id is 1-16 characters of a-z and 0-9".into(),
             });
         }
@@ -57,35 +63,28 @@ impl Key {
 
     /// Decodes standard base64 of exactly 64 bytes.
     pub fn from_base64(id: &str, text: &str) -> Result<Self, Error> {
-        let bad = |reason: &str| Error::Key { id: id.to_owned(), reason: reason.to_owned() };
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| bad("not valid base64"))?;
-        let bytes: [u8; KEY_LEN] = bytes
-            .try_into()
-            .map_err(|_| bad("an AES-256-SIV key is 64 bytes (88 base64 characters)"))?;
-        Key::new(id, bytes)
+        let shown = if crate::keyfile::valid_id(id) { id } else { "(not shown)" };
+        let bad = |reason: &str| Error::Key { id: shown.to_owned(), reason: reason.to_owned() };
+        let bytes =
+            Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| bad("not valid base64"))?);
+        let mut exact = Zeroizing::new([0u8; KEY_LEN]);
+        if bytes.len() != KEY_LEN {
+            return Err(bad("an AES-256-SIV key is 64 bytes (88 base64 characters)"));
+        }
+        exact.copy_from_slice(&bytes);
+        Key::new(id, *exact)
     }
 
     /// Parses a key file: one `id:base64` per line (a bare `base64` line means id `k1`). The
-    /// first key masks; all of them unmask. `#` starts a comment.
+    /// first key masks; all of them unmask. `#` starts a comment line. Errors name the line
+    /// and the rule, never the line's text (`keyfile`).
     pub fn parse_key_file(text: &str) -> Result<Vec<Key>, Error> {
-        let keys = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|line| match line.split_once(':') {
-                Some((id, b64)) => Key::from_base64(id.trim(), b64),
-                None => Key::from_base64("k1", line),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if keys.is_empty() {
-            return Err(Error::NoKey);
-        }
-        Ok(keys)
+        crate::keyfile::parse(text)
     }
 
     /// The key-file line for this key (what `maskflow keygen` writes).
-    pub fn to_key_file_line(&self) -> String {
-        format!("{}:{}", self.id, STANDARD.encode(self.bytes))
+    pub fn to_key_file_line(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("{}:{}", self.id, &*Zeroizing::new(STANDARD.encode(self.bytes))))
     }
 
     pub fn id(&self) -> &str {
@@ -368,10 +367,10 @@ mod tests {
     fn key_file_lines_round_trip_and_never_print_the_key() {
         let k = key(3);
         let parsed =
-            Key::parse_key_file(&format!("# comment\n{}\n", k.to_key_file_line())).unwrap();
+            Key::parse_key_file(&format!("# comment\n{}\n", *k.to_key_file_line())).unwrap();
         assert_eq!(parsed[0].bytes, k.bytes);
         assert_eq!(format!("{:?}", parsed[0]), "Key(k1, <redacted>)");
-        assert!(matches!(Key::parse_key_file("k1:abc"), Err(Error::Key { .. })));
+        assert!(matches!(Key::parse_key_file("k1:abc"), Err(Error::KeyFile { line: 1, .. })));
         assert_eq!(Key::parse_key_file("\n# nothing\n").unwrap_err(), Error::NoKey);
         assert!(Key::parse_key_file(&format!("K.1:{}", STANDARD.encode([0u8; 64]))).is_err());
     }

@@ -7,6 +7,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
 use crate::reason::Reason;
@@ -18,7 +20,9 @@ pub(crate) enum Found<'de> {
     Null,
     Str(Cow<'de, str>),
     Int(i128),
-    Float(f64),
+    /// A number with a fraction or an exponent (or beyond 64-bit integers), as written in the
+    /// body: `1.10` stays `1.10` (its f64, 1.1, would collide with `"1.1"` as a version).
+    Float(Cow<'de, str>),
     /// A bool, object or array where a scalar was expected, or a scalar where the path needs
     /// an object to descend into: named for the error message.
     Other(&'static str),
@@ -32,9 +36,26 @@ pub(crate) fn scan<'de>(
     paths: &[Vec<String>],
     max_depth: usize,
 ) -> Result<Values<'de>, Reason> {
+    let found = scan_with(body, paths, max_depth, false)?;
+    if found.iter().any(|f| matches!(f, Found::Float(_))) {
+        // A number with a fraction keeps its literal text (`1.10` is not `1.1`): read the body,
+        // now known to be valid, again, taking the columns' values as raw text (`Leaf`). Only
+        // then, so that which problem an invalid body is rejected for never changes.
+        return scan_with(body, paths, max_depth, true);
+    }
+    Ok(found)
+}
+
+fn scan_with<'de>(
+    body: &'de str,
+    paths: &[Vec<String>],
+    max_depth: usize,
+    literal: bool,
+) -> Result<Values<'de>, Reason> {
     let mut state = State {
         paths,
         max_depth,
+        literal,
         found: (0..paths.len()).map(|_| Found::Absent).collect(),
         keys: SmallVec::new(),
         failure: None,
@@ -54,6 +75,8 @@ pub(crate) fn scan<'de>(
 struct State<'p, 'de> {
     paths: &'p [Vec<String>],
     max_depth: usize,
+    /// Whether the values at the end of a column's path are read as raw text (`Leaf`).
+    literal: bool,
     found: Values<'de>,
     /// Keys of the objects being walked, innermost last, to find duplicates (inline for the
     /// small objects of real events: no allocation per message).
@@ -144,8 +167,10 @@ impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         self.scalar(Found::Int(v.into()))
     }
+    /// Without `literal`, a marker that the body must be read again with it; with it, only
+    /// what `Leaf` did not keep as written: `-0` and integers beyond 64 bits.
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.scalar(Found::Float(v))
+        self.scalar(Found::Float(Cow::Owned(format!("{v}"))))
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
         self.scalar(Found::Str(Cow::Borrowed(v)))
@@ -206,17 +231,43 @@ impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
             }
             let next =
                 bits(descending).filter(|&i| paths[i][level] == key).fold(0, |m, i| m | 1 << i);
+            let leaf = self.state.literal && bits(next).any(|i| paths[i].len() == level + 1);
             self.state.keys.push(key);
-            map.next_value_seed(Node {
+            let node = Node {
                 state: self.state,
                 depth: self.depth + 1,
                 columns: next,
                 level: level + 1,
                 top: false,
-            })?;
+            };
+            if leaf {
+                map.next_value_seed(Leaf(node))?;
+            } else {
+                map.next_value_seed(node)?;
+            }
         }
         self.state.keys.truncate(first_key);
         Ok(())
+    }
+}
+
+/// The value at the end of a column's path: read as raw text first, so that a number keeps
+/// its literal (`Found::Float`); anything else is then read from that text as any value is.
+struct Leaf<'s, 'p, 'de>(Node<'s, 'p, 'de>);
+
+impl<'de> DeserializeSeed<'de> for Leaf<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let text = <&'de RawValue>::deserialize(d)?.get();
+        let number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+        if number && text.contains(['.', 'e', 'E']) {
+            // The raw reader does not check a number's range: serde_json's f64 does (`1e400`
+            // is not JSON to it), as for every other number of the body.
+            serde_json::from_str::<f64>(text).map_err(de::Error::custom)?;
+            return self.0.scalar(Found::Float(Cow::Borrowed(text)));
+        }
+        let mut inner = serde_json::Deserializer::from_str(text);
+        self.0.deserialize(&mut inner).map_err(de::Error::custom)
     }
 }
 
@@ -239,5 +290,35 @@ impl<'de> Visitor<'de> for KeySeed {
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(body: &str, path: &[&str]) -> Result<Found<'static>, Reason> {
+        let paths = vec![path.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+        let body: &'static str = Box::leak(body.to_owned().into_boxed_str());
+        scan(body, &paths, 32).map(|mut found| found.remove(0))
+    }
+
+    #[test]
+    fn numbers_at_a_path_keep_their_literal_text() {
+        let float = |s: &'static str| Ok(Found::Float(Cow::Borrowed(s)));
+        assert_eq!(one(r#"{"v": 1.10}"#, &["v"]), float("1.10"));
+        assert_eq!(one(r#"{"a": {"v": 2.50}, "b": [1.5]}"#, &["a", "v"]), float("2.50"));
+        assert_eq!(one(r#"{"v": 1e2}"#, &["v"]), float("1e2"));
+        assert_eq!(one(r#"{"v": -0}"#, &["v"]), Ok(Found::Float(Cow::Owned("-0".into()))));
+        assert_eq!(one(r#"{"v": 7, "w": 0.5}"#, &["v"]), Ok(Found::Int(7)));
+        assert_eq!(
+            one(r#"{"v": "x\n", "w": 0.5}"#, &["v"]),
+            Ok(Found::Str(Cow::Owned("x\n".into())))
+        );
+        // Invalid bodies are rejected for the same reason as without literals.
+        assert_eq!(one(r#"{"v": 1e400}"#, &["v"]), Err(Reason::BodyNotJson));
+        assert_eq!(one(r#"{"v": {"a": 1, "a": 2}, "w": 1.5}"#, &["v"]), Err(Reason::DuplicateKey));
+        let deep = format!(r#"{{"v": {}1.5{}}}"#, "[".repeat(40), "]".repeat(40));
+        assert_eq!(one(&deep, &["v"]), Err(Reason::NestingTooDeep));
     }
 }

@@ -244,8 +244,10 @@ impl Transformer {
                     write_version(code, cell)
                         .map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?
                 }
-                (Kind::Version, Found::Float(f)) => write_version(version::encode_number(*f), cell)
-                    .map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?,
+                (Kind::Version, Found::Float(literal)) => {
+                    write_version(version::encode_number_literal(literal), cell)
+                        .map_err(|()| fail(Reason::InvalidVersion, VERSION_RULE))?
+                }
                 (_, Found::Int(_) | Found::Float(_)) => {
                     return Err(fail(
                         Reason::WrongType,

@@ -23,16 +23,16 @@ pub fn encode(text: &str) -> Option<i32> {
     from_parts(parts[0], parts[1], parts[2])
 }
 
-/// A JSON number: integers are a major version; `2.3` is read as the text `"2.3"`
-/// (numbers carry no trailing zeros, so send `"2.10"` as a string).
-pub fn encode_number(n: f64) -> Option<i32> {
-    if !n.is_finite() || n < 0.0 {
-        return None;
+/// A JSON number, read from its literal text as written in the body, never from its value: an
+/// integer is a major version (`2` is 2.0.0, `-0` is 0.0.0); otherwise the literal must be a
+/// version as a string would be, so `1.10` is 1.10.0 (its value 1.1 would make it 1.1.0 and
+/// merge it with `"1.1"`), `2.50` is 2.50.0, and `1e2`, `-1.5` or `1.00000` are no version.
+pub fn encode_number_literal(literal: &str) -> Option<i32> {
+    if !literal.contains(['.', 'e', 'E']) {
+        let n: i128 = literal.parse().ok()?;
+        return u32::try_from(n).ok().and_then(|major| from_parts(major, 0, 0));
     }
-    if n.fract() == 0.0 {
-        return if n <= f64::from(MAX_MAJOR) { from_parts(n as u32, 0, 0) } else { None };
-    }
-    encode(&format!("{n}"))
+    encode(literal)
 }
 
 pub fn from_parts(major: u32, minor: u32, patch: u32) -> Option<i32> {
@@ -62,9 +62,22 @@ mod tests {
         assert_eq!(encode("2.00"), Some(2_000_000));
         assert_eq!(encode("5.4.8"), Some(5_004_008));
         assert_eq!(encode("7"), Some(7_000_000));
-        assert_eq!(encode_number(2.0), Some(2_000_000));
-        assert_eq!(encode_number(0.96), Some(96_000));
+        assert_eq!(encode_number_literal("2.0"), Some(2_000_000));
+        assert_eq!(encode_number_literal("0.96"), Some(96_000));
+        assert_eq!(encode_number_literal("2"), Some(2_000_000));
+        assert_eq!(encode_number_literal("-0"), Some(0));
         assert_eq!(decode(5_004_008).as_deref(), Some("5.4.8"));
+    }
+
+    /// Issue 20: a number's literal, not its value. `1.10` and `1.1` are two versions, and the
+    /// number `1.10` is the string `"1.10"`, not `"1.1"`.
+    #[test]
+    fn numbers_are_read_as_written() {
+        assert_eq!(encode_number_literal("1.10"), Some(1_010_000));
+        assert_eq!(encode_number_literal("1.10"), encode("1.10"));
+        assert_ne!(encode_number_literal("1.10"), encode("1.1"));
+        assert_eq!(encode_number_literal("2.50"), Some(2_050_000));
+        assert_eq!(encode_number_literal("1.1"), Some(1_001_000));
     }
 
     #[test]
@@ -93,8 +106,19 @@ mod tests {
         ] {
             assert_eq!(encode(bad), None, "{bad:?}");
         }
-        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300, 1.5e-7] {
-            assert_eq!(encode_number(bad), None, "{bad}");
+        for bad in [
+            "-1",
+            "-1.0",
+            "1e2",
+            "1E2",
+            "1.5e-7",
+            "1e300",
+            "2147",
+            "1.00000",
+            "-0.0",
+            "18446744073709551616",
+        ] {
+            assert_eq!(encode_number_literal(bad), None, "{bad}");
         }
     }
 

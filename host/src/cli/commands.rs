@@ -7,9 +7,9 @@ use super::postgres::PostgresArgs;
 use super::run::SqsArgs;
 use crate::commands::keygen::KeygenConfig;
 use crate::commands::prune::PruneConfig;
-use crate::commands::send::{SendConfig, SendInput};
+use crate::commands::send::{LineSet, SendConfig, SendInput};
 use crate::commands::transform::{Rejects, TransformConfig};
-use crate::commands::unmask::UnmaskConfig;
+use crate::commands::unmask::{Output, UnmaskConfig};
 use crate::error::Result;
 use crate::keys;
 
@@ -41,14 +41,32 @@ pub struct UnmaskArgs {
     /// Also print which column (or `raw_body`) each value came from, tab-separated.
     #[arg(long)]
     pub with_column: bool,
+    /// `lines`: one value per line, and a value holding a line break is refused (exit 1, with
+    /// the flag to use); `nul`: each value ends with a NUL byte (`xargs -0`); `json`: one JSON
+    /// object per mask, in order (`{"column", "value"}`, `"value_base64"` for bytes that are
+    /// not UTF-8, or `{"error"}`). A stdin line that is not UTF-8 is reported by its number.
+    #[arg(long, value_enum, default_value_t = UnmaskOutput::Lines)]
+    pub output: UnmaskOutput,
     /// Masks (`k1.…`); read one per line from stdin when none are given.
     pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum UnmaskOutput {
+    Lines,
+    Nul,
+    Json,
 }
 
 impl UnmaskArgs {
     pub fn into_config(self) -> Result<UnmaskConfig> {
         let (config, _) = keys::transform_config(&self.key.load()?, self.mapping.as_deref(), 0)?;
-        Ok(UnmaskConfig { config, with_column: self.with_column, values: self.values })
+        let output = match self.output {
+            UnmaskOutput::Lines => Output::Lines,
+            UnmaskOutput::Nul => Output::Nul,
+            UnmaskOutput::Json => Output::Json,
+        };
+        Ok(UnmaskConfig { config, with_column: self.with_column, output, values: self.values })
     }
 }
 
@@ -153,6 +171,14 @@ pub struct SendArgs {
     /// SendMessageBatch calls in flight at once.
     #[arg(long, default_value_t = 8)]
     pub parallel: usize,
+    /// Send only from this line of FILE on (or message N of --generate); blank lines count, the
+    /// items of a JSON array are numbered from 1. A send that stops part-way prints the lines
+    /// sent and the flag to send exactly the rest.
+    #[arg(long, value_name = "N", conflicts_with = "lines", value_parser = clap::value_parser!(u64).range(1..))]
+    pub from_line: Option<u64>,
+    /// Send only these lines: `2,4-6,9-` (`9-`: to the end).
+    #[arg(long, value_name = "RANGES")]
+    pub lines: Option<LineSet>,
 }
 
 impl SendArgs {
@@ -171,6 +197,10 @@ impl SendArgs {
             input,
             print: self.print,
             parallel: self.parallel.max(1),
+            lines: match self.from_line {
+                Some(n) => Some(LineSet::from_line(n as usize)),
+                None => self.lines,
+            },
         })
     }
 }

@@ -13,7 +13,7 @@ pub use run::SqsArgs;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use crate::commands::{keygen, prune, send, transform, unmask};
 use crate::error::Result;
@@ -84,8 +84,16 @@ pub enum Command {
 
 /// Parses the command line, sets up logging, runs the command.
 pub fn main() -> ExitCode {
+    // First, before any key is read: no core dump, no same-user ptrace (hardening.rs).
+    let dumpable = crate::hardening::not_dumpable();
     let cli = Cli::parse();
     logging::init(cli.log_format.into());
+    match dumpable {
+        Ok(dumpable) => debug!(dumpable, "process not dumpable: no core dump, no ptrace"),
+        Err(e) => {
+            warn!(error = %e, "cannot mark the process not dumpable: a core dump would hold the key")
+        }
+    }
     match execute(cli.command) {
         Ok(code) => code,
         Err(e) => {

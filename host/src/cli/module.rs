@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use maskflow_transform::{BodySealer, Key};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::keys;
@@ -21,23 +22,41 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    /// `--key-file` wins over `MASKFLOW_KEY` (the key file's text: `id:base64` lines).
+    /// `--key-file` wins over `MASKFLOW_KEY` (the key file's text: `id:base64` lines). A
+    /// malformed line is reported by its number and the rule it breaks, never its text; the
+    /// text read is wiped once parsed.
     pub fn load(&self) -> Result<Vec<Key>> {
-        let text = match self.key_file.as_deref() {
-            Some(path) => read_private(path)?,
-            None => std::env::var("MASKFLOW_KEY").map_err(|_| {
-                Error::key(
-                    "no key: set MASKFLOW_KEY to a key file's content or pass --key-file \
-                     (create one with `maskflow keygen --out maskflow.key`)",
-                )
-            })?,
+        let (text, source) = match self.key_file.as_deref() {
+            Some(path) => (read_private(path)?, format!("key file {}", path.display())),
+            None => {
+                let text = std::env::var_os("MASKFLOW_KEY").ok_or_else(|| {
+                    Error::key(
+                        "no key: set MASKFLOW_KEY to a key file's content or pass --key-file \
+                         (create one with `maskflow keygen --out maskflow.key`)",
+                    )
+                })?;
+                let bytes = Zeroizing::new(text.into_encoded_bytes());
+                let text = std::str::from_utf8(&bytes).map_err(|_| {
+                    Error::key("MASKFLOW_KEY is not UTF-8 text: it must hold `id:base64` lines")
+                })?;
+                (Zeroizing::new(text.to_owned()), "MASKFLOW_KEY".to_owned())
+            }
         };
-        Ok(Key::parse_key_file(&text)?)
+        Key::parse_key_file(&text).map_err(|e| match e {
+            maskflow_transform::Error::KeyFile { line, rule } => {
+                Error::key(format!("{source} line {line}: {rule}"))
+            }
+            maskflow_transform::Error::NoKey => {
+                Error::key(format!("{source} holds no key line (`id:base64`)"))
+            }
+            other => other.into(),
+        })
     }
 }
 
 /// A key file's text, refused when group or others may read it (as libpq does for its key files).
-fn read_private(path: &std::path::Path) -> Result<String> {
+fn read_private(path: &std::path::Path) -> Result<Zeroizing<String>> {
+    use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let shown = path.display();
     let meta = std::fs::metadata(path)
@@ -48,8 +67,14 @@ fn read_private(path: &std::path::Path) -> Result<String> {
             meta.mode() & 0o777
         )));
     }
-    std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read key file {shown}: {e}")))
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .map_err(|e| Error::Config(format!("cannot read key file {shown}: {e}")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::Config(format!("key file {shown} is not UTF-8 text: it must hold `id:base64` lines"))
+    })?;
+    Ok(Zeroizing::new(text.to_owned()))
 }
 
 /// The transform module, its sandbox, and what `init` is given.

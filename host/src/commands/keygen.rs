@@ -20,7 +20,7 @@ pub fn run(config: &KeygenConfig) -> Result<()> {
                 path.display()
             );
         }
-        None => println!("{}", key.to_key_file_line()),
+        None => println!("{}", *key.to_key_file_line()),
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub struct ModuleConfig {
     pub bytes: Cow<'static, [u8]>,
     pub limits: ModuleLimits,
     /// The `init` config JSON (ABI.md): keys, mapping, cache size.
-    pub init_json: String,
+    pub init_json: zeroize::Zeroizing<String>,
     /// Encrypts bodies of messages the host rejects itself.
     pub sealer: BodySealer,
     /// Where compiled modules are kept between starts, if anywhere.

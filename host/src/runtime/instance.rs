@@ -11,6 +11,11 @@ use crate::error::{Error, Result};
 /// An input buffer larger than this is dropped after its call rather than kept.
 const KEEP_INPUT_BYTES: usize = 1 << 20;
 
+/// Elements of any one table: `table.grow` past it fails inside the module, as `memory.grow`
+/// does past the memory cap (without it a module could grow a table towards 2^32 entries of
+/// host memory). A Rust module's function table holds a few hundred entries at most.
+pub const MAX_TABLE_ELEMENTS: usize = 10_000;
+
 /// A live instance: one per worker, used for many batches.
 pub struct WasmInstance {
     store: Store<StoreLimits>,
@@ -27,9 +32,11 @@ pub struct WasmInstance {
 
 impl WasmInstance {
     pub(super) fn new(module: &WasmModule) -> Result<Self> {
-        // 3. Store: per-instance state, holding the memory cap.
+        // 3. Store: per-instance state, holding the caps: memory bytes, table elements, and one
+        // instance, one memory and a few tables per store.
         let limits = StoreLimitsBuilder::new()
             .memory_size(module.limits.memory_bytes)
+            .table_elements(MAX_TABLE_ELEMENTS)
             .instances(1)
             .tables(4)
             .memories(1)
@@ -71,10 +78,11 @@ impl WasmInstance {
             input: Vec::new(),
         };
 
-        // 6. init(config): the key and the mapping; the answer names the output columns.
+        // 6. init(config): the key and the mapping; the answer names the output columns. The
+        // config's copy in module memory is wiped after the call (it holds the keys).
         let init = wasm.init.clone();
         let payload = wasm
-            .call(init, module.config_json.as_bytes())
+            .call(init, module.config_json.as_bytes(), Wipe::Input)
             .map_err(|e| Error::module(format!("init failed: {e}")))?;
         wasm.columns = wire::decode_columns(&payload).map_err(|e| malformed("init", e))?;
         Ok(wasm)
@@ -96,7 +104,7 @@ impl WasmInstance {
         input.clear();
         wire::encode_batch(&mut input, messages);
         let transform_batch = self.transform_batch.clone();
-        let result = self.call(transform_batch, &input);
+        let result = self.call(transform_batch, &input, Wipe::No);
         // Keep the buffer for the next batch, unless a batch of big events grew it.
         if input.capacity() <= KEEP_INPUT_BYTES {
             self.input = input;
@@ -106,8 +114,14 @@ impl WasmInstance {
     }
 
     /// Copies `input` into module memory, calls `func`, copies the result payload out and frees
-    /// the input. A status of 1 (the module's own error) is an error.
-    fn call(&mut self, func: TypedFunc<(u32, u32), u64>, input: &[u8]) -> Result<Vec<u8>> {
+    /// the input (zeroed first with `Wipe::Input`). A status of 1 (the module's own error) is
+    /// an error.
+    fn call(
+        &mut self,
+        func: TypedFunc<(u32, u32), u64>,
+        input: &[u8],
+        wipe: Wipe,
+    ) -> Result<Vec<u8>> {
         let trap = |what: &str, e: wasmtime::Error| {
             Error::module(format!("{what}: {}", describe_trap(&e)))
         };
@@ -136,9 +150,25 @@ impl WasmInstance {
             Some(Ok(Err(message))) => Err(Error::module(format!("the module reported: {message}"))),
             Some(Err(e)) => Err(Error::module(e.to_string())),
         };
+        if wipe == Wipe::Input {
+            if let Some(copy) = self
+                .memory
+                .data_mut(&mut self.store)
+                .get_mut(ptr as usize..ptr as usize + input.len())
+            {
+                copy.fill(0);
+            }
+        }
         self.dealloc.call(&mut self.store, (ptr, len)).map_err(|e| trap("dealloc", e))?;
         result
     }
+}
+
+/// Whether `call` zeroes its input in module memory before freeing it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wipe {
+    Input,
+    No,
 }
 
 fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(

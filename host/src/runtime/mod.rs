@@ -5,8 +5,9 @@
 mod cache;
 mod instance;
 mod module;
+mod trust;
 
 pub use cache::ModuleCache;
-pub use instance::WasmInstance;
+pub use instance::{WasmInstance, MAX_TABLE_ELEMENTS};
 pub use maskflow_transform::Outcome;
 pub use module::{ModuleLimits, WasmModule, ABI_VERSION, EMBEDDED_MODULE};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::{Engine, Module};
+use zeroize::Zeroizing;
 
 use super::{ModuleCache, WasmInstance};
 use crate::error::{Error, Result};
@@ -38,7 +39,9 @@ pub struct WasmModule {
     pub(super) engine: Engine,
     pub(super) module: Module,
     pub(super) limits: ModuleLimits,
-    pub(super) config_json: Arc<str>,
+    /// The `init` JSON (it holds the keys): kept to instantiate again, wiped when the last
+    /// clone of the module is dropped.
+    pub(super) config_json: Arc<Zeroizing<String>>,
 }
 
 impl WasmModule {
@@ -82,7 +85,8 @@ impl WasmModule {
             })
             .map_err(Error::io("cannot start the wasm epoch thread"))?;
 
-        Ok(WasmModule { engine, module, limits, config_json: config_json.into() })
+        let config_json = Arc::new(Zeroizing::new(config_json.to_owned()));
+        Ok(WasmModule { engine, module, limits, config_json })
     }
 
     /// A fresh instance, initialised with the config. Errors here are the module's or the

@@ -237,6 +237,15 @@ impl SqsSource {
 
     /// Sends up to 10 bodies in one call.
     pub async fn send_batch(&self, bodies: &[String]) -> Result<()> {
+        match self.send_batch_entries(bodies).await?.len() {
+            0 => Ok(()),
+            failed => Err(Error::Transient(format!("SendMessageBatch refused {failed} messages"))),
+        }
+    }
+
+    /// Sends up to 10 bodies in one call; the indices of the bodies SQS refused inside its
+    /// answer (the others were sent).
+    pub async fn send_batch_entries(&self, bodies: &[String]) -> Result<Vec<usize>> {
         let entries = bodies
             .iter()
             .enumerate()
@@ -253,14 +262,13 @@ impl SqsSource {
             .send()
             .await
             .map_err(|e| classify("SendMessageBatch", e))?;
-        match out.failed().first() {
-            None => Ok(()),
-            Some(f) => Err(Error::Transient(format!(
-                "SendMessageBatch refused {} messages (first: {})",
-                out.failed().len(),
-                f.code()
-            ))),
+        let mut failed: Vec<usize> =
+            out.failed().iter().filter_map(|f| f.id().parse().ok()).collect();
+        if failed.len() < out.failed().len() {
+            return Err(Error::Internal("SendMessageBatch failed an entry of unknown id".into()));
         }
+        failed.sort_unstable();
+        Ok(failed)
     }
 
     /// ApproximateNumberOfMessages + ...NotVisible: what is left for `--drain` to wait for.

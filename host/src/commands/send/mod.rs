@@ -2,12 +2,15 @@
 //! from the synthetic generator next door.
 
 mod generate;
+mod lines;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use tokio::task::JoinSet;
 
 pub use self::generate::Generator;
+pub use self::lines::LineSet;
 use crate::error::{Error, Result};
 use crate::source::{SqsConfig, SqsSource, SQS_BATCH};
 
@@ -18,6 +21,8 @@ pub struct SendConfig {
     pub print: bool,
     /// SendMessageBatch calls in flight at once.
     pub parallel: usize,
+    /// Only these lines (`--from-line`, `--lines`); all when `None`.
+    pub lines: Option<LineSet>,
 }
 
 pub enum SendInput {
@@ -30,17 +35,23 @@ pub enum SendInput {
     },
 }
 
-/// Returns how many messages were sent.
+/// Returns how many messages were sent. A send that stops part-way reports the lines sent and
+/// the flag that sends exactly the others (`lines::report`), then returns the error.
 pub fn run(config: SendConfig) -> Result<usize> {
-    let bodies = match &config.input {
+    let numbered: Vec<(usize, String)> = match &config.input {
         SendInput::File(path) => read_bodies(path)?,
         &SendInput::Generate { count, seed, malformed_per_mille } => {
             let mut generator = Generator::new(seed, count, malformed_per_mille);
-            (0..count).map(|_| generator.next_body()).collect()
+            (1..=count).map(|n| (n, generator.next_body())).collect()
         }
     };
+    let all: BTreeSet<usize> = numbered.iter().map(|(n, _)| *n).collect();
+    let bodies: Vec<(usize, String)> = match &config.lines {
+        Some(set) => numbered.into_iter().filter(|(n, _)| set.contains(*n)).collect(),
+        None => numbered,
+    };
     if config.print {
-        for body in &bodies {
+        for (_, body) in &bodies {
             println!("{body}");
         }
         return Ok(bodies.len());
@@ -49,35 +60,95 @@ pub fn run(config: SendConfig) -> Result<usize> {
         .enable_all()
         .build()
         .map_err(Error::io("cannot start the async runtime"))?;
-    runtime.block_on(async {
-        let source = SqsSource::connect(&config.sqs, true).await?;
-        let mut in_flight = JoinSet::new();
-        for chunk in bodies.chunks(SQS_BATCH) {
-            if in_flight.len() >= config.parallel {
-                in_flight
-                    .join_next()
-                    .await
-                    .expect("a task is in flight")
-                    .expect("send task panicked")?;
-            }
-            let (source, chunk) = (source.clone(), chunk.to_vec());
-            in_flight.spawn(async move { source.send_batch(&chunk).await });
+    let mut sent = BTreeSet::new();
+    let outcome = runtime.block_on(send_all(&config, &bodies, &mut sent));
+    let queue_url = match outcome {
+        Ok(queue_url) => queue_url,
+        Err(e) => {
+            let unsent = bodies.iter().map(|(n, _)| *n).filter(|n| !sent.contains(n)).collect();
+            eprintln!("maskflow: sending stopped: {}", lines::report(&sent, &unsent, &all));
+            return Err(e);
         }
-        while let Some(done) = in_flight.join_next().await {
-            done.expect("send task panicked")?;
-        }
-        eprintln!("maskflow: sent {} messages to {}", bodies.len(), source.queue_url());
-        Ok(bodies.len())
-    })
+    };
+    eprintln!("maskflow: sent {} messages to {queue_url}", bodies.len());
+    Ok(bodies.len())
 }
 
-fn read_bodies(path: &Path) -> Result<Vec<String>> {
+/// Sends `bodies` in batches, `parallel` calls at once, adding each line SQS accepted to `sent`.
+/// At the first failure (a call, or entries failed inside an answer) no further batch starts;
+/// those in flight finish and are counted; the first error is returned.
+async fn send_all(
+    config: &SendConfig,
+    bodies: &[(usize, String)],
+    sent: &mut BTreeSet<usize>,
+) -> Result<String> {
+    let source = SqsSource::connect(&config.sqs, true).await?;
+    let mut in_flight = JoinSet::new();
+    let mut first_error = None;
+    let mut record = |done: (Vec<usize>, Result<Vec<usize>>), first_error: &mut Option<Error>| {
+        let (lines, result) = done;
+        match result {
+            Ok(failed) => {
+                sent.extend(
+                    lines.iter().enumerate().filter(|(i, _)| !failed.contains(i)).map(|(_, n)| *n),
+                );
+                if let (Some(&i), None) = (failed.first(), &first_error) {
+                    *first_error = Some(Error::Transient(format!(
+                        "SendMessageBatch refused {} of {} messages (first: line {})",
+                        failed.len(),
+                        lines.len(),
+                        lines[i]
+                    )));
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    };
+    for chunk in bodies.chunks(SQS_BATCH) {
+        if first_error.is_some() {
+            break;
+        }
+        if in_flight.len() >= config.parallel {
+            let done = in_flight
+                .join_next()
+                .await
+                .expect("a task is in flight")
+                .expect("send task panicked");
+            record(done, &mut first_error);
+            if first_error.is_some() {
+                break;
+            }
+        }
+        let source = source.clone();
+        let lines: Vec<usize> = chunk.iter().map(|(n, _)| *n).collect();
+        let chunk: Vec<String> = chunk.iter().map(|(_, b)| b.clone()).collect();
+        in_flight.spawn(async move { (lines, source.send_batch_entries(&chunk).await) });
+    }
+    while let Some(done) = in_flight.join_next().await {
+        record(done.expect("send task panicked"), &mut first_error);
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(source.queue_url().to_owned()),
+    }
+}
+
+/// The bodies with their line numbers: NDJSON lines (blank ones skipped, still counted), or
+/// the items of a JSON array numbered from 1.
+fn read_bodies(path: &Path) -> Result<Vec<(usize, String)>> {
     let text = std::fs::read_to_string(path)
         .map_err(Error::io(format!("cannot read {}", path.display())))?;
     if text.trim_start().starts_with('[') {
         let events: Vec<serde_json::Value> = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("{}: not a JSON array: {e}", path.display())))?;
-        return Ok(events.iter().map(|e| e.to_string()).collect());
+        return Ok(events.iter().enumerate().map(|(i, e)| (i + 1, e.to_string())).collect());
     }
-    Ok(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect())
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l.to_owned()))
+        .collect())
 }

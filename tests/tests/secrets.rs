@@ -1,0 +1,176 @@
+//! Key material is never shown: every error path of key loading (the key file, `MASKFLOW_KEY`)
+//! is checked against every 8-character window of the key's base64, of its hex and of its raw
+//! bytes, in the library's errors (Display and Debug) and in the `maskflow` process's output.
+//! Also: the process marks itself not dumpable, and says so.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use maskflow_tests::maskflow_bin;
+use maskflow_transform::Key;
+
+/// A 64-byte key: bytes spread over the whole range so every window is distinctive.
+fn key_bytes(seed: u8) -> [u8; 64] {
+    std::array::from_fn(|i| (i as u8).wrapping_mul(73).wrapping_add(seed).rotate_left(3))
+}
+
+/// Every 8-byte window of the key's base64, lowercase hex and raw bytes.
+fn windows(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let b64 = STANDARD.encode(bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    [b64.as_bytes(), hex.as_bytes(), bytes]
+        .iter()
+        .flat_map(|r| r.windows(8))
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn assert_no_key(shown: &[u8], keys: &[[u8; 64]], what: &str) {
+    for key in keys {
+        for w in windows(key) {
+            assert!(
+                !shown.windows(8).any(|s| s == w.as_slice()),
+                "{what}: shows key material {:?}:\n{}",
+                String::from_utf8_lossy(&w),
+                String::from_utf8_lossy(shown)
+            );
+        }
+    }
+}
+
+/// Malformed key files: (text, line the error must name, words of the rule).
+fn malformed(b64: &str, other: &str) -> Vec<(String, usize, &'static str)> {
+    let mut mangled = b64.to_owned();
+    mangled.replace_range(40..41, "!");
+    vec![
+        (format!("{b64}:k1\n"), 1, "reversed"),
+        (format!("# keys\n\n{b64}:k2"), 3, "reversed"),
+        (format!("k1:{b64} # main key\n"), 1, "spaces"),
+        (format!("k1:{b64}#main\n"), 1, "comment"),
+        (format!(" k1:{b64}\n"), 1, "spaces"),
+        (format!("k1: {b64}\n"), 1, "spaces"),
+        (format!("k1:{b64}\r\nk2:{other}\r\n"), 1, "CRLF"),
+        (format!("k1:{}\n", &b64[..80]), 1, "bytes"),
+        (format!("k1:{}\n", &b64[..87]), 1, "base64"),
+        (format!("k1:{mangled}\n"), 1, "base64"),
+        (format!("k1:{}\n", b64.replace('+', "-").replace('/', "_")), 1, "base64"),
+        (format!("K1:{b64}\n"), 1, "id"),
+        (format!("k.1:{b64}\n"), 1, "id"),
+        (format!(":{b64}\n"), 1, "id"),
+        (format!("{}:{}\n", &b64[..8], &b64[8..]), 1, "id"),
+        (format!("k1:{b64}:k1\n"), 1, "`:`"),
+        (format!("k1:{b64}\nk2:{other}\nk1:{other}\n"), 3, "already used on line 1"),
+    ]
+}
+
+/// `maskflow unmask` with the key in a file (mode 0600) or in MASKFLOW_KEY: its exit code and
+/// everything it wrote.
+fn unmask_with(key_text: &[u8], in_file: bool) -> (Option<i32>, Vec<u8>) {
+    let mut cmd = Command::new(maskflow_bin());
+    cmd.args(["unmask", "k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
+        .env_remove("MASKFLOW_KEY")
+        .env_remove("MASKFLOW_KEY_FILE")
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null());
+    // One file per call: the tests of this file run in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("maskflow-secrets-{}-{call}.key", std::process::id()));
+    if in_file {
+        std::fs::write(&path, key_text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        cmd.arg("--key-file").arg(&path);
+    } else {
+        use std::os::unix::ffi::OsStrExt;
+        cmd.env("MASKFLOW_KEY", std::ffi::OsStr::from_bytes(key_text));
+    }
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_file(path);
+    (out.status.code(), [out.stdout, out.stderr].concat())
+}
+
+#[test]
+fn key_loading_errors_name_the_line_and_rule_never_the_key() {
+    let (key, other) = (key_bytes(5), key_bytes(200));
+    let (b64, other_b64) = (STANDARD.encode(key), STANDARD.encode(other));
+    for (text, line, rule) in malformed(&b64, &other_b64) {
+        // The library: Display and Debug, of its error and of the host's.
+        let err = Key::parse_key_file(&text).map(|_| ()).expect_err(&text);
+        let host: maskflow::Error = err.clone().into();
+        for shown in [err.to_string(), format!("{err:?}"), host.to_string(), format!("{host:?}")] {
+            let named = [format!("line {line}"), format!("line: {line}")];
+            assert!(named.iter().any(|n| shown.contains(n)), "{text:?}: {shown}");
+            assert!(shown.contains(rule), "{text:?} should say {rule:?}: {shown}");
+            assert_no_key(shown.as_bytes(), &[key, other], &format!("{text:?}"));
+        }
+        // The CLI: exit 3 (a setting), the source and line named, nothing of the key.
+        for (in_file, source) in [(true, "key file "), (false, "MASKFLOW_KEY line")] {
+            let (code, output) = unmask_with(text.as_bytes(), in_file);
+            let shown = String::from_utf8_lossy(&output);
+            assert_eq!(code, Some(3), "{text:?}: {shown}");
+            assert!(shown.contains(source) && shown.contains(&format!("line {line}")), "{shown}");
+            assert_no_key(&output, &[key, other], &format!("{text:?} (file: {in_file})"));
+        }
+    }
+}
+
+#[test]
+fn other_key_loading_errors_show_nothing_of_the_key_either() {
+    let key = key_bytes(77);
+    let line = format!("k1:{}\n", STANDARD.encode(key));
+    let mut not_utf8 = line.clone().into_bytes();
+    not_utf8.insert(3, 0xff);
+    for (text, expected) in [
+        (not_utf8.clone(), "not UTF-8"),
+        (b"\n# no key here\n".to_vec(), "holds no key line"),
+        (line.replace('\n', "\r\n").into_bytes(), "CRLF"),
+    ] {
+        for in_file in [true, false] {
+            let (code, output) = unmask_with(&text, in_file);
+            let shown = String::from_utf8_lossy(&output);
+            assert_eq!(code, Some(3), "{shown}");
+            assert!(shown.contains(expected), "{expected}: {shown}");
+            assert_no_key(&output, &[key], expected);
+        }
+    }
+    // A key file others can read is refused before it is read.
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("maskflow-open-{}.key", std::process::id()));
+    std::fs::write(&path, &line).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(maskflow_bin())
+        .args(["unmask", "--key-file", path.to_str().unwrap(), "k1.AAAA"])
+        .env_remove("MASKFLOW_KEY")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let output = [out.stdout, out.stderr].concat();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output).contains("chmod 600"));
+    assert_no_key(&output, &[key], "mode 0644");
+}
+
+/// The process is marked not dumpable before it reads any key: the kernel's answer to
+/// PR_GET_DUMPABLE, logged at debug, is 0.
+#[test]
+fn the_process_is_not_dumpable() {
+    let mut child = Command::new(maskflow_bin())
+        .args(["transform", "--module-cache", "off"])
+        .env("MASKFLOW_KEY", std::fs::read_to_string(maskflow_tests::test_key_file()).unwrap())
+        .env("RUST_LOG", "maskflow=debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"{}\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("dumpable=0") && stderr.contains("process not dumpable"), "{stderr}");
+}
