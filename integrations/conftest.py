@@ -23,7 +23,7 @@ SENT_MS = 1_700_000_000_000
 def maskflow_bin() -> Path:
     path = Path(os.environ.get("MASKFLOW_BIN", REPO / "target" / "release" / "maskflow"))
     if not path.exists():
-        pytest.fail(f"{path} is missing: build it first (cargo build --release -p maskflow)")
+        pytest.fail(f"{path} is missing: build it first (cargo build --release -p maskflow-host)")
     return path
 
 

@@ -98,7 +98,8 @@ pub unsafe extern "C" fn unmask(ptr: *const u8, len: u32) -> u64 {
         TRANSFORMER.with(|cell| {
             let guard = cell.borrow();
             let transformer = guard.as_ref().ok_or("unmask called before a successful init")?;
-            let text = std::str::from_utf8(input).map_err(|_| "the mask is not UTF-8".to_owned())?;
+            let text =
+                std::str::from_utf8(input).map_err(|_| "the mask is not UTF-8".to_owned())?;
             let unmasked = transformer.unmask(text).map_err(|e| e.to_string())?;
             wire::put_bytes(out, unmasked.column.as_bytes());
             out.extend_from_slice(&unmasked.value);
