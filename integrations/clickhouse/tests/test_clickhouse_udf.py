@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from chdb.session import Session
 
-from conftest import (
+from testkit import (
     REPO,
     SENT_MS,
     TEST_KEY,

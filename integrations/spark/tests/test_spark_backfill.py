@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
-from conftest import SENT_MS, TEST_KEY, assert_vector, generated, host_transform, vector_body
+from testkit import SENT_MS, TEST_KEY, assert_vector, generated, host_transform, vector_body
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import maskflow_spark  # noqa: E402

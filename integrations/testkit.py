@@ -1,4 +1,5 @@
-"""Shared fixtures of the integrations' pytest suites (run by integrations/test).
+"""Shared helpers of the integrations' pytest suites and their fixtures: integrations/test puts this
+folder on the path and loads this file as a pytest plugin (`-p testkit`).
 
 The reference everywhere is the host: `maskflow transform` (target/release/maskflow, built by
 scripts/test before this runs) and the golden vectors (tests/vectors/golden.jsonl).
