@@ -1,7 +1,9 @@
 -- maskflow inside ClickHouse (26.x, or chDB 26.9): the shipped module as a WebAssembly UDF, and a
 -- pipeline that masks raw login events into `user_logins` and `user_logins_rejected`.
--- Needs `allow_experimental_webassembly_udf = 1` (a server setting in ClickHouse; a connection
--- argument in chDB). Paths are relative to the server's user_files_path; the tests substitute
+-- Needs `allow_experimental_webassembly_udf = 1` and, for blocks of thousands of events,
+-- `webassembly_udf_max_fuel = 0` (the default, 100k x 1024 instructions per call, is a few
+-- thousand events; or a larger bound): settings of the profile the pipeline runs under in
+-- ClickHouse, connection arguments in chDB. Paths are relative to the server's user_files_path; the tests substitute
 -- absolute ones. Statements are separated by a `;` at the end of a line.
 
 -- 1. The module (host/module/maskflow_transform.wasm) and its two functions (transform/ABI.md).
@@ -9,7 +11,7 @@ INSERT INTO system.webassembly_modules (name, code)
 SELECT 'maskflow', raw_blob FROM file('maskflow_transform.wasm', 'RawBlob');
 
 CREATE OR REPLACE FUNCTION maskflow LANGUAGE WASM ABI BUFFERED_V1 FROM 'maskflow'
-ARGUMENTS (body String, sent_ms UInt64, config String) RETURNS String
+ARGUMENTS (body String, sent_ms Int64, config String) RETURNS String
 SETTINGS serialization_format = 'RowBinary';
 
 CREATE OR REPLACE FUNCTION maskflow_check LANGUAGE WASM ABI BUFFERED_V1 FROM 'maskflow'
@@ -38,9 +40,9 @@ FROM
 );
 
 -- 3. The pipeline: raw events in; one UDF call per event; rows and rejections out.
-CREATE TABLE IF NOT EXISTS login_events_raw (body String, sent_ms UInt64) ENGINE = Null;
+CREATE TABLE IF NOT EXISTS login_events_raw (body String, sent_ms Int64) ENGINE = Null;
 
-CREATE TABLE IF NOT EXISTS maskflow_outcomes (outcome String, sent_ms UInt64) ENGINE = Null;
+CREATE TABLE IF NOT EXISTS maskflow_outcomes (outcome String, sent_ms Int64) ENGINE = Null;
 
 CREATE TABLE IF NOT EXISTS user_logins
 (
@@ -59,7 +61,7 @@ CREATE TABLE IF NOT EXISTS user_logins_rejected
     reason LowCardinality(String),
     message String,
     encrypted_body String,
-    sent_ms UInt64
+    sent_ms Int64
 )
 ENGINE = MergeTree ORDER BY (reason, sent_ms);
 

@@ -3,7 +3,7 @@
 //! RowBinary, returning the result column as RowBinary.
 //!
 //! Exports: `clickhouse_create_buffer`, `clickhouse_destroy_buffer`, and the functions
-//! `maskflow(body String, sent_ms UInt64, config String) -> String` (one outcome JSON per row,
+//! `maskflow(body String, sent_ms Int64, config String) -> String` (one outcome JSON per row,
 //! the golden vectors' shape) and `maskflow_check(config String) -> String` (`""` or why the
 //! config is refused). A buffer handle points at `{ptr: u32, size: u32}`; ClickHouse frees both
 //! the input and the result buffer with `clickhouse_destroy_buffer`.
@@ -103,8 +103,8 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.take(8).try_into().unwrap_or([0; 8]))
+    fn i64(&mut self) -> i64 {
+        i64::from_le_bytes(self.take(8).try_into().unwrap_or([0; 8]))
     }
 }
 
@@ -143,7 +143,7 @@ fn with_transformer<T>(config: &[u8], f: impl FnOnce(&mut Cached) -> T) -> T {
     })
 }
 
-/// `maskflow(body String, sent_ms UInt64, config String) -> String`: per row, the outcome JSON
+/// `maskflow(body String, sent_ms Int64, config String) -> String`: per row, the outcome JSON
 /// `{"row": {...}}` or `{"rejection": {...}}`.
 ///
 /// # Safety
@@ -156,8 +156,9 @@ pub unsafe extern "C" fn maskflow(input: *const Buffer, rows: u32) -> *mut Buffe
     let mut json = Vec::with_capacity(512);
     for _ in 0..rows {
         let body = reader.string();
-        // Beyond i64 is beyond year 9999 anyway: the transform rejects it as invalid_timestamp.
-        let sent_timestamp_ms = i64::try_from(reader.u64()).unwrap_or(i64::MAX);
+        // Int64, as in ABI v1: a UInt64 column coerces to it (same wasm kind), and a negative or
+        // out-of-range time is the transform's invalid_timestamp, not a query error.
+        let sent_timestamp_ms = reader.i64();
         let config = reader.string();
         json.clear();
         with_transformer(config, |Cached { transformer, columns, .. }| {

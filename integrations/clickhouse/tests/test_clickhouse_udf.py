@@ -6,6 +6,7 @@ shares the one session below, and this file runs in its own pytest process (inte
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -51,7 +52,8 @@ def ch(tmp_path_factory):
     key.write_text(TEST_KEY.read_text())
     key.chmod(0o600)
     session = Session(
-        f"{tmp / 'db'}?allow_experimental_webassembly_udf=1&config-file={tmp / 'config.xml'}"
+        f"{tmp / 'db'}?allow_experimental_webassembly_udf=1&webassembly_udf_max_fuel=0"
+        f"&config-file={tmp / 'config.xml'}"
     )
     sql = (HERE / "maskflow.sql").read_text()
     sql = sql.replace("'maskflow_transform.wasm'", f"'{MODULE}'").replace("'maskflow.key'", f"'{key}'")
@@ -72,15 +74,15 @@ def udf_outcomes(ch, bodies: list[bytes], sent_ms: int | list[int]) -> list[dict
     """The UDF over `bodies`, through a file (no value ever in the query's text)."""
     session, tmp = ch
     times = sent_ms if isinstance(sent_ms, list) else [sent_ms] * len(bodies)
-    # RowBinary input file: body String, sent_ms UInt64, n UInt32 (to restore the order).
+    # RowBinary input file: body String, sent_ms Int64, n UInt32 (to restore the order).
     path = tmp / "udf-input.bin"
     with path.open("wb") as f:
         for n, (body, t) in enumerate(zip(bodies, times)):
-            f.write(_leb128(len(body)) + body + t.to_bytes(8, "little") + n.to_bytes(4, "little"))
+            f.write(_leb128(len(body)) + body + t.to_bytes(8, "little", signed=True) + n.to_bytes(4, "little"))
     rows = q(
         ch,
         f"SELECT n, maskflow(body, sent_ms, c.config) FROM file('{path}', 'RowBinary', "
-        "'body String, sent_ms UInt64, n UInt32') AS e CROSS JOIN maskflow_config AS c ORDER BY n",
+        "'body String, sent_ms Int64, n UInt32') AS e CROSS JOIN maskflow_config AS c ORDER BY n",
     )
     assert [r[0] for r in rows] == list(range(len(bodies)))
     return [json.loads(r[1]) for r in rows]
@@ -101,7 +103,10 @@ def _unmask(mask: str) -> bytes:
     key.chmod(0o600)
     try:
         out = subprocess.run(
-            [maskflow_bin(), "unmask", "--key-file", str(key), mask], check=True, capture_output=True
+            [maskflow_bin(), "unmask", "--key-file", str(key)],
+            input=mask.encode() + b"\n",
+            check=True,
+            capture_output=True,
         ).stdout
     finally:
         key.unlink()
@@ -134,7 +139,7 @@ def test_materialized_view_fills_rows_and_rejections_and_the_key_stays_out_of_th
     events.write_bytes(b"\n".join(bodies) + b"\n")
     expected = host_transform(bodies)
     session.query(
-        "INSERT INTO login_events_raw SELECT line, toUInt64(1700000000000) "
+        "INSERT INTO login_events_raw SELECT line, toInt64(1700000000000) "
         f"FROM file('{events}', 'LineAsString')"
     )
     rows = q(ch, "SELECT user_id, device_type, masked_ip, masked_device_id, locale, app_version, "
@@ -166,14 +171,14 @@ def test_materialized_view_fills_rows_and_rejections_and_the_key_stays_out_of_th
 
 def test_a_refused_config_fails_the_query_without_the_key(ch):
     session, tmp = ch
-    secret = "Zm9yZWlnbi1rZXktbWF0ZXJpYWwtdGhhdC1tdXN0LW5ldmVyLWxlYWs" * 2  # not 64 bytes
+    secret = base64.b64encode(bytes(range(100, 132))).decode()  # 32 bytes: refused
     bad = tmp / "bad-config.json"
     bad.write_text(json.dumps({"keys": [{"id": "k1", "key": secret}]}))
     session.query("CREATE TABLE bad_config (config String) ENGINE = Memory")
     session.query(f"INSERT INTO bad_config SELECT raw_blob FROM file('{bad}', 'RawBlob')")
     assert "64 bytes" in q(ch, "SELECT maskflow_check(config) FROM bad_config")[0][0]
     with pytest.raises(Exception) as refused:
-        session.query("SELECT maskflow('{}', toUInt64(1), config) FROM bad_config")
+        session.query("SELECT maskflow('{}', 1, config) FROM bad_config")
     assert "maskflow" in str(refused.value) and secret[:16] not in str(refused.value)
 
 
@@ -183,7 +188,7 @@ def test_udf_throughput_on_one_core_against_the_host(ch, record_property):
     events = tmp / "bench.ndjson"
     events.write_bytes(b"\n".join(bodies) + b"\n")
     sql = (
-        "SELECT count(), countIf(startsWith(o, '{\"row\"')) FROM (SELECT maskflow(line, toUInt64(1700000000000), c.config) AS o "
+        "SELECT count(), countIf(startsWith(o, '{\"row\"')) FROM (SELECT maskflow(line, toInt64(1700000000000), c.config) AS o "
         f"FROM file('{events}', 'LineAsString') AS e CROSS JOIN maskflow_config AS c) "
         "SETTINGS max_threads = 1"
     )
