@@ -21,6 +21,8 @@ from maskflow import Transformer  # noqa: E402
 
 
 def spark_session(cores: int) -> SparkSession:
+    # Python workers run this interpreter (the venv with pyarrow and maskflow), not PATH's python3.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     return (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(f"maskflow-test-{cores}")
