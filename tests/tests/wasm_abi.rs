@@ -37,6 +37,12 @@ fn module_has_no_imports_and_exactly_the_documented_exports() {
         ("dealloc", "(i32, i32) -> "),
         ("init", "(i32, i32) -> i64"),
         ("transform_batch", "(i32, i32) -> i64"),
+        ("unmask", "(i32, i32) -> i64"),
+        // ClickHouse's BUFFERED_V1 UDF protocol (integrations/clickhouse).
+        ("clickhouse_create_buffer", "(i32) -> i32"),
+        ("clickhouse_destroy_buffer", "(i32) -> "),
+        ("maskflow", "(i32, i32) -> i32"),
+        ("maskflow_check", "(i32, i32) -> i32"),
         ("__data_end", "global i32"),
         ("__heap_base", "global i32"),
     ]

@@ -1,8 +1,9 @@
 //! The WebAssembly ABI's exports (ABI.md is the contract; the bytes are [`crate::wire`]'s).
 //!
-//! Exports: `memory`, `abi_version`, `alloc`, `dealloc`, `init`, `transform_batch`. No imports.
+//! Exports: `memory`, `abi_version`, `alloc`, `dealloc`, `init`, `transform_batch`, `unmask`.
+//! No imports. (ClickHouse's UDF exports are in [`crate::clickhouse`].)
 //! Calls return a packed `u64` = `ptr << 32 | len` of a result buffer owned by the module and
-//! valid until the next `init` or `transform_batch`. Errors are values in that buffer, never traps.
+//! valid until the next `init`, `transform_batch` or `unmask`. Errors are values in that buffer, never traps.
 
 use std::cell::RefCell;
 
@@ -80,6 +81,28 @@ pub unsafe extern "C" fn transform_batch(ptr: *const u8, len: u32) -> u64 {
                     Err(rejection) => wire::encode_rejection(out, &rejection),
                 }
             }
+            Ok(())
+        })
+    })
+}
+
+/// `mask`: UTF-8 text of a mask or an encrypted body. Result: status, then `str column` (the
+/// column name, or `raw_body`) and the clear value's bytes to the end of the buffer.
+///
+/// # Safety
+/// `ptr..ptr+len` must be memory the host wrote (from `alloc`).
+#[no_mangle]
+pub unsafe extern "C" fn unmask(ptr: *const u8, len: u32) -> u64 {
+    let input = std::slice::from_raw_parts(ptr, len as usize);
+    respond(|out| {
+        TRANSFORMER.with(|cell| {
+            let guard = cell.borrow();
+            let transformer = guard.as_ref().ok_or("unmask called before a successful init")?;
+            let text =
+                std::str::from_utf8(input).map_err(|_| "the mask is not UTF-8".to_owned())?;
+            let unmasked = transformer.unmask(text).map_err(|e| e.to_string())?;
+            wire::put_bytes(out, unmasked.column.as_bytes());
+            out.extend_from_slice(&unmasked.value);
             Ok(())
         })
     })

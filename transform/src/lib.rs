@@ -34,6 +34,8 @@ pub mod wire;
 
 #[cfg(all(target_arch = "wasm32", not(feature = "smartmodule")))]
 pub mod abi;
+#[cfg(all(target_arch = "wasm32", not(feature = "smartmodule")))]
+pub mod clickhouse;
 #[cfg(feature = "js")]
 mod js;
 #[cfg(all(target_arch = "wasm32", feature = "smartmodule"))]
