@@ -119,9 +119,9 @@ impl Default for Stats {
         // Series that alerts and dashboards watch exist from the start, at 0: an absent series
         // reads as "no data", not as "none happened".
         for kind in [Retry::Postgres, Retry::Receive, Retry::Delete, Retry::Extend] {
-            metrics.retries.get_or_create(&vec![("kind", kind.label())]);
+            let _ = metrics.retries.get_or_create(&vec![("kind", kind.label())]);
         }
-        metrics.released.get_or_create(&vec![("why", "locked".to_owned())]);
+        let _ = metrics.released.get_or_create(&vec![("why", "locked".to_owned())]);
         Stats(Arc::new(metrics))
     }
 }
