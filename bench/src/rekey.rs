@@ -63,7 +63,11 @@ pub fn run(args: &RekeyArgs) -> Result<()> {
     let left: i64 = client
         .query_one("SELECT count(*) FROM user_logins WHERE masked_ip LIKE 'k1.%' OR masked_device_id LIKE 'k1.%'", &[])?
         .get(0);
-    ensure!(left == 0 && summary.rows as usize == args.rows, "rekey left {left} rows, changed {}", summary.rows);
+    ensure!(
+        left == 0 && summary.rows as usize == args.rows,
+        "rekey left {left} rows, changed {}",
+        summary.rows
+    );
     let line = serde_json::json!({"rows": args.rows, "rejections": rejections, "distinct": summary.distinct,
         "seconds": seconds, "rows_per_s": args.rows as f64 / seconds});
     println!("{line}");
@@ -80,7 +84,8 @@ fn load(client: &mut Client, key: &Key, rows: usize) -> Result<usize> {
     let mut line = String::new();
     while written < rows {
         let body = generator.next_body();
-        let message = Message { id: "b", body: body.as_bytes(), sent_timestamp_ms: 1_700_000_000_000 };
+        let message =
+            Message { id: "b", body: body.as_bytes(), sent_timestamp_ms: 1_700_000_000_000 };
         match transformer.transform(&message) {
             Ok(row) => {
                 line.clear();

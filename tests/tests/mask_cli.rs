@@ -44,7 +44,11 @@ fn mask_gives_the_rows_mask_for_every_golden_row_and_unmask_inverts_it() {
         args.extend(pairs.iter().map(|(input, _)| input.as_str()));
         let masks = lines(&maskflow(&args));
         let expected: Vec<&String> = pairs.iter().map(|(_, mask)| mask).collect();
-        assert_eq!(masks.iter().collect::<Vec<_>>(), expected, "{field}: mask differs from the row's");
+        assert_eq!(
+            masks.iter().collect::<Vec<_>>(),
+            expected,
+            "{field}: mask differs from the row's"
+        );
 
         // unmask(mask) is the normalised input, and mask(unmask(mask)) is the mask again.
         let mut args = vec!["unmask"];
@@ -62,7 +66,8 @@ fn mask_rejects_what_the_pipeline_rejects_without_printing_the_value() {
     let mut checked = 0;
     for v in golden().iter().filter(|v| v.expected_reason() == Some("invalid_ip")) {
         let Ok(body) = serde_json::from_slice::<Value>(&v.body()) else { continue };
-        let Some(ip) = body.get("ip").and_then(Value::as_str).filter(|ip| !ip.contains('\0')) else {
+        let Some(ip) = body.get("ip").and_then(Value::as_str).filter(|ip| !ip.contains('\0'))
+        else {
             continue;
         };
         let out = maskflow(&["mask", "--column", "ip", "--", ip]);
@@ -86,7 +91,8 @@ fn mask_rejects_what_the_pipeline_rejects_without_printing_the_value() {
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b"::ffff:199.172.111.135\n   \n").unwrap();
     let out = child.wait_with_output().unwrap();
-    let sample = inputs_and_masks("ip", "masked_ip").into_iter().find(|(i, _)| i == "199.172.111.135");
+    let sample =
+        inputs_and_masks("ip", "masked_ip").into_iter().find(|(i, _)| i == "199.172.111.135");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), sample.unwrap().1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("value 2: empty"));
     assert_eq!(out.status.code(), Some(1));

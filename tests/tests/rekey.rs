@@ -94,9 +94,16 @@ fn seed(run: &Run, k1: &Key, rows: usize, rejections: usize) {
 }
 
 /// Clear values of the rows (all columns but the date), by unmasking with `t`, as a multiset.
-fn clear_rows(run: &Run, t: &Transformer, table: &str, filter: &str) -> BTreeMap<Vec<String>, usize> {
+fn clear_rows(
+    run: &Run,
+    t: &Transformer,
+    table: &str,
+    filter: &str,
+) -> BTreeMap<Vec<String>, usize> {
     let clear = |m: Option<String>| {
-        m.map_or("NULL".into(), |m| String::from_utf8(t.unmask(&m).expect("unmasks").value).unwrap())
+        m.map_or("NULL".into(), |m| {
+            String::from_utf8(t.unmask(&m).expect("unmasks").value).unwrap()
+        })
     };
     let sql = format!("SELECT user_id, device_type, masked_ip, masked_device_id, locale, app_version::text FROM {table} WHERE {filter}");
     let mut rows = BTreeMap::new();
@@ -109,16 +116,22 @@ fn clear_rows(run: &Run, t: &Transformer, table: &str, filter: &str) -> BTreeMap
 }
 
 /// Duplicate groups of `column`: clear value -> group size.
-fn groups(run: &Run, t: &Transformer, column: &str, table: &str, filter: &str) -> HashMap<String, i64> {
+fn groups(
+    run: &Run,
+    t: &Transformer,
+    column: &str,
+    table: &str,
+    filter: &str,
+) -> HashMap<String, i64> {
     let sql = format!("SELECT {column}, count(*) FROM {table} WHERE {filter} GROUP BY 1");
     run.db()
         .query(&sql, &[])
         .unwrap()
         .iter()
         .map(|r| {
-            let clear = r.get::<_, Option<String>>(0).map_or("NULL".into(), |m| {
-                String::from_utf8(t.unmask(&m).unwrap().value).unwrap()
-            });
+            let clear = r
+                .get::<_, Option<String>>(0)
+                .map_or("NULL".into(), |m| String::from_utf8(t.unmask(&m).unwrap().value).unwrap());
             (clear, r.get(1))
         })
         .collect()
@@ -154,7 +167,9 @@ fn kill_while_blocked(run: &Run, keys: &str, lock_sql: &str) {
     rekey.wait().unwrap();
     tx.rollback().unwrap();
     let alive = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'maskflow rekey'";
-    wait_until("the killed rekey's session to end", Duration::from_secs(30), || run.count(alive) == 0);
+    wait_until("the killed rekey's session to end", Duration::from_secs(30), || {
+        run.count(alive) == 0
+    });
 }
 
 #[test]
@@ -189,17 +204,43 @@ fn rekey_killed_twice_under_a_running_host_re_masks_everything_once() {
 
     // Kill 1: in the rows, halfway through the table.
     let pages = run.count("SELECT pg_relation_size('user_logins') / 8192");
-    kill_while_blocked(&run, &k2_first, &format!("SELECT 1 FROM user_logins WHERE ctid = '({},1)' FOR UPDATE", pages / 2));
-    let (k1_left, k2_seeded) = (under(&run, "k1"), run.count(&format!("SELECT count(*) FROM user_logins WHERE {seeded} AND masked_ip LIKE 'k2.%'")));
-    assert!(k1_left > 0 && k2_seeded > 0, "not killed midway: {k1_left} under k1, {k2_seeded} seeded rows under k2");
+    kill_while_blocked(
+        &run,
+        &k2_first,
+        &format!("SELECT 1 FROM user_logins WHERE ctid = '({},1)' FOR UPDATE", pages / 2),
+    );
+    let (k1_left, k2_seeded) = (
+        under(&run, "k1"),
+        run.count(&format!(
+            "SELECT count(*) FROM user_logins WHERE {seeded} AND masked_ip LIKE 'k2.%'"
+        )),
+    );
+    assert!(
+        k1_left > 0 && k2_seeded > 0,
+        "not killed midway: {k1_left} under k1, {k2_seeded} seeded rows under k2"
+    );
     let refused = maskflow(&run, &k2_first, &["keys", "retire", "k1"]);
-    assert_eq!(refused.status.code(), Some(3), "retire must be refused: {}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "retire must be refused: {}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("refused: masks under `k1` remain"));
 
     // Kill 2: in the rejections (the rows are done by then).
-    kill_while_blocked(&run, &k2_first, &format!("SELECT 1 FROM user_logins_rejected WHERE message_id = 'seed-{:06}' FOR UPDATE", rejections / 2));
+    kill_while_blocked(
+        &run,
+        &k2_first,
+        &format!(
+            "SELECT 1 FROM user_logins_rejected WHERE message_id = 'seed-{:06}' FOR UPDATE",
+            rejections / 2
+        ),
+    );
     assert_eq!(run.count(&format!("SELECT count(*) FROM user_logins WHERE {seeded} AND (masked_ip LIKE 'k1.%' OR masked_device_id LIKE 'k1.%')")), 0);
-    assert!(run.count("SELECT count(*) FROM user_logins_rejected WHERE encrypted_body LIKE 'k1.%'") > 0);
+    assert!(
+        run.count("SELECT count(*) FROM user_logins_rejected WHERE encrypted_body LIKE 'k1.%'") > 0
+    );
 
     // The rerun finishes the job; the host finishes its queue.
     let done = maskflow(&run, &k2_first, &["rekey", "--to", "k2"]);
@@ -222,8 +263,11 @@ fn rekey_killed_twice_under_a_running_host_re_masks_everything_once() {
     let mut t_new = transformer(&[&k2]);
     let mut expected_new: BTreeMap<Vec<String>, usize> = BTreeMap::new();
     for body in &new_bodies {
-        let row = t_new.transform(&Message { id: "m", body: body.as_bytes(), sent_timestamp_ms: 1 }).unwrap();
-        let mut cells: Vec<String> = row.values().take(6).map(|v| v.unwrap_or("NULL").to_owned()).collect();
+        let row = t_new
+            .transform(&Message { id: "m", body: body.as_bytes(), sent_timestamp_ms: 1 })
+            .unwrap();
+        let mut cells: Vec<String> =
+            row.values().take(6).map(|v| v.unwrap_or("NULL").to_owned()).collect();
         for i in [2, 3] {
             if cells[i] != "NULL" {
                 cells[i] = String::from_utf8(t2.unmask(&cells[i]).unwrap().value).unwrap();
@@ -239,7 +283,8 @@ fn rekey_killed_twice_under_a_running_host_re_masks_everything_once() {
     assert_eq!(run.count("SELECT count(*) FROM maskflow_keys WHERE key_id = 'k1'"), 0);
     let listing = maskflow(&run, &key_text(&[&k2]), &["keys"]);
     let listing = String::from_utf8_lossy(&listing.stdout).to_string();
-    let k2_line = listing.lines().find(|l| l.starts_with("k2")).unwrap_or_else(|| panic!("{listing}"));
+    let k2_line =
+        listing.lines().find(|l| l.starts_with("k2")).unwrap_or_else(|| panic!("{listing}"));
     assert!(k2_line.contains(&format!("{}", rows + new)), "{listing}");
     assert!(!listing.lines().any(|l| l.starts_with("k1")), "{listing}");
 }

@@ -16,7 +16,8 @@ fn mapping(path: Option<&Path>) -> Result<Mapping> {
     let Some(path) = path else { return Ok(Mapping::user_logins()) };
     let text = std::fs::read_to_string(path)
         .map_err(Error::io(format!("cannot read mapping {}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| Error::Usage(format!("mapping {}: {e}", path.display())))
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("mapping {}: {e}", path.display())))
 }
 
 /// Prints the mask a clear value gets in a row, for lookups ("every login from 203.0.113.7").

@@ -134,7 +134,12 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::Rekey(args) => {
             let summary = rekey::run(args.into_config()?)?;
             if summary.passes > 0 {
-                info!(rows = summary.rows, bodies = summary.bodies, distinct = summary.distinct, "rekey done");
+                info!(
+                    rows = summary.rows,
+                    bodies = summary.bodies,
+                    distinct = summary.distinct,
+                    "rekey done"
+                );
                 eprintln!(
                     "maskflow: rekey done in {} pass(es): {} rows re-masked ({} distinct masks), {} rejected bodies re-sealed; \
                      nothing is left under {}: `maskflow keys retire` them",

@@ -61,7 +61,10 @@ fn list(config: &KeysConfig) -> Result<()> {
         ];
         let counts = report.counts.get(id);
         line.extend(
-            report.places.iter().map(|p| counts.and_then(|c| c.get(p)).copied().unwrap_or(0).to_string()),
+            report
+                .places
+                .iter()
+                .map(|p| counts.and_then(|c| c.get(p)).copied().unwrap_or(0).to_string()),
         );
         lines.push(line);
     }
@@ -70,7 +73,8 @@ fn list(config: &KeysConfig) -> Result<()> {
     for line in lines {
         let cells: Vec<String> =
             line.iter().zip(&widths).map(|(cell, &w)| format!("{cell:<w$}")).collect();
-        writeln!(out, "{}", cells.join("  ").trim_end()).map_err(Error::io("cannot write stdout"))?;
+        writeln!(out, "{}", cells.join("  ").trim_end())
+            .map_err(Error::io("cannot write stdout"))?;
     }
     Ok(())
 }

@@ -32,10 +32,10 @@ pub struct Masker {
 
 impl Masker {
     pub fn new(keys: &[Key], mapping: &Mapping, column: &str, all_keys: bool) -> Result<Masker> {
-        let masked: Vec<&Column> = mapping.columns.iter().filter(|c| c.mask_nonce.is_some()).collect();
-        let Some(plan) = masked
-            .iter()
-            .find(|c| c.name == column || c.path.as_deref() == Some(column))
+        let masked: Vec<&Column> =
+            mapping.columns.iter().filter(|c| c.mask_nonce.is_some()).collect();
+        let Some(plan) =
+            masked.iter().find(|c| c.name == column || c.path.as_deref() == Some(column))
         else {
             let names: Vec<&str> = masked.iter().filter_map(|c| c.path.as_deref()).collect();
             return Err(Error::Usage(format!(
@@ -167,7 +167,10 @@ mod tests {
         let t = Transformer::new(Config::with_keys(keys())).unwrap();
         for mask in masks {
             let clear = t.unmask(&mask).unwrap();
-            assert_eq!((clear.column.as_str(), clear.value.as_slice()), ("masked_ip", &b"2001:db8::1"[..]));
+            assert_eq!(
+                (clear.column.as_str(), clear.value.as_slice()),
+                ("masked_ip", &b"2001:db8::1"[..])
+            );
         }
     }
 

@@ -81,7 +81,12 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
             }
         }
         let verb = if config.dry_run { "would re-mask" } else { "nothing to do:" };
-        eprintln!("maskflow: rekey {verb} {} masks under {} to {}", pending(&counts), from.join(", "), config.to);
+        eprintln!(
+            "maskflow: rekey {verb} {} masks under {} to {}",
+            pending(&counts),
+            from.join(", "),
+            config.to
+        );
         return Ok(RekeySummary { from, ..Default::default() });
     }
     rekey.set_from(from.clone());
@@ -99,7 +104,10 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
         .iter()
         .filter_map(|c| {
             let nonce: [u8; 16] = c.mask_nonce.as_deref()?.as_bytes().try_into().ok()?;
-            Some((c.name.clone(), (ColumnCipher::new(to_key, &nonce), c.max_len.unwrap_or(usize::MAX))))
+            Some((
+                c.name.clone(),
+                (ColumnCipher::new(to_key, &nonce), c.max_len.unwrap_or(usize::MAX)),
+            ))
         })
         .collect();
     let sealer = BodySealer::new(std::slice::from_ref(to_key))?;
@@ -154,7 +162,14 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
         summary.rows += rows;
         summary.bodies += bodies;
         left = pending(&rekey.counts()?);
-        info!(pass = summary.passes, rows, bodies, left, elapsed_s = started.elapsed().as_secs_f64(), "rekey pass");
+        info!(
+            pass = summary.passes,
+            rows,
+            bodies,
+            left,
+            elapsed_s = started.elapsed().as_secs_f64(),
+            "rekey pass"
+        );
         if left > 0 && rows + bodies == 0 {
             break;
         }

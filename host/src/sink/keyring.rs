@@ -16,10 +16,17 @@ pub(super) fn open(config: &PostgresConfig, name: &str) -> Result<Connection, Si
     let mut client = config.client.clone();
     client.application_name(name);
     let endpoint = super::postgres::endpoint(&config.client);
-    let conn =
-        Connection::open(&client, &tls::connector(&config.tls)?, &endpoint, config.timeouts.connect)?;
+    let conn = Connection::open(
+        &client,
+        &tls::connector(&config.tls)?,
+        &endpoint,
+        config.timeouts.connect,
+    )?;
     if let Some(schema) = &config.schema {
-        conn.batch(Instant::now() + config.timeouts.connect, &format!("SET search_path TO \"{schema}\""))?;
+        conn.batch(
+            Instant::now() + config.timeouts.connect,
+            &format!("SET search_path TO \"{schema}\""),
+        )?;
     }
     Ok(conn)
 }
@@ -74,9 +81,15 @@ pub(super) fn count_masks(
 }
 
 /// The fingerprints recorded in `maskflow_keys` (none if the table does not exist yet).
-pub(super) fn recorded(conn: &Connection, deadline: Instant) -> Result<Vec<(String, String)>, SinkError> {
+pub(super) fn recorded(
+    conn: &Connection,
+    deadline: Instant,
+) -> Result<Vec<(String, String)>, SinkError> {
     let exists: bool = conn
-        .wait(deadline, conn.client().query_one("SELECT to_regclass('maskflow_keys') IS NOT NULL", &[]))?
+        .wait(
+            deadline,
+            conn.client().query_one("SELECT to_regclass('maskflow_keys') IS NOT NULL", &[]),
+        )?
         .get(0);
     if !exists {
         return Ok(Vec::new());
@@ -84,7 +97,10 @@ pub(super) fn recorded(conn: &Connection, deadline: Instant) -> Result<Vec<(Stri
     Ok(conn
         .wait(
             deadline,
-            conn.client().query("SELECT key_id, fingerprint FROM maskflow_keys ORDER BY first_used, key_id", &[]),
+            conn.client().query(
+                "SELECT key_id, fingerprint FROM maskflow_keys ORDER BY first_used, key_id",
+                &[],
+            ),
         )?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
@@ -123,7 +139,11 @@ pub enum RetireError {
 /// Drops `key_id`'s fingerprint, in one transaction that first counts its masks and refuses if
 /// any remain. The tables are share-locked for the count, so no row under the key can be
 /// committed between the count and the delete.
-pub fn retire(config: &PostgresConfig, columns: &[String], key_id: &str) -> Result<(), RetireError> {
+pub fn retire(
+    config: &PostgresConfig,
+    columns: &[String],
+    key_id: &str,
+) -> Result<(), RetireError> {
     let conn = open(config, "maskflow keys retire")?;
     let deadline = Instant::now() + config.timeouts.commit.max(Duration::from_secs(300));
     conn.begin(deadline, config.timeouts.commit)?;

@@ -85,7 +85,10 @@ impl Rekey {
     pub fn pages(&self) -> Result<i64, SinkError> {
         let deadline = Instant::now() + self.step;
         let sql = "SELECT (pg_relation_size(to_regclass($1)) / current_setting('block_size')::bigint)::bigint";
-        Ok(self.conn.wait(deadline, self.conn.client().query_one(sql, &[&ident(&self.table)]))?.get(0))
+        Ok(self
+            .conn
+            .wait(deadline, self.conn.client().query_one(sql, &[&ident(&self.table)]))?
+            .get(0))
     }
 
     /// Re-masks pages `[first, end)`: returns the rows changed. `remask` gives an old mask's
