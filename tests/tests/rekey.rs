@@ -153,7 +153,7 @@ fn under(run: &Run, key: &str) -> i64 {
 
 /// Starts a rekey while `blocker` holds a row lock it needs, waits until it waits on it, and
 /// SIGKILLs it; then the blocker lets go and the killed rekey's backend is gone.
-fn kill_while_blocked(run: &Run, keys: &str, lock_sql: &str) {
+fn kill_while_blocked(run: &Run, keys: &str, lock_sql: &str, while_blocked: impl FnOnce()) {
     let mut blocker = run.db();
     let mut tx = blocker.transaction().unwrap();
     assert_eq!(tx.execute(lock_sql, &[]).unwrap(), 1, "{lock_sql}");
@@ -163,6 +163,7 @@ fn kill_while_blocked(run: &Run, keys: &str, lock_sql: &str) {
         assert!(rekey.try_wait().unwrap().is_none(), "the rekey ended before it was blocked");
         run.count(waiting) == 1
     });
+    while_blocked();
     rekey.kill().unwrap(); // SIGKILL
     rekey.wait().unwrap();
     tx.rollback().unwrap();
@@ -208,6 +209,7 @@ fn rekey_killed_twice_under_a_running_host_re_masks_everything_once() {
         &run,
         &k2_first,
         &format!("SELECT 1 FROM user_logins WHERE ctid = '({},1)' FOR UPDATE", pages / 2),
+        || {},
     );
     let (k1_left, k2_seeded) = (
         under(&run, "k1"),
@@ -236,11 +238,21 @@ fn rekey_killed_twice_under_a_running_host_re_masks_everything_once() {
             "SELECT 1 FROM user_logins_rejected WHERE message_id = 'seed-{:06}' FOR UPDATE",
             rejections / 2
         ),
+        || {
+            // Blocked in the rejections: the rows are done, no body is yet.
+            let rows_left = format!("SELECT count(*) FROM user_logins WHERE {seeded} AND (masked_ip LIKE 'k1.%' OR masked_device_id LIKE 'k1.%')");
+            assert_eq!(run.count(&rows_left), 0);
+            assert_eq!(
+                run.count(
+                    "SELECT count(*) FROM user_logins_rejected WHERE encrypted_body LIKE 'k1.%'"
+                ) as usize,
+                rejections
+            );
+        },
     );
-    assert_eq!(run.count(&format!("SELECT count(*) FROM user_logins WHERE {seeded} AND (masked_ip LIKE 'k1.%' OR masked_device_id LIKE 'k1.%')")), 0);
-    assert!(
-        run.count("SELECT count(*) FROM user_logins_rejected WHERE encrypted_body LIKE 'k1.%'") > 0
-    );
+    // The killed batch was rolled back.
+    let bodies_left = "SELECT count(*) FROM user_logins_rejected WHERE encrypted_body LIKE 'k1.%'";
+    assert_eq!(run.count(bodies_left) as usize, rejections);
 
     // The rerun finishes the job; the host finishes its queue.
     let done = maskflow(&run, &k2_first, &["rekey", "--to", "k2"]);

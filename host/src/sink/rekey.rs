@@ -217,17 +217,20 @@ impl Rekey {
                 }
             }
         }
-        let changed = self.conn.wait(
-            deadline,
-            self.conn.client().execute(
-                &format!(
-                    "UPDATE {rejected} AS t SET encrypted_body = v.new
-                     FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, old, new)
-                     WHERE t.message_id = v.id AND t.encrypted_body = v.old"
-                ),
-                &[&ids, &old, &new],
-            ),
-        )?;
+        let update = format!(
+            "UPDATE {rejected} AS t SET encrypted_body = v.new
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, old, new)
+             WHERE t.message_id = v.id AND t.encrypted_body = v.old"
+        );
+        self.conn.begin(deadline, self.step)?;
+        let changed = self
+            .conn
+            .wait(deadline, self.conn.client().execute(&update, &[&ids, &old, &new]))
+            .and_then(|changed| self.conn.batch(deadline, "COMMIT").map(|()| changed));
+        if changed.is_err() {
+            let _ = self.conn.rollback();
+        }
+        let changed = changed?;
         Ok(Some((last, changed)))
     }
 }
