@@ -56,6 +56,8 @@ impl From<LogFormat> for logging::Format {
     }
 }
 
+// Parsed once at start: the size of the largest variant (`run`'s flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consume the queue into PostgreSQL until SIGINT/SIGTERM (or, with --drain, until it is empty).
