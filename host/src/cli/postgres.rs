@@ -72,7 +72,7 @@ impl PostgresArgs {
             client.host("localhost");
         }
         if client.get_user().is_none() {
-            client.user(&env("USER").unwrap_or_else(|| "postgres".into()));
+            client.user(env("USER").unwrap_or_else(|| "postgres".into()));
         }
         // As libpq: PGPASSWORD fills in a URL without a password, then ~/.pgpass.
         if client.get_password().is_none() {

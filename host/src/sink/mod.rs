@@ -15,8 +15,8 @@ mod rekey;
 mod schema;
 mod tls;
 
-pub use self::postgres::PostgresSink;
 pub use self::keyring::{key_report, retire, KeyReport, MaskCounts, RetireError};
+pub use self::postgres::PostgresSink;
 pub use self::prune::prune_ledger;
 pub use self::rekey::Rekey;
 use maskflow_transform::Outcome;
