@@ -45,7 +45,8 @@ pub fn run(args: &RekeyArgs) -> Result<()> {
     client.batch_execute("TRUNCATE user_logins, user_logins_rejected, maskflow_keys")?;
     let (k1, k2) = (data::key(), Key::new("k2", [0x24; 64]).expect("valid key"));
     let rejections = load(&mut client, &k1, args.rows)?;
-    client.batch_execute("VACUUM ANALYZE user_logins; CHECKPOINT")?;
+    client.batch_execute("VACUUM ANALYZE user_logins")?;
+    client.batch_execute("CHECKPOINT")?;
 
     let started = Instant::now();
     let summary = rekey::run(RekeyConfig {
