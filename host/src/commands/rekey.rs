@@ -81,10 +81,10 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
             }
         }
         let verb = if config.dry_run { "would re-mask" } else { "nothing to do:" };
+        let under = if from.is_empty() { "another key".to_owned() } else { from.join(", ") };
         eprintln!(
-            "maskflow: rekey {verb} {} masks under {} to {}",
+            "maskflow: rekey {verb} {} masks under {under} to {}",
             pending(&counts),
-            from.join(", "),
             config.to
         );
         return Ok(RekeySummary { from, ..Default::default() });
