@@ -29,7 +29,7 @@ PY = sys.executable
 BASELINES = os.path.join(REPO, "bench", "baselines")
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--sections", default="transform,sink,e2e,batching,original,scale")
+parser.add_argument("--sections", default="transform,sink,e2e,batching,original,scale,rekey")
 parser.add_argument("--messages", type=int, default=20_000,
                     help="messages per end-to-end run, the same for every consumer")
 parser.add_argument("--concurrency", default="1,4")
@@ -39,6 +39,7 @@ parser.add_argument("--sink-batches", default="100,500,1000,10000",
                     help="sink batch sizes; 500 is the host's default --batch-size (the headline)")
 parser.add_argument("--original-messages", type=int, default=1_000)
 parser.add_argument("--scale", default="10000,100000,1000000", help="message counts for the scaling runs")
+parser.add_argument("--rekey-rows", type=int, default=1_000_000, help="rows re-masked by the rekey run")
 parser.add_argument("--scale-concurrency", type=int, default=4)
 parser.add_argument("--results", default=os.path.join(REPO, "bench", "results", "results.json"))
 parser.add_argument("--key-file", required=True)
@@ -162,6 +163,14 @@ def section_sink():
     url = fresh_database()
     out, _, _ = run([BENCH, "sink", "--database-url", url, "--batch-sizes", args.sink_batches])
     results["sink"] = {"date": now(), "runs": [json.loads(l) for l in out.splitlines() if l.strip()]}
+    save()
+
+
+def section_rekey():
+    log(f"rekey: maskflow rekey over {args.rekey_rows} rows under an old key")
+    url = fresh_database()
+    out, _, _ = run([BENCH, "rekey", "--database-url", url, "--rows", str(args.rekey_rows)])
+    results["rekey"] = {"date": now(), "runs": [json.loads(l) for l in out.splitlines() if l.strip()]}
     save()
 
 
@@ -370,5 +379,6 @@ results["machine"] = machine()
 save()
 for name in args.sections.split(","):
     {"transform": section_transform, "sink": section_sink, "e2e": section_e2e,
-     "original": section_original, "scale": section_scale, "batching": section_batching}[name]()
+     "original": section_original, "scale": section_scale, "batching": section_batching,
+     "rekey": section_rekey}[name]()
 log(f"results in {args.results}")

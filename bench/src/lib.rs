@@ -2,6 +2,7 @@
 //!
 //! - `benches/transform.rs` (criterion): native library vs wasm module, batch sizes, levers;
 //! - [`sink`]: PostgreSQL write paths at batch sizes 100, 1,000 and 10,000;
+//! - [`rekey`]: `maskflow rekey` over 1M rows masked under an old key;
 //! - [`ceiling`]: an SQS consumer that only receives and deletes, the bound on any pipeline;
 //! - `baselines/*.py`: the original design and a good Python consumer, for the end-to-end table.
 
@@ -9,4 +10,5 @@ pub mod ceiling;
 pub mod data;
 pub mod naive;
 pub mod profile;
+pub mod rekey;
 pub mod sink;

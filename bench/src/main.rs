@@ -1,7 +1,7 @@
 //! `maskflow-bench`: the benchmark parts that need a process of their own (scripts/bench runs them).
 
 use clap::{Parser, Subcommand};
-use maskflow_bench::{ceiling, profile, sink};
+use maskflow_bench::{ceiling, profile, rekey, sink};
 
 #[derive(Parser)]
 #[command(
@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Rows/s of the host's write path vs single-row INSERT, multi-row INSERT and COPY.
     Sink(sink::SinkArgs),
+    /// Rows/s of `maskflow rekey` (re-masking history under a new key).
+    Rekey(rekey::RekeyArgs),
     /// Messages/s of a consumer that only receives and deletes (the SQS server's ceiling).
     Ceiling(ceiling::CeilingArgs),
     /// Cold transform passes, native or wasm (perf map), for `perf record`.
@@ -26,6 +28,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sink(args) => sink::run(&args),
+        Command::Rekey(args) => rekey::run(&args),
         Command::Ceiling(args) => tokio::runtime::Runtime::new()?.block_on(ceiling::run(&args)),
         Command::Profile(args) => profile::run(&args),
     }

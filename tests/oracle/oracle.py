@@ -725,13 +725,68 @@ def self_test(vectors: list[dict], key: Key) -> bool:
     return caught == len(mutations) and allow_ok
 
 
+# ---------------------------------------------------------------------------------------------
+# `maskflow mask`: the mask of a clear value must be the row's (issue 23). Every string `ip` and
+# `device_id` of every vector's body is given to the binary alone; the oracle judges the same
+# value with the same column rules (column_faults): a mask, a rejection with its reason, or
+# nothing (an empty value is stored as NULL).
+
+
+def check_mask_cli(vectors: list[dict], key_file: Path, binary: str) -> tuple[int, list[str]]:
+    import os
+    import subprocess
+
+    key = load_keys(key_file)[0]
+    env = {**os.environ, "MASKFLOW_KEY": key_file.read_text()}
+    env.pop("MASKFLOW_KEY_FILE", None)
+    columns = {c.path: c for c in USER_LOGINS if c.mask_nonce is not None}
+    seen: set[tuple[str, str]] = set()
+    failures: list[str] = []
+    for vector in vectors:
+        try:
+            body = json.loads(vector_body(vector))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if not isinstance(body, dict):
+            continue
+        for path, column in columns.items():
+            value = body.get(path)
+            # argv cannot carry NUL; a line feed would split a stdin line: both left to the Rust tests.
+            if not isinstance(value, str) or "\0" in value or (path, value) in seen:
+                continue
+            seen.add((path, value))
+            reasons, cell = column_faults(column, value, key)
+            run = subprocess.run([binary, "mask", "--column", path, "--", value], env=env,
+                                 capture_output=True, text=True)
+            got = run.stdout.strip()
+            where = f"{vector.get('name')}: mask --column {path}"
+            if len(value.strip()) >= 6 and value.strip() in run.stdout + run.stderr:
+                failures.append(f"{where}: the clear value appears in the output")
+            if cell is not None:
+                if run.returncode != 0 or got != cell:
+                    failures.append(f"{where}: expected {short(cell)}, got {short(got)} (exit {run.returncode})")
+            elif reasons:
+                if run.returncode == 0 or got or f"rejected: {reasons[0]}" not in run.stderr:
+                    failures.append(f"{where}: expected rejection {reasons[0]}, got {short(got or run.stderr.strip())}")
+            elif run.returncode == 0 or got:
+                failures.append(f"{where}: expected no mask (NULL), got {short(got)}")
+    return len(seen), failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vectors", type=Path, default=DEFAULT_VECTORS, help="golden vectors (JSON lines)")
     parser.add_argument("--key-file", type=Path, default=DEFAULT_KEY_FILE, help="key file: `id:base64` lines")
     parser.add_argument("--self-test", action="store_true", help="plant mistakes in memory and require each caught")
+    parser.add_argument("--mask-cli", metavar="MASKFLOW", help="also check `MASKFLOW mask` on every ip and device_id")
     args = parser.parse_args()
     vectors = read_vectors(args.vectors)
+    if args.mask_cli:
+        checked, failures = check_mask_cli(vectors, args.key_file, args.mask_cli)
+        for failure in failures:
+            print(f"FAIL {failure}")
+        print(f"oracle mask: {checked - len(failures)} values passed, {len(failures)} failed")
+        return 1 if failures or checked == 0 else 0
     key = load_keys(args.key_file)[0]  # the first key masks
     if args.self_test:
         return 0 if self_test(vectors, key) else 1

@@ -3,6 +3,7 @@
 //! that the pipeline, source, runtime, sink and commands take; none of those knows of clap.
 
 mod commands;
+mod keys;
 mod module;
 mod pgpass;
 mod postgres;
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing::{debug, info, warn};
 
-use crate::commands::{keygen, prune, send, transform, unmask};
+use crate::commands::{keygen, keys as key_commands, mask, prune, rekey, send, transform, unmask};
 use crate::error::Result;
 use crate::logging;
 use crate::pipeline;
@@ -55,7 +56,7 @@ impl From<LogFormat> for logging::Format {
     }
 }
 
-// Parsed once per process: the size of the largest variant costs nothing.
+// Parsed once at start: the size of the largest variant (`run`'s flags) costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -66,6 +67,12 @@ pub enum Command {
     Keygen(commands::KeygenArgs),
     /// Recover clear values from masks (needs the key).
     Unmask(commands::UnmaskArgs),
+    /// Print the mask of clear values (`--column ip 203.0.113.7`), as rows carry it.
+    Mask(keys::MaskArgs),
+    /// Re-mask the tables' masks under old keys with the masking key, in place and online.
+    Rekey(keys::RekeyArgs),
+    /// List key ids and how many masks each still has; `keys retire ID` drops an unused one.
+    Keys(keys::KeysArgs),
     /// Transform NDJSON bodies from stdin to NDJSON rows on stdout (no SQS, no PostgreSQL).
     #[command(after_help = commands::TRANSFORM_EXIT_CODES)]
     Transform(commands::TransformArgs),
@@ -130,6 +137,32 @@ fn execute(command: Command) -> Result<ExitCode> {
             let failed = unmask::run(args.into_config()?)?;
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        Command::Mask(args) => {
+            let failed = mask::run(args.into_config()?)?;
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Rekey(args) => {
+            let summary = rekey::run(args.into_config()?)?;
+            if summary.passes > 0 {
+                info!(
+                    rows = summary.rows,
+                    bodies = summary.bodies,
+                    distinct = summary.distinct,
+                    "rekey done"
+                );
+                eprintln!(
+                    "maskflow: rekey done in {} pass(es): {} rows re-masked ({} distinct masks), {} rejected bodies re-sealed; \
+                     nothing is left under {}: `maskflow keys retire` them",
+                    summary.passes,
+                    summary.rows,
+                    summary.distinct,
+                    summary.bodies,
+                    summary.from.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(args) => key_commands::run(args.into_config()?).map(|()| ExitCode::SUCCESS),
         Command::Transform(args) => {
             let fail_on_reject = args.fail_on_reject;
             let (rows, rejected) = transform::run(args.into_config()?)?;

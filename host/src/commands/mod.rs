@@ -2,7 +2,10 @@
 //! struct built by `crate::cli`.
 
 pub mod keygen;
+pub mod keys;
+pub mod mask;
 pub mod prune;
+pub mod rekey;
 pub mod send;
 pub mod transform;
 pub mod unmask;

@@ -8,13 +8,17 @@ mod classify;
 mod commit;
 mod connection;
 mod copy;
+mod keyring;
 mod postgres;
 mod prune;
+mod rekey;
 mod schema;
 mod tls;
 
+pub use self::keyring::{key_report, retire, KeyReport, MaskCounts, RetireError};
 pub use self::postgres::PostgresSink;
 pub use self::prune::prune_ledger;
+pub use self::rekey::Rekey;
 use maskflow_transform::Outcome;
 use std::collections::BTreeMap;
 
