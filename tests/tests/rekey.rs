@@ -31,7 +31,7 @@ fn keys() -> (Key, Key) {
 }
 
 fn key_text(keys: &[&Key]) -> String {
-    keys.iter().map(|k| k.to_key_file_line() + "\n").collect()
+    keys.iter().map(|k| format!("{}\n", k.to_key_file_line().as_str())).collect()
 }
 
 fn transformer(keys: &[&Key]) -> Transformer {

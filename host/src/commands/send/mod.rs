@@ -106,7 +106,7 @@ async fn send_all(
             }
         }
     };
-    for chunk in bodies.chunks(SQS_BATCH) {
+    for chunk in batches(bodies) {
         if first_error.is_some() {
             break;
         }
@@ -151,4 +151,49 @@ fn read_bodies(path: &Path) -> Result<Vec<(usize, String)>> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| (i + 1, l.to_owned()))
         .collect())
+}
+
+/// SendMessageBatch takes at most 10 entries and 1 MiB of bodies per call (AWS since August
+/// 2025; LocalStack too): a batch closes at whichever comes first, so big events go out in
+/// smaller batches instead of failing with BatchRequestTooLong.
+const BATCH_BYTES: usize = 1 << 20;
+
+fn batches(bodies: &[(usize, String)]) -> Vec<&[(usize, String)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, body)) in bodies.iter().enumerate() {
+        if i > start && (i - start == SQS_BATCH || bytes + body.len() > BATCH_BYTES) {
+            out.push(&bodies[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < bodies.len() {
+        out.push(&bodies[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_close_at_ten_entries_or_one_mib_and_keep_every_line_once_in_order() {
+        let sized = |sizes: &[usize]| -> Vec<(usize, String)> {
+            sizes.iter().enumerate().map(|(i, &n)| (i + 1, "x".repeat(n))).collect()
+        };
+        let small = sized(&[10; 25]);
+        let lens: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(lens, [10, 10, 5]);
+        // 200 KiB events: five fit in 1 MiB, not ten.
+        let big = sized(&[200 << 10; 12]);
+        let got = batches(&big);
+        assert!(got.iter().all(|b| b.iter().map(|(_, s)| s.len()).sum::<usize>() <= BATCH_BYTES));
+        assert_eq!(got.iter().map(|b| b.len()).collect::<Vec<_>>(), [5, 5, 2]);
+        let lines: Vec<usize> = got.iter().flat_map(|b| b.iter().map(|(n, _)| *n)).collect();
+        assert_eq!(lines, (1..=12).collect::<Vec<_>>());
+        // One body over the limit still goes alone (SQS names it in its answer).
+        assert_eq!(batches(&sized(&[2 << 20, 1])).len(), 2);
+    }
 }
