@@ -6,30 +6,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::connection::Connection;
-use super::{tls, PostgresConfig, SinkError};
+use super::{PostgresConfig, SinkError};
 
 /// Masks per key id, per place (`user_logins.masked_ip`, ..., `user_logins_rejected.encrypted_body`).
 pub type MaskCounts = BTreeMap<String, BTreeMap<String, i64>>;
 
-/// Opens a connection for a key command, with `search_path` set to the configured schema.
-pub(super) fn open(config: &PostgresConfig, name: &str) -> Result<Connection, SinkError> {
-    let mut client = config.client.clone();
-    client.application_name(name);
-    let endpoint = super::postgres::endpoint(&config.client);
-    let conn = Connection::open(
-        &client,
-        &tls::connector(&config.tls)?,
-        &endpoint,
-        config.timeouts.connect,
-    )?;
-    if let Some(schema) = &config.schema {
-        conn.batch(
-            Instant::now() + config.timeouts.connect,
-            &format!("SET search_path TO \"{schema}\""),
-        )?;
-    }
-    Ok(conn)
-}
+pub(super) use super::postgres::open_for_command as open;
 
 /// A table or column name as SQL (they come from the mapping and `--table`, checked there).
 pub(super) fn ident(name: &str) -> String {

@@ -187,3 +187,27 @@ pub(super) fn endpoint(config: &tokio_postgres::Config) -> String {
     };
     format!("{host}:{}", config.get_ports().first().copied().unwrap_or(5432))
 }
+
+/// Opens a connection for a one-off command (`prune`, `keys`, `rekey`), named `name` in
+/// `pg_stat_activity`, with `search_path` set to the configured schema.
+pub(super) fn open_for_command(
+    config: &PostgresConfig,
+    name: &str,
+) -> Result<Connection, SinkError> {
+    let mut client = config.client.clone();
+    client.application_name(name);
+    let endpoint = endpoint(&config.client);
+    let conn = Connection::open(
+        &client,
+        &tls::connector(&config.tls)?,
+        &endpoint,
+        config.timeouts.connect,
+    )?;
+    if let Some(schema) = &config.schema {
+        conn.batch(
+            Instant::now() + config.timeouts.connect,
+            &format!("SET search_path TO \"{schema}\""),
+        )?;
+    }
+    Ok(conn)
+}

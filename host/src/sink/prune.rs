@@ -3,25 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::connection::Connection;
-use super::{schema, tls, PostgresConfig, SinkError};
+use super::postgres::open_for_command;
+use super::{schema, PostgresConfig, SinkError};
 
 /// Deletes ledger entries processed more than `older_than` ago; returns how many.
 pub fn prune_ledger(config: &PostgresConfig, older_than: Duration) -> Result<u64, SinkError> {
-    let mut client = config.client.clone();
-    client.application_name("maskflow prune");
-    let endpoint = super::postgres::endpoint(&config.client);
-    let conn = Connection::open(
-        &client,
-        &tls::connector(&config.tls)?,
-        &endpoint,
-        config.timeouts.connect,
-    )?;
+    let conn = open_for_command(config, "maskflow prune")?;
     // A large delete may take a while: the commit budget, at least a minute.
     let deadline = Instant::now() + config.timeouts.commit.max(Duration::from_secs(60));
-    if let Some(schema) = &config.schema {
-        conn.batch(deadline, &format!("SET search_path TO \"{schema}\""))?;
-    }
     schema::ensure_ledger_index(&conn, deadline)?;
     conn.wait(
         deadline,
