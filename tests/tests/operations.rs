@@ -11,7 +11,8 @@ use maskflow_tests::run::{generated, wait_until, Run};
 use maskflow_tests::{free_port, get, golden, maskflow_bin, test_key_file, Services, Vector};
 use serde_json::Value;
 
-/// The metrics test stops PostgreSQL: no other test of this file may use it meanwhile.
+/// The metrics test stops PostgreSQL: every test of this file that uses it takes this turn
+/// (CI went red once when the pollers test read the ledger during that stop).
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Samples of an OpenMetrics text: `name{labels}` -> value.
@@ -276,6 +277,7 @@ fn the_module_cache_is_reused_only_when_intact_and_private() {
 
 #[test]
 fn pollers_grow_while_the_queue_is_full_and_fall_to_one_when_it_empties() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let services = Services::get();
     let run = Run::new(&services, "ops_pollers");
     let bodies = generated(6000, 62);
