@@ -27,14 +27,22 @@ STATE = os.environ["MASKFLOW_STATE"]
 ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
 PY = sys.executable
 BASELINES = os.path.join(REPO, "bench", "baselines")
+# Vector's config and tables (moved with the integrations: the first that exists).
+VECTOR_DIR = next((d for d in (os.path.join(REPO, "integrations", "vector"), os.path.join(REPO, "vector"))
+                   if os.path.exists(os.path.join(d, "vector.yaml"))), os.path.join(REPO, "vector"))
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--sections", default="transform,sink,e2e,batching,original,scale,rekey")
+parser.add_argument("--sections", default="transform,sink,e2e,idle,lag,batching,original,scale,rekey")
 parser.add_argument("--messages", type=int, default=20_000,
                     help="messages per end-to-end run, the same for every consumer")
-parser.add_argument("--concurrency", default="1,4")
+parser.add_argument("--rtt-ms", default="0,20,50",
+                    help="round trips added between the consumers and SQS (bench/src/relay.rs), one e2e pass each")
 parser.add_argument("--consumers", default="ceiling,maskflow,boto3,vector",
-                    help="end-to-end consumers, each run at every concurrency on the same message count")
+                    help="end-to-end consumers, each run in every setting of E2E_VARIANTS at every round trip")
+parser.add_argument("--rounds", type=int, default=3, help="runs of the ceiling and of each maskflow setting (medians)")
+parser.add_argument("--idle-seconds", type=int, default=120, help="how long the idle run watches an empty queue")
+parser.add_argument("--lag-rate", type=int, default=500, help="messages per second sent during the lag run")
+parser.add_argument("--lag-seconds", type=int, default=30, help="how long the lag run sends")
 parser.add_argument("--sink-batches", default="100,500,1000,10000",
                     help="sink batch sizes; 500 is the host's default --batch-size (the headline)")
 parser.add_argument("--original-messages", type=int, default=1_000)
@@ -93,6 +101,17 @@ def proc_cpu(pid, children=False):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def proc_state(pid):
+    """A process's state letter (`Z`: exited, not yet reaped) and its own CPU seconds."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return fields[0], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_kb(pid):
+    """VmHWM of a live process (0 once it has exited)."""
+    return next((int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM:")), 0)
+
+
 def services_cpu():
     """CPU seconds used so far by LocalStack and by PostgreSQL (postmaster, exited backends
     included through its children's times, and live backends)."""
@@ -112,8 +131,12 @@ def fresh_database():
 
 
 def count(url, table):
+    """Rows of `table`; 0 while a consumer has not created it yet."""
     with psycopg.connect(url) as conn:
-        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        try:
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        except psycopg.errors.UndefinedTable:
+            return 0
 
 
 def fresh_queue(name):
@@ -200,14 +223,6 @@ def maskflow_run(url, n, concurrency, extra=(), startup=True):
             **({"startup_cpu_s": startup} if startup else {})}
 
 
-def ceiling_run(url, n, concurrency):
-    out, _, measured = run_measured([BENCH, "ceiling", "--concurrency", str(concurrency), "--queue-url", url])
-    got = json.loads(out)
-    if got["messages"] != n or not got["pipelined"]:
-        raise SystemExit(f"bench: the pipelined ceiling consumer saw {got['messages']} of {n} messages")
-    return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"], "pipelined": True}
-
-
 def python_run(script, url, n, extra):
     db = fresh_database()
     out, _, measured = run_measured([PY, os.path.join(BASELINES, script), "--queue-url", url, "--database-url", db,
@@ -218,44 +233,210 @@ def python_run(script, url, n, extra):
     return {**measured, "messages": n, "msg_per_s": n / measured["wall_s"], "rows": got["rows"]}
 
 
+# --- End to end on a network -------------------------------------------------------------------
+#
+# Every consumer reads through the relay (bench/src/relay.rs: half the round trip each way, and a
+# count of the SQS requests it passes) from a queue filled beforehand with the same messages, and
+# is timed from its spawn to the same end: the queue empty (visible and in flight: every message
+# deleted) and, for those writing the user_logins tables, every message in them.
+
+# (consumer, setting, flags): the first maskflow line is the defaults the targets are about; the
+# other maskflow lines are the flag settings the defaults are compared with.
+E2E_VARIANTS = [
+    ("ceiling", "16 receives in flight", ["--concurrency", "16"]),
+    ("maskflow", "defaults", []),
+    ("maskflow", "--pollers 4", ["--pollers", "4"]),
+    ("maskflow", "--pollers 16", ["--pollers", "16"]),
+    ("maskflow", "--pollers 32", ["--pollers", "32"]),
+    ("maskflow", "--concurrency 4 --pollers 16", ["--concurrency", "4", "--pollers", "16"]),
+    ("boto3", "16 threads", ["--concurrency", "16"]),
+    ("vector", "defaults", []),
+    ("vector", "client_concurrency 16", ["16"]),
+]
+
+
+class Relay:
+    """`maskflow-bench relay` in front of LocalStack for one run: its endpoint, and at the end the
+    requests it passed and the CPU it used."""
+
+    def __init__(self, rtt_ms):
+        upstream = ENDPOINT.split("://", 1)[1].rstrip("/")
+        self.proc = subprocess.Popen([BENCH, "relay", "--upstream", upstream, "--rtt-ms", str(rtt_ms)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.endpoint = "http://" + json.loads(self.proc.stdout.readline())["listen"]
+
+    def stop(self):
+        cpu = proc_cpu(self.proc.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=10)
+        return {**json.loads(out.strip().splitlines()[-1]), "cpu_s": cpu}
+
+
+def queue_depth(url):
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def scrape(addr, name):
+    """One sample of a maskflow /metrics series, or None."""
+    try:
+        import urllib.request
+        text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=1).read().decode()
+    except OSError:
+        return None
+    values = [float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + " ") or l.startswith(name + "{")]
+    return values[0] if values else None
+
+
+def timed_to_empty(cmd, url, n, db=None, env=None, cwd=None, metrics_addr=None, stop=False):
+    """Spawns `cmd` and waits for the end condition. Returns wall seconds, the process's own CPU
+    seconds and peak RSS at that moment, the services' CPU over the run, the process's output
+    (after it exits by itself, or after SIGTERM when `stop`) and the most pollers seen."""
+    before = services_cpu()
+    err_file = tempfile.TemporaryFile(mode="w+")
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err_file, text=True,
+                            env={**os.environ, **(env or {})}, cwd=cwd)
+    deadline = started + max(300, n / 20)
+    pollers, rss_kb, trace = 0, 0, []
+    try:
+        while True:
+            time.sleep(0.05)
+            # Not proc.poll(): a child that exited stays a zombie until reaped, and a zombie's
+            # /proc stat still holds its CPU times.
+            state, cpu_self = proc_state(proc.pid)
+            rss_kb = max(rss_kb, peak_rss_kb(proc.pid))
+            if metrics_addr and state != "Z":
+                now_pollers = scrape(metrics_addr, "maskflow_pollers")
+                if now_pollers is not None:
+                    trace.append(now_pollers)
+                    pollers = max(pollers, now_pollers)
+            landed = db is None or count(db, "user_logins") + count(db, "user_logins_rejected") >= n
+            if landed and queue_depth(url) == 0:
+                break
+            if state == "Z" or time.monotonic() > deadline:
+                err_file.seek(0)
+                raise SystemExit(f"bench: {' '.join(cmd[:2])} did not empty the queue "
+                                 f"({'exited: ' + str(proc.wait()) if state == 'Z' else 'timed out'}):\n"
+                                 f"{err_file.read()[-3000:]}")
+        wall = time.monotonic() - started
+        after = services_cpu()
+    finally:
+        if stop and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    err_file.seek(0)
+    return {"wall_s": wall, "cpu_s": {"self": cpu_self, **{k: after[k] - before[k] for k in after}},
+            "peak_rss_kb": rss_kb, "stdout": out, "stderr": err_file.read(), "pollers_max": pollers or None,
+            "pollers_mean": sum(trace) / len(trace) if trace else None, "pollers_trace": trace}
+
+
+def e2e_run(kind, flags, url, n, relay, vector=None):
+    """One consumer through `relay` until the end condition; exactly-once checked after."""
+    if kind == "ceiling":
+        r = timed_to_empty([BENCH, "ceiling", "--queue-url", url, "--sqs-endpoint", relay.endpoint, *flags], url, n)
+        got = json.loads(r["stdout"])
+        if got["messages"] != n:
+            raise SystemExit(f"bench: the ceiling consumer deleted {got['messages']} of {n} messages")
+        return r
+    db = fresh_database()
+    if kind == "maskflow":
+        addr = f"127.0.0.1:{free_port()}"
+        with tempfile.TemporaryDirectory() as cache:
+            cmd = [MASKFLOW, "run", "--drain", "--queue-url", url, "--sqs-endpoint", relay.endpoint, "--log-format", "json",
+                   "--module-cache", cache, "--metrics-addr", addr, *flags]
+            r = timed_to_empty(cmd, url, n, db, env={"DATABASE_URL": db, "MASKFLOW_KEY_FILE": args.key_file},
+                               metrics_addr=addr)
+        ledger = count(db, "maskflow_ledger")
+    elif kind == "boto3":
+        r = timed_to_empty([PY, os.path.join(BASELINES, "boto3_consumer.py"), "--queue-url", url, "--database-url", db,
+                            "--key-file", args.key_file, "--endpoint-url", relay.endpoint, *flags], url, n)
+        if json.loads(r["stdout"])["messages"] != n:
+            raise SystemExit(f"bench: the boto3 consumer handled {r['stdout']} of {n} messages")
+        return {**r, "rows": count(db, "user_logins")}
+    else:
+        r = vector_run(vector, url, n, db, relay.endpoint, flags[0] if flags else None)
+        ledger = n  # Vector keeps no ledger: rows + rejections below are the check
+    rows, rejected = count(db, "user_logins"), count(db, "user_logins_rejected")
+    time.sleep(1)  # a batch written twice would show now
+    if (rows, rejected) != (count(db, "user_logins"), count(db, "user_logins_rejected")) or rows + rejected != n \
+            or ledger != n:
+        raise SystemExit(f"bench: {kind} exactly-once violated: {rows} rows + {rejected} rejected, ledger {ledger}, sent {n}")
+    return {**r, "rows": rows, "rejected": rejected}
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def section_e2e():
-    """Every consumer on the same message count at every concurrency, one after the other on
-    fresh queues filled by the same generator: the ceiling (receive and delete only, pipelined),
-    maskflow, the boto3 consumer and Vector."""
-    runs = results.setdefault("e2e", {})
-    runs.update({"date": now(), "messages": args.messages, "runs": []})
-    results.pop("vector", None)  # measured here now, in the same run
+    """Every consumer and setting of E2E_VARIANTS at every round trip of --rtt-ms, on the same
+    messages (one seed), each on a fresh queue and a fresh database, through a fresh relay."""
     kinds = args.consumers.split(",")
     vector = find_vector() if "vector" in kinds else None
     if "vector" in kinds and not vector:
         log("e2e: vector SKIPPED: no vector binary (MASKFLOW_VECTOR_BIN, <repo>/../shared/bin/vector, PATH)")
         kinds.remove("vector")
-    if vector:
-        runs["vector_version"] = subprocess.run([vector, "--version"], capture_output=True, text=True,
-                                                check=True).stdout.strip()
     n = args.messages
-    for c in [int(c) for c in args.concurrency.split(",")]:
-        for kind in kinds:
-            url = fresh_queue(f"bench-{kind}-{c}")
-            send_rate = fill(url, n, seed=c)
-            log(f"e2e: {kind} at concurrency {c}, {n} messages (filled at {send_rate:.0f} msg/s)")
-            if kind == "ceiling":
-                r = ceiling_run(url, n, c)
-            elif kind == "maskflow":
-                r = maskflow_run(url, n, c)
-            elif kind == "boto3":
-                r = python_run("boto3_consumer.py", url, n, ["--endpoint-url", ENDPOINT, "--concurrency", str(c)])
-            else:
-                r = vector_run(vector, url, n, c)
-            sqs.delete_queue(QueueUrl=url)
-            r["cpu_ms_per_msg"] = r["cpu_s"]["self"] * 1000 / n
-            runs["runs"].append({"kind": kind, "concurrency": c, "send_msg_per_s": send_rate, **r})
-            if "startup_cpu_s" in r:
-                log(f"  start-up CPU s: {r['startup_cpu_s']}")
-            log(f"  {r['msg_per_s']:.0f} msg/s, {r['cpu_ms_per_msg']:.3f} ms CPU/msg, "
-                f"peak RSS {r['peak_rss_kb'] / 1024:.0f} MiB")
-            save()
+    runs = {"date": now(), "messages": n, "rtt_ms": [float(r) for r in args.rtt_ms.split(",")], "runs": [],
+            "vector_version": vector and subprocess.run([vector, "--version"], capture_output=True, text=True,
+                                                        check=True).stdout.strip()}
+    results["e2e"] = runs
+    # The relay's own cost: the ceiling consumer straight to LocalStack and through a relay that
+    # adds nothing, back to back after a warm-up run (LocalStack's first run is slower).
+    for label in ("warm-up", "direct", "relay"):
+        url = fresh_queue(f"bench-relay-{label}")
+        fill(url, n, seed=1)
+        relay = Relay(0) if label == "relay" else None
+        try:
+            r = timed_to_empty([BENCH, "ceiling", "--queue-url", url, "--concurrency", "16", "--sqs-endpoint",
+                                relay.endpoint if relay else ENDPOINT], url, n)
+        finally:
+            if relay:
+                relay.stop()
+        sqs.delete_queue(QueueUrl=url)
+        runs[f"ceiling_{label.replace('-', '_')}_msg_per_s"] = n / r["wall_s"]
+        log(f"e2e: the ceiling consumer, {label}: {n / r['wall_s']:.0f} msg/s")
+    # The ceiling and the maskflow settings run --rounds times, interleaved (every setting once,
+    # then again), and the page takes each one's median: the targets compare them within a few
+    # percent, below this machine's noise between two runs. Vector and boto3 run once.
+    for rtt in runs["rtt_ms"]:
+        for round_ in range(args.rounds):
+            for kind, setting, flags in E2E_VARIANTS:
+                if kind in kinds and (round_ == 0 or kind in ("ceiling", "maskflow")):
+                    runs["runs"].append(e2e_measure(rtt, kind, setting, flags, round_, vector))
+                    save()
 
+
+def e2e_measure(rtt, kind, setting, flags, round_, vector):
+    """One run of E2E_VARIANTS on a fresh queue filled with the e2e messages, through a fresh relay."""
+    n = args.messages
+    url = fresh_queue(f"bench-{kind}-{round_}-{int(time.time() * 1000)}")
+    send_rate = fill(url, n, seed=1)
+    log(f"e2e: RTT {rtt:g} ms, {kind} {setting}, round {round_ + 1}, {n} messages (filled at {send_rate:.0f} msg/s)")
+    relay = Relay(rtt)
+    try:
+        r = e2e_run(kind, flags, url, n, relay, vector)
+    finally:
+        relay_counts = relay.stop()
+    sqs.delete_queue(QueueUrl=url)
+    r.pop("stdout"), r.pop("stderr"), r.pop("pollers_trace", None)
+    requests = relay_counts["requests"]
+    r.update({"kind": kind, "setting": setting, "rtt_ms": rtt, "round": round_, "messages": n, "msg_per_s": n / r["wall_s"],
+              "cpu_us_per_msg": r["cpu_s"]["self"] * 1e6 / n, "requests": requests,
+              "requests_per_1000": sum(requests.values()) * 1000 / n, "relay_cpu_s": relay_counts["cpu_s"]})
+    log(f"  {r['msg_per_s']:.0f} msg/s, {r['cpu_us_per_msg']:.0f} µs CPU/msg, "
+        f"{r['requests_per_1000']:.0f} requests/1,000 msgs, peak RSS {r['peak_rss_kb'] / 1024:.0f} MiB"
+        + (f", {r['pollers_mean']:.1f} pollers on average (most {r['pollers_max']:.0f})" if r.get("pollers_max") else ""))
+    return r
 
 def find_vector():
     """As the live test finds it: MASKFLOW_VECTOR_BIN, else <repo>/../shared/bin/vector, else PATH."""
@@ -265,68 +446,143 @@ def find_vector():
     return shared if os.path.isfile(shared) else shutil.which("vector")
 
 
-def vector_run(vector, url, n, concurrency):
-    """vector/vector.yaml with `client_concurrency` SQS receive loops (the counterpart of the
-    host's --concurrency) on a filled queue. Vector never stops by itself when the queue is
-    empty, so the run ends when the tables hold every message: wall time is spawn to that
-    moment (start-up included, as in `maskflow run`), CPU the vector process's own (all its
-    threads, from /proc) and the services' over the same interval."""
-    db = fresh_database()
+def vector_config(work, concurrency):
+    """VECTOR_DIR/vector.yaml, with `client_concurrency` when one is given, and a data_dir."""
+    config = open(os.path.join(VECTOR_DIR, "vector.yaml")).read()
+    source = "    type: aws_sqs\n"
+    if config.count(source) != 1:
+        raise SystemExit("bench: vector.yaml has no single `type: aws_sqs` line to add client_concurrency to")
+    if concurrency:
+        config = config.replace(source, f"{source}    client_concurrency: {concurrency}\n")
+    config_file = os.path.join(work, "vector.yaml")
+    open(config_file, "w").write(config)
+    global_file = os.path.join(work, "global.yaml")
+    os.mkdir(os.path.join(work, "data"))
+    open(global_file, "w").write(f"data_dir: {json.dumps(os.path.join(work, 'data'))}\n")
+    return ["--config", config_file, "--config", global_file]
+
+
+def vector_run(vector, url, n, db, endpoint, concurrency, stop_when_empty=True, seconds=None):
+    """Vector on VECTOR_DIR/vector.yaml. It never stops by itself: SIGTERM once the end condition
+    holds (or after `seconds`, for the idle measurement)."""
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute(open(os.path.join(REPO, "vector", "tables.sql")).read())
+        conn.execute(open(os.path.join(VECTOR_DIR, "tables.sql")).read())
     work = tempfile.mkdtemp(prefix="maskflow-bench-vector-")
     try:
-        config = open(os.path.join(REPO, "vector", "vector.yaml")).read()
-        source = "    type: aws_sqs\n"
-        if config.count(source) != 1:
-            raise SystemExit("bench: vector/vector.yaml has no single `type: aws_sqs` line to add client_concurrency to")
-        config_file = os.path.join(work, "vector.yaml")
-        open(config_file, "w").write(config.replace(source, f"{source}    client_concurrency: {concurrency}\n"))
-        global_file = os.path.join(work, "global.yaml")
-        os.mkdir(os.path.join(work, "data"))
-        open(global_file, "w").write(f"data_dir: {json.dumps(os.path.join(work, 'data'))}\n")
-        env = {**os.environ, "MASKFLOW_QUEUE_URL": url, "DATABASE_URL": db, "MASKFLOW_KEY": open(args.key_file).read(),
-               "VECTOR_LOG": "warn", "VECTOR_COLOR": "never"}
-        log_file = os.path.join(work, "vector.log")
-        before = services_cpu()
-        started = time.monotonic()
-        with open(log_file, "w") as log_out:
-            proc = subprocess.Popen([vector, "--config", config_file, "--config", global_file], cwd=REPO, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_out)
-        try:
-            deadline = started + max(120, n / 50)  # far beyond Vector's measured ~1,000 msg/s
-            done = 0
-            while done < n:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = open(log_file).read()[-3000:]
-                    raise SystemExit(f"bench: vector wrote {done} of {n} messages and "
-                                     f"{'exited' if proc.poll() is not None else 'timed out'}:\n{tail}")
-                time.sleep(0.1)
-                done = count(db, "user_logins") + count(db, "user_logins_rejected")
-            wall = time.monotonic() - started
-            after = services_cpu()
-            cpu_self = proc_cpu(proc.pid)
-            rss_kb = next(int(l.split()[1]) for l in open(f"/proc/{proc.pid}/status") if l.startswith("VmHWM:"))
-            time.sleep(2)  # a batch written twice would show now
-        finally:
+        cmd = [vector, *vector_config(work, concurrency)]
+        env = {"MASKFLOW_QUEUE_URL": url, "DATABASE_URL": db, "MASKFLOW_KEY": open(args.key_file).read(),
+               "AWS_ENDPOINT_URL": endpoint, "VECTOR_LOG": "warn", "VECTOR_COLOR": "never"}
+        if seconds is not None:
+            proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(seconds)
             proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        rows, rejected = count(db, "user_logins"), count(db, "user_logins_rejected")
-        if rows + rejected != n:
-            raise SystemExit(f"bench: vector wrote {rows} rows + {rejected} rejected for {n} messages")
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
-        left = sum(int(v) for v in attrs["Attributes"].values())
-        if left:
-            raise SystemExit(f"bench: vector left {left} messages in the queue (not acknowledged)")
+            proc.wait(timeout=30)
+            return None
+        return timed_to_empty(cmd, url, n, db, env=env, cwd=REPO, stop=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    cpu = {"self": cpu_self, **{k: after[k] - before[k] for k in after}}
-    return {"wall_s": wall, "peak_rss_kb": rss_kb, "cpu_s": cpu, "messages": n, "msg_per_s": n / wall,
-            "cpu_ms_per_msg": cpu_self * 1000 / n, "rows": rows, "rejected": rejected}
+
+
+def section_idle():
+    """Receives a consumer makes on an empty queue (SQS bills each): maskflow and Vector with
+    their defaults, through a relay at the first --rtt-ms, for --idle-seconds; per hour."""
+    seconds = args.idle_seconds
+    rtt = float(args.rtt_ms.split(",")[0])
+    runs = {"date": now(), "seconds": seconds, "rtt_ms": rtt, "runs": []}
+    results["idle"] = runs
+    for kind in ("maskflow", "vector"):
+        vector = find_vector() if kind == "vector" else None
+        if kind == "vector" and not vector:
+            log("idle: vector SKIPPED: no vector binary")
+            continue
+        url = fresh_queue(f"bench-idle-{kind}")
+        db = fresh_database()
+        log(f"idle: {kind} on an empty queue for {seconds} s")
+        relay = Relay(rtt)
+        try:
+            if kind == "maskflow":
+                proc = subprocess.Popen([MASKFLOW, "run", "--queue-url", url, "--sqs-endpoint", relay.endpoint],
+                                        env={**os.environ, "DATABASE_URL": db, "MASKFLOW_KEY_FILE": args.key_file},
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(seconds)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+            else:
+                vector_run(vector, url, 0, db, relay.endpoint, None, seconds=seconds)
+        finally:
+            counts = relay.stop()
+        sqs.delete_queue(QueueUrl=url)
+        receives = counts["requests"].get("ReceiveMessage", 0)
+        runs["runs"].append({"kind": kind, "receives": receives, "requests": counts["requests"],
+                             "receives_per_hour": receives * 3600 / seconds})
+        log(f"  {receives} receives in {seconds} s: {receives * 3600 / seconds:.0f} per hour")
+        save()
+
+
+def histogram_quantiles(text, name, quantiles):
+    """Quantiles of a Prometheus histogram's cumulative buckets, linear within a bucket."""
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    buckets.sort()
+    total = buckets[-1][1]
+    out = {}
+    for q in quantiles:
+        rank, low, below = q * total, 0.0, 0.0
+        for le, cum in buckets:
+            if cum >= rank:
+                out[q] = le if le == float("inf") or cum == below else low + (le - low) * (rank - below) / (cum - below)
+                break
+            low, below = le, cum
+    return out, total
+
+
+def section_lag():
+    """Freshness under steady load: a sender at --lag-rate msg/s for --lag-seconds, straight to
+    LocalStack, while maskflow with its defaults reads through a relay at each --rtt-ms; the lag
+    (commit time minus SentTimestamp) from the host's own maskflow_lag_seconds histogram."""
+    runs = {"date": now(), "rate": args.lag_rate, "seconds": args.lag_seconds, "runs": []}
+    results["lag"] = runs
+    n = args.lag_rate * args.lag_seconds
+    bodies = subprocess.run([MASKFLOW, "send", "--generate", str(n), "--seed", "7", "--print"], capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    for rtt in [float(r) for r in args.rtt_ms.split(",")]:
+        url = fresh_queue(f"bench-lag-{rtt:g}")
+        db = fresh_database()
+        addr = f"127.0.0.1:{free_port()}"
+        relay = Relay(rtt)
+        log(f"lag: RTT {rtt:g} ms, {args.lag_rate} msg/s for {args.lag_seconds} s")
+        proc = subprocess.Popen([MASKFLOW, "run", "--queue-url", url, "--sqs-endpoint", relay.endpoint,
+                                 "--metrics-addr", addr], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "DATABASE_URL": db, "MASKFLOW_KEY_FILE": args.key_file})
+        try:
+            time.sleep(2)  # started and long-polling, as a running host is
+            started = time.monotonic()
+            for i in range(0, n, 10):  # one SendMessageBatch every 10 / rate seconds
+                due = started + i / args.lag_rate
+                time.sleep(max(0.0, due - time.monotonic()))
+                sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": b}
+                                                              for j, b in enumerate(bodies[i:i + 10])])
+            sent_s = time.monotonic() - started
+            deadline = time.monotonic() + 120
+            while count(db, "maskflow_ledger") < n and time.monotonic() < deadline:
+                time.sleep(0.2)
+            import urllib.request
+            text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+            relay.stop()
+        sqs.delete_queue(QueueUrl=url)
+        q, total = histogram_quantiles(text, "maskflow_lag_seconds", (0.5, 0.99))
+        if total != n:
+            raise SystemExit(f"bench: lag histogram holds {total} of {n} messages")
+        runs["runs"].append({"rtt_ms": rtt, "messages": n, "sent_msg_per_s": n / sent_s, "p50_s": q[0.5], "p99_s": q[0.99]})
+        log(f"  lag p50 {q[0.5] * 1000:.0f} ms, p99 {q[0.99] * 1000:.0f} ms (sent at {n / sent_s:.0f} msg/s)")
+        save()
 
 
 def section_original():
@@ -378,7 +634,7 @@ def now():
 results["machine"] = machine()
 save()
 for name in args.sections.split(","):
-    {"transform": section_transform, "sink": section_sink, "e2e": section_e2e,
+    {"transform": section_transform, "sink": section_sink, "e2e": section_e2e, "idle": section_idle, "lag": section_lag,
      "original": section_original, "scale": section_scale, "batching": section_batching,
      "rekey": section_rekey}[name]()
 log(f"results in {args.results}")

@@ -1,7 +1,7 @@
 //! `maskflow-bench`: the benchmark parts that need a process of their own (scripts/bench runs them).
 
 use clap::{Parser, Subcommand};
-use maskflow_bench::{ceiling, profile, rekey, sink};
+use maskflow_bench::{ceiling, profile, rekey, relay, sink};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +21,8 @@ enum Command {
     Rekey(rekey::RekeyArgs),
     /// Messages/s of a consumer that only receives and deletes (the SQS server's ceiling).
     Ceiling(ceiling::CeilingArgs),
+    /// A TCP relay that adds a round trip (and jitter, a bandwidth cap) and counts SQS requests.
+    Relay(relay::RelayArgs),
     /// Cold transform passes, native or wasm (perf map), for `perf record`.
     Profile(profile::ProfileArgs),
 }
@@ -31,5 +33,9 @@ fn main() -> anyhow::Result<()> {
         Command::Rekey(args) => rekey::run(&args),
         Command::Ceiling(args) => tokio::runtime::Runtime::new()?.block_on(ceiling::run(&args)),
         Command::Profile(args) => profile::run(&args),
+        // One thread: the relay's work is waiting, and the machine's cores belong to the rig.
+        Command::Relay(args) => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(relay::run(&args))
+        }
     }
 }

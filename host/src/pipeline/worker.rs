@@ -105,7 +105,9 @@ impl Worker<'_> {
         let Some(committed) = committed else { return Ok(Flow::Stop) };
         let Some(stats) = self.record_refused(sink, committed)? else { return Ok(Flow::Stop) };
         self.stats.add_written(&stats);
-        self.stats.observe_lag(batch.envelopes.iter().map(|e| e.sent_timestamp_ms));
+        // Lag counts what committed now; blocked messages go back and are counted when they land.
+        let landed = batch.envelopes.iter().filter(|e| !stats.blocked.contains(&e.id));
+        self.stats.observe_lag(landed.map(|e| e.sent_timestamp_ms));
         debug!(messages = held, "batch committed");
         crash_point("after-commit");
         if !stats.blocked.is_empty() {

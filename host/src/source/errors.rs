@@ -43,7 +43,22 @@ where
         SdkError::DispatchFailure(failure) => failure.is_user(),
         _ => false,
     };
-    let text = format!("{what}: {}", DisplayErrorContext(&e));
+    let text = match &e {
+        // The service's own code and message; the SDK's context would add the raw response.
+        SdkError::ServiceError(service) => {
+            let (code, message) = (service.err().code(), service.err().message());
+            let hint = match code {
+                Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist") => {
+                    ". Check the queue URL (or name), the region and the endpoint: they must \
+                     name an existing queue"
+                }
+                _ => "",
+            };
+            let message = message.unwrap_or("no message").trim_end_matches('.');
+            format!("{what}: {}: {message}{hint}", code.unwrap_or("error"))
+        }
+        _ => format!("{what}: {}", DisplayErrorContext(&e)),
+    };
     // A certificate this machine does not trust will not become trusted by waiting.
     if find_cause::<rustls::Error>(&e).is_some() {
         return Error::Config(format!(
