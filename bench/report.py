@@ -92,6 +92,19 @@ def rate_cell(run):
     return n(run["msg_per_s"]) + spread
 
 
+def paired(rtt, kind, setting):
+    """Per-round ratios of maskflow's defaults to (kind, setting) at `rtt`."""
+    by_round = lambda k, s_: {run.get("round", 0): run["msg_per_s"] for run in r["e2e"]["runs"]
+                              if run["rtt_ms"] == rtt and run["kind"] == k and run["setting"] == s_}
+    mine, theirs = by_round("maskflow", "defaults"), by_round(kind, setting)
+    ratios = sorted(mine[k] / theirs[k] for k in mine if k in theirs)
+    return (ratios[len(ratios) // 2], ratios[0], ratios[-1]) if ratios else None
+
+
+def spread(p):
+    return f"{p[0]:.2f}x" + (f" ({p[1]:.2f}-{p[2]:.2f})" if p[1] != p[2] else "")
+
+
 if "e2e" in r and r["e2e"].get("rtt_ms"):
     e = r["e2e"]
     rtts = e["rtt_ms"]
@@ -130,10 +143,11 @@ if "e2e" in r and r["e2e"].get("rtt_ms"):
         rate = {k: (one(rtt, *k) or {}).get("msg_per_s") for k in head}
         mf, vec = rate[("maskflow", "defaults")], max(filter(None, [rate[("vector", "defaults")], rate[("vector", "client_concurrency 16")]]), default=None)
         rows.append([f"{rtt:g} ms"] + [n(rate[k]) if rate[k] else "-" for k in head]
-                    + [ratio(mf, rate[("ceiling", "16 receives in flight")]), ratio(mf, rate[("boto3", "16 threads")]), ratio(mf, vec)])
+                    + [spread(paired(rtt, "ceiling", "16 receives in flight")) if paired(rtt, "ceiling", "16 receives in flight") else "-",
+                       ratio(mf, rate[("boto3", "16 threads")]), ratio(mf, vec)])
     md += ["**Messages per second until the queue is empty**:", ""]
     table(["SQS round trip", "SQS ceiling", "maskflow (defaults)", "boto3 consumer", "Vector (defaults)",
-           "Vector (client_concurrency 16)", "maskflow / ceiling", "maskflow / boto3", "maskflow / best Vector"], rows)
+           "Vector (client_concurrency 16)", "maskflow / ceiling (per round: median, range)", "maskflow / boto3", "maskflow / best Vector"], rows)
     md += ["Every setting, with its cost: CPU per message of the consumer process, SQS requests per 1,000 messages "
            "(SQS bills per request; 100 receives and 100 batch deletes of 10 are the floor of 200), and peak memory. "
            "The ceiling and maskflow ran " + str(max(run.get("round", 0) for run in e["runs"]) + 1) + " round(s), "
@@ -150,39 +164,48 @@ if "e2e" in r and r["e2e"].get("rtt_ms"):
                          if run.get("pollers_max") else "-"])
     table(["RTT", "consumer", "setting", "msg/s (median; range of the rounds)", "CPU µs/msg", "SQS requests / 1,000 msgs",
            "receives / batch deletes", "peak RSS MiB", "receives in flight (mean / most)"], rows)
-    # The targets of the network issue, shown met or missed with the figures that say why.
-    tgt = []
+    # The targets of the network issue, shown met or missed with the figures that say why. On
+    # this rig a setting's rate moves by up to a quarter between rounds (LocalStack's CPU per
+    # request does), so a target compares runs of the same round, which ran one after the
+    # other: the median of the per-round ratios, with their range.
+    tgt, misses = [], []
     for rtt in rtts:
         mf = one(rtt, "maskflow", "defaults")
-        others = [run for run in e2e_runs(rtt, "maskflow")]
-        best = max(others, key=lambda run: run["msg_per_s"]) if others else None
-        ceil = one(rtt, "ceiling", "16 receives in flight")
         if not mf:
             continue
-        tgt.append([f"RTT {rtt:g} ms: defaults >= 90% of the best maskflow setting",
-                    f"{mf['msg_per_s'] / best['msg_per_s']:.0%} (best: {best['setting']}, {n(best['msg_per_s'])} msg/s)",
-                    check(mf["msg_per_s"] >= 0.9 * best["msg_per_s"])])
-        if ceil:
-            tgt.append([f"RTT {rtt:g} ms: defaults >= 0.9x the ceiling at 16 receives in flight",
-                        f"{mf['msg_per_s'] / ceil['msg_per_s']:.2f}x", check(mf["msg_per_s"] >= 0.9 * ceil["msg_per_s"])])
+        settings = [run["setting"] for run in e2e_runs(rtt, "maskflow") if run["setting"] != "defaults"]
+        against = [(s_, paired(rtt, "maskflow", s_)) for s_ in settings]
+        against = [(s_, p) for s_, p in against if p]
+        if against:
+            worst, p = min(against, key=lambda a: a[1][0])
+            tgt.append([f"RTT {rtt:g} ms: defaults >= 90% of every other maskflow setting",
+                        f"{spread(p)} against the strongest, {worst}", check(p[0] >= 0.9)])
+            if p[0] < 0.9:
+                misses.append(f"at {rtt:g} ms `{worst}` beat the defaults by {1 / p[0] - 1:.0%} in the median round")
+        p = paired(rtt, "ceiling", "16 receives in flight")
+        if p:
+            tgt.append([f"RTT {rtt:g} ms: defaults >= 0.9x the ceiling at 16 receives in flight", spread(p), check(p[0] >= 0.9)])
+            if p[0] < 0.9:
+                misses.append(f"at {rtt:g} ms the defaults reached {p[0]:.2f}x of the ceiling in the median round")
         tgt.append([f"RTT {rtt:g} ms: SQS requests at the floor under load (<= 210 / 1,000)",
                     n(mf["requests_per_1000"]), check(mf["requests_per_1000"] <= 210)])
     rss = max((run["peak_rss_kb"] for run in e["runs"] if run["kind"] == "maskflow"), default=0) / 1024
     tgt.append(["maskflow peak RSS < 64 MB in every run (every round)", f"{rss:.1f} MiB", check(rss < 64 * 1e6 / 2**20)])
-    md += ["**Targets**:", ""]
+    md += ["**Targets** (each ratio: the median of the per-round ratios, range in brackets):", ""]
     table(["target", "measured", ""], tgt)
-    missed = [(rtt, one(rtt, "maskflow", "defaults"), one(rtt, "ceiling", "16 receives in flight")) for rtt in rtts]
-    missed = [(rtt, mf, c) for rtt, mf, c in missed if mf and c and mf["msg_per_s"] < 0.9 * c["msg_per_s"]]
-    if missed:
-        rtt, mf, c = missed[0]
-        scale_runs = r.get("scale", {}).get("runs", [])
-        cold = scale_runs[0].get("startup_cpu_s", {}).get("cold") if scale_runs else None
-        start_up = f" (its cold start, the module compiled: {n(cold * 1e6 / e['messages'])} of them)" if cold else ""
-        md += [f"Why the ceiling target is missed where it is: at {rtt:g} ms the ceiling consumer spends "
-               f"{n(c['cpu_us_per_msg'])} µs of CPU per message, maskflow {n(mf['cpu_us_per_msg'])}{start_up} and "
-               f"PostgreSQL {n(mf['cpu_s']['postgres'] * 1e6 / mf['messages'])}, all on the 2 cores where LocalStack, "
-               f"which caps every row, needs {n(c['cpu_s']['localstack'] * 1e6 / c['messages'])} µs per message. "
-               "A real SQS does not share the consumer's cores: there that CPU is not taken from the server.", ""]
+    if misses:
+        ls = [run["cpu_s"]["localstack"] * 1e6 / run["messages"] for run in e["runs"] if run["kind"] == "maskflow"]
+        c = [run for run in e["runs"] if run["kind"] == "ceiling"]
+        c_cpu = sorted(run["cpu_us_per_msg"] for run in c)[len(c) // 2] if c else 0
+        m_cpu = sorted(run["cpu_us_per_msg"] for run in e["runs"] if run["kind"] == "maskflow" and run["setting"] == "defaults")
+        m_cpu = m_cpu[len(m_cpu) // 2] if m_cpu else 0
+        md += ["Why a target is missed where it is: " + "; ".join(misses) + ". These rates are set by LocalStack, a "
+               f"Python process that needed {n(min(ls))}-{n(max(ls))} µs of CPU per message in the maskflow runs (it "
+               "varies by that much from run to run, which is the rounds' range), on the same 2 cores as the consumer "
+               f"and PostgreSQL. The ceiling consumer spends {n(c_cpu)} µs per message, maskflow {n(m_cpu)} (the "
+               "module, the commit, a cold start), and every µs either takes is taken from LocalStack. With every "
+               "setting at 16 receives in flight, the difference between them is within the rounds' range; a real "
+               "SQS does not share the consumer's cores.", ""]
 
 if "idle" in r:
     i = r["idle"]

@@ -106,6 +106,17 @@ pub fn key_report(config: &PostgresConfig, columns: &[String]) -> Result<KeyRepo
     Ok(KeyReport { recorded, counts, places: places(&config.table, columns) })
 }
 
+/// Refuses when masks under `key_id` remain.
+fn in_use(counts: &MaskCounts, key_id: &str) -> Result<(), RetireError> {
+    match counts.get(key_id).filter(|c| c.values().any(|&n| n > 0)) {
+        Some(remaining) => Err(RetireError::InUse {
+            key: key_id.to_owned(),
+            remaining: remaining.iter().map(|(p, n)| (p.clone(), *n)).collect(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Why a key could not be retired.
 #[derive(Debug, thiserror::Error)]
 pub enum RetireError {
@@ -118,9 +129,11 @@ pub enum RetireError {
     Unknown(String),
 }
 
-/// Drops `key_id`'s fingerprint, in one transaction that first counts its masks and refuses if
-/// any remain. The tables are share-locked for the count, so no row under the key can be
-/// committed between the count and the delete.
+/// Drops `key_id`'s fingerprint, refusing while any mask under it remains. A first count takes
+/// no lock, so the usual refusal (the rekey has not finished) never holds up the hosts' writes;
+/// only when it finds none are the tables share-locked for a second count and the delete, so
+/// that no row under the key can be committed in between. Writes that meet that lock wait, and
+/// retry after their lock timeout: they heal by themselves once the count is done.
 pub fn retire(
     config: &PostgresConfig,
     columns: &[String],
@@ -128,6 +141,7 @@ pub fn retire(
 ) -> Result<(), RetireError> {
     let conn = open(config, "maskflow keys retire")?;
     let deadline = Instant::now() + config.timeouts.commit.max(Duration::from_secs(300));
+    in_use(&count_masks(&conn, deadline, &config.table, columns)?, key_id)?;
     conn.begin(deadline, config.timeouts.commit)?;
     let result = (|| {
         conn.batch(
@@ -138,11 +152,7 @@ pub fn retire(
                 ident(&format!("{}_rejected", config.table))
             ),
         )?;
-        let counts = count_masks(&conn, deadline, &config.table, columns)?;
-        if let Some(remaining) = counts.get(key_id).filter(|c| c.values().any(|&n| n > 0)) {
-            let remaining = remaining.iter().map(|(p, n)| (p.clone(), *n)).collect();
-            return Err(RetireError::InUse { key: key_id.to_owned(), remaining });
-        }
+        in_use(&count_masks(&conn, deadline, &config.table, columns)?, key_id)?;
         let deleted = conn.wait(
             deadline,
             conn.client().execute("DELETE FROM maskflow_keys WHERE key_id = $1", &[&key_id]),
