@@ -34,8 +34,9 @@ fn main() -> anyhow::Result<()> {
         Command::Ceiling(args) => tokio::runtime::Runtime::new()?.block_on(ceiling::run(&args)),
         Command::Profile(args) => profile::run(&args),
         // One thread: the relay's work is waiting, and the machine's cores belong to the rig.
-        Command::Relay(args) => {
-            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(relay::run(&args))
-        }
+        Command::Relay(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(relay::run(&args)),
     }
 }

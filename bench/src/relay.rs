@@ -70,21 +70,9 @@ pub async fn run(args: &RelayArgs) -> Result<()> {
     let listener = TcpListener::bind(args.listen).await.context("bind the relay")?;
     println!("{}", serde_json::json!({"listen": listener.local_addr()?.to_string()}));
     let counts = Arc::new(Mutex::new(Counts::default()));
-    let accept = {
-        let (counts, upstream) = (counts.clone(), args.upstream);
-        async move {
-            loop {
-                let (client, _) = listener.accept().await?;
-                counts.lock().unwrap().connections += 1;
-                tokio::spawn(relay_connection(client, upstream, link, counts.clone()));
-            }
-            #[allow(unreachable_code)]
-            anyhow::Ok(())
-        }
-    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        result = accept => result?,
+        failed = accept(listener, args.upstream, link, counts.clone()) => match failed? {},
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
@@ -95,6 +83,20 @@ pub async fn run(args: &RelayArgs) -> Result<()> {
                            "bytes": counts.bytes})
     );
     Ok(())
+}
+
+/// Accepts clients, each relayed on its own task, until the process is told to stop.
+async fn accept(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    link: Link,
+    counts: Arc<Mutex<Counts>>,
+) -> Result<std::convert::Infallible> {
+    loop {
+        let (client, _) = listener.accept().await?;
+        counts.lock().unwrap().connections += 1;
+        tokio::spawn(relay_connection(client, upstream, link, counts.clone()));
+    }
 }
 
 /// One client connection: its own upstream connection and a delayed pump each way.
