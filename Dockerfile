@@ -15,9 +15,9 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 # Dependency caching: BuildKit cache mounts, not the "copy the manifests, build stub sources,
-# then copy the real sources" trick. The workspace has five members (transform, host, tests,
-# tests/vrl, bench) and cargo needs every member's manifest and a target in each to load the
-# workspace at all, and the host embeds host/module/: the stub layer would have to mirror
+# then copy the real sources" trick. The workspace has six members (transform, host, tests,
+# bench, integrations/vector/conformance, integrations/node) and cargo needs every member's
+# manifest and a target in each to load the workspace at all, and the host embeds host/module/: the stub layer would have to mirror
 # all of that and silently go stale when a member is added. Cache mounts keep cargo's registry
 # and target/ between builds whatever the layout, so a source change recompiles only the
 # crates that changed (incremental across builds, not just per dependency layer). The cost:

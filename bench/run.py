@@ -27,9 +27,8 @@ STATE = os.environ["MASKFLOW_STATE"]
 ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
 PY = sys.executable
 BASELINES = os.path.join(REPO, "bench", "baselines")
-# Vector's config and tables (moved with the integrations: the first that exists).
-VECTOR_DIR = next((d for d in (os.path.join(REPO, "integrations", "vector"), os.path.join(REPO, "vector"))
-                   if os.path.exists(os.path.join(d, "vector.yaml"))), os.path.join(REPO, "vector"))
+# Vector's config and tables (integrations/vector: the VRL twin, proven by its conformance crate).
+VECTOR_DIR = os.path.join(REPO, "integrations", "vector")
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--sections", default="transform,sink,e2e,idle,lag,batching,original,scale,rekey")
@@ -474,7 +473,7 @@ def find_vector():
 
 
 def vector_config(work, concurrency):
-    """VECTOR_DIR/vector.yaml, with `client_concurrency` when one is given, and a data_dir."""
+    """integrations/vector/vector.yaml, with `client_concurrency` when one is given, and a data_dir."""
     config = open(os.path.join(VECTOR_DIR, "vector.yaml")).read()
     source = "    type: aws_sqs\n"
     if config.count(source) != 1:
@@ -490,7 +489,7 @@ def vector_config(work, concurrency):
 
 
 def vector_run(vector, url, n, db, endpoint, concurrency, stop_when_empty=True, seconds=None):
-    """Vector on VECTOR_DIR/vector.yaml. It never stops by itself: SIGTERM once the end condition
+    """Vector on integrations/vector/vector.yaml. It never stops by itself: SIGTERM once the end condition
     holds (or after `seconds`, for the idle measurement)."""
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(open(os.path.join(VECTOR_DIR, "tables.sql")).read())

@@ -163,9 +163,9 @@ pub fn render_catalogue(vectors: &[Vector]) -> String {
         "# Input catalogue: what maskflow does with each kind of message\n\n\
          Generated from `tests/vectors/golden.jsonl` by `cargo run -p maskflow-tests --bin gen-vectors`; \
          do not edit by hand. Every row is checked by the native library, the wasm module under \
-         wasmtime and the Node binding (tests/tests/golden.rs, transform/js-test), and end to end \
-         through LocalStack's SQS and PostgreSQL (tests/tests/e2e.rs) except where SQS cannot \
-         carry the message (marked *not sendable*: empty, not UTF-8, over 256 KiB) or the outcome \
+         wasmtime and the Node binding (tests/tests/golden.rs, integrations/node/test), and end \
+         to end through LocalStack's SQS and PostgreSQL (tests/tests/e2e.rs) except where SQS \
+         cannot carry the message (marked *not sendable*: empty, not UTF-8, over 256 KiB) or the outcome \
          depends on the vector's own timestamp (SQS stamps its own).\n\n\
          | # | input | outcome | rule |\n|---|---|---|---|\n",
     );

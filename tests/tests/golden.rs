@@ -1,5 +1,6 @@
 //! Every runtime must turn every golden vector into the same outcome. Here: the native library
-//! and the wasm module under wasmtime (Node: transform/js-test; VRL: vrl_twin.rs).
+//! and the wasm module under wasmtime (Node: integrations/node/test; VRL:
+//! integrations/vector/conformance; the other engines: integrations/).
 
 use maskflow::runtime::{ModuleLimits, Outcome, WasmModule, EMBEDDED_MODULE};
 use maskflow_tests::{cases, golden, native_outcome, test_config, test_keys, Vector};

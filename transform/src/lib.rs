@@ -2,8 +2,8 @@
 //!
 //! Pure computation, no I/O: the same code runs natively (the host's `unmask`, the tests) and
 //! as a WebAssembly module with the ABI in `ABI.md` (exports in `abi`, the wire format both
-//! sides share in [`wire`]), or from JavaScript through
-//! wasm-bindgen (feature `js`).
+//! sides share in [`wire`]); the thin crates in `integrations/` (Node's wasm-bindgen binding,
+//! Fluvio's SmartModule) wrap the same [`Transformer`] in other exports.
 //!
 //! ```
 //! use maskflow_transform::{Config, Key, Message, Transformer};
@@ -32,14 +32,12 @@ mod transformer;
 pub mod version;
 pub mod wire;
 
-#[cfg(all(target_arch = "wasm32", not(feature = "smartmodule")))]
+// The ABI v1 and ClickHouse exports; other faces of the rules (Node, Fluvio) live in thin
+// crates under integrations/ that depend on this one with `no-abi`.
+#[cfg(all(target_arch = "wasm32", not(feature = "no-abi")))]
 pub mod abi;
-#[cfg(all(target_arch = "wasm32", not(feature = "smartmodule")))]
+#[cfg(all(target_arch = "wasm32", not(feature = "no-abi")))]
 pub mod clickhouse;
-#[cfg(feature = "js")]
-mod js;
-#[cfg(all(target_arch = "wasm32", feature = "smartmodule"))]
-mod smartmodule;
 
 pub use cache::CacheStats;
 pub use config::{Column, Config, KeyConfig, Kind, Mapping};
