@@ -10,6 +10,10 @@ use maskflow_transform::{Message, Transformer};
 
 use crate::{maskflow_bin, maskflow_env, test_config, Services};
 
+/// How long a stopped host may take to exit: a graceful stop finishes its commit (at most the
+/// 30 s commit timeout) and its deletes.
+const STOP_LIMIT: Duration = Duration::from_secs(120);
+
 pub struct Run<'a> {
     pub services: &'a Services,
     pub database_url: String,
@@ -206,10 +210,12 @@ impl Watched {
 
     /// Sends `signal` (`-KILL`, `-TERM`, `-INT`), waits for the exit; returns the status and
     /// everything the host printed.
+    /// Sends `signal` and waits for the exit, at most [`STOP_LIMIT`]: a host that ignores a
+    /// stop fails the test instead of hanging the suite.
     pub fn stop(self, signal: &str) -> (ExitStatus, String) {
         let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status();
         assert!(status.unwrap().success(), "kill {signal} failed");
-        self.wait()
+        self.wait_at_most(STOP_LIMIT)
     }
 
     /// Waits at most `limit` for the exit; after that, kills the host and panics with its log
