@@ -133,13 +133,15 @@ async fn pump(
     let reader = async move {
         let mut rng = Jitter::new(link.jitter);
         let mut last_due = Instant::now();
+        // One read buffer; each queued chunk is a copy of what was read, not a 64 KiB buffer
+        // (up to 1,024 of those waiting per direction would be the relay's memory).
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let mut chunk = vec![0u8; 64 * 1024];
-            let n = match from.read(&mut chunk).await {
+            let n = match from.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            chunk.truncate(n);
+            let chunk = buf[..n].to_vec();
             if let Some(requests) = requests.as_mut() {
                 requests.scan(&chunk);
             }
