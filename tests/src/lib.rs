@@ -142,6 +142,22 @@ pub fn maskflow_bin() -> PathBuf {
     bin
 }
 
+/// The host built with fail points (`cargo build --release -p maskflow-host --features
+/// failpoints`, copied to `maskflow-failpoints` beside `maskflow`: `scripts/build-failpoints`,
+/// which scripts/test runs). The shipped binary has none.
+pub fn maskflow_failpoints_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("MASKFLOW_FAILPOINTS_BIN") {
+        return bin.into();
+    }
+    let bin = maskflow_bin().with_file_name("maskflow-failpoints");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with scripts/build-failpoints (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
 /// Environment for running `maskflow` against the services, with the test key.
 pub fn maskflow_env(
     services: &Services,

@@ -163,6 +163,7 @@ fn the_process_is_not_dumpable() {
         .args(["transform", "--module-cache", "off"])
         .env("MASKFLOW_KEY", std::fs::read_to_string(maskflow_tests::test_key_file()).unwrap())
         .env("RUST_LOG", "maskflow=debug")
+        .env("MASKFLOW_LOG_FORMAT", "json")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -172,5 +173,8 @@ fn the_process_is_not_dumpable() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("dumpable=0") && stderr.contains("process not dumpable"), "{stderr}");
+    let hardening = maskflow_tests::run::events_of(&out.stderr);
+    let hardening =
+        hardening.last("hardening").unwrap_or_else(|| panic!("no hardening event: {stderr}"));
+    assert_eq!(hardening["dumpable"], 0, "{stderr}");
 }

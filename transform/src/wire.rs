@@ -5,7 +5,7 @@
 //! Decoders refuse anything malformed with a [`WireError`] naming what was wrong; they never
 //! panic, whatever the bytes (a host must survive a hostile module, and a module a buggy host).
 
-use crate::{Message, Outcome, Rejection, Row};
+use crate::{Message, Outcome, Reason, Rejection, Row};
 
 /// First byte of every result: the payload follows.
 pub const STATUS_OK: u8 = 0;
@@ -110,7 +110,7 @@ pub fn decode_outcomes(
                 (0..columns).map(|_| reader.nullable_string()).collect::<Result<_, _>>()?,
             )),
             KIND_REJECTION => Ok(Outcome::Rejected {
-                reason: reader.string()?,
+                reason: reason(&reader.string()?)?,
                 message: reader.string()?,
                 encrypted_body: reader.string()?,
             }),
@@ -119,6 +119,18 @@ pub fn decode_outcomes(
         .collect::<Result<Vec<_>, _>>()?;
     reader.finish()?;
     Ok(outcomes)
+}
+
+/// A rejection's reason code, which must be one of the rules' (ABI.md "Reason codes"): the
+/// codes are a closed set (stored, counted by metric labels); a host adds its own.
+fn reason(code: &str) -> Result<Reason, WireError> {
+    match Reason::from_code(code).filter(|r| !r.is_host()) {
+        Some(reason) => Ok(reason),
+        None => malformed(&format!(
+            "reason code `{}` is not one of ABI.md's",
+            code.escape_debug().take(40).collect::<String>()
+        )),
+    }
 }
 
 /// Reads a `transform_batch` input one message at a time, borrowing ids and bodies.
@@ -206,7 +218,6 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Reason;
 
     #[test]
     fn a_batch_round_trips() {
@@ -248,7 +259,7 @@ mod tests {
         assert_eq!(
             outcomes[1],
             Outcome::Rejected {
-                reason: "invalid_ip".into(),
+                reason: Reason::InvalidIp,
                 message: "m".into(),
                 encrypted_body: "k1.x".into()
             }
@@ -257,5 +268,14 @@ mod tests {
             assert!(decode_outcomes(&out[..cut], 2, 2).is_err(), "cut at {cut} accepted");
         }
         assert!(decode_outcomes(&out, 3, 2).is_err(), "a count mismatch is refused");
+        for code in ["x", "module_failed", "sink_refused", ""] {
+            let mut out = Vec::new();
+            put_u32(&mut out, 1);
+            out.push(KIND_REJECTION);
+            for text in [code, "m", "k1.x"] {
+                put_bytes(&mut out, text.as_bytes());
+            }
+            assert!(decode_outcomes(&out, 1, 2).is_err(), "reason `{code}` accepted");
+        }
     }
 }

@@ -4,12 +4,12 @@ use crate::error::Result;
 use crate::keys;
 
 /// `maskflow keygen`: where to write the new key, and its id.
-pub struct KeygenConfig {
-    pub out: Option<PathBuf>,
-    pub id: String,
+pub(crate) struct KeygenConfig {
+    pub(crate) out: Option<PathBuf>,
+    pub(crate) id: String,
 }
 
-pub fn run(config: &KeygenConfig) -> Result<()> {
+pub(crate) fn run(config: &KeygenConfig) -> Result<()> {
     let key = keys::generate(&config.id)?;
     match &config.out {
         Some(path) => {

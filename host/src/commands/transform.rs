@@ -13,25 +13,25 @@ use maskflow_transform::{Message, Outcome};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::pipeline::stage::{ModuleConfig, Stages};
+use crate::pipeline::{ModuleConfig, PreparedModule};
 
 /// `maskflow transform`'s settings (built by `crate::cli`).
-pub struct TransformConfig {
-    pub module: ModuleConfig,
-    pub rejects: Rejects,
+pub(crate) struct TransformConfig {
+    pub(crate) module: ModuleConfig,
+    pub(crate) rejects: Rejects,
     /// The sent timestamp of lines without one (ms since the epoch); `None`: the time they arrive.
-    pub sent_timestamp_ms: Option<i64>,
+    pub(crate) sent_timestamp_ms: Option<i64>,
     /// A top-level JSON field holding each line's sent timestamp (ms since the epoch, or an
     /// RFC 3339 string).
-    pub sent_timestamp_field: Option<String>,
+    pub(crate) sent_timestamp_field: Option<String>,
     /// Lines per module call, at most.
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// How long the first line of a batch waits for more.
-    pub linger: Duration,
+    pub(crate) linger: Duration,
 }
 
 /// Where rejections go.
-pub enum Rejects {
+pub(crate) enum Rejects {
     /// Interleaved with the rows on stdout, as `{"rejected": {id, reason, message, encrypted_body}}`.
     Stdout,
     /// NDJSON lines `{id, reason, message, encrypted_body}` in this file.
@@ -39,10 +39,10 @@ pub enum Rejects {
 }
 
 /// Returns (rows, rejections).
-pub fn run(config: TransformConfig) -> Result<(u64, u64)> {
-    let stages = Stages::prepare(config.module)?;
-    let mut stage = stages.stage()?;
-    let columns = stages.columns();
+pub(crate) fn run(config: TransformConfig) -> Result<(u64, u64)> {
+    let module = PreparedModule::prepare(config.module)?;
+    let mut stage = module.stage()?;
+    let columns = module.columns();
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut rejects_file = match &config.rejects {
         Rejects::File(path) => Some(BufWriter::new(
