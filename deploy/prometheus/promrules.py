@@ -69,8 +69,10 @@ def mutants(doc):
             return name, what, mutated
 
         yield mutate(lambda r: r.update(expr="vector(0) > 1"), "never fires (no test expects it to fire)")
-        # Where the real expression returns nothing, the mutant still returns a series.
-        yield mutate(lambda r: r.update(expr=f"({r['expr'].strip()}) or on() vector(1)"),
+        # Where the real expression returns nothing, the mutant returns a series of its own (a
+        # label of its own: a separate alert, so it does not shift when the real one started).
+        yield mutate(lambda r: r.update(
+            expr=f'({r["expr"].strip()}) or on() label_replace(vector(1), "mutant", "silent", "", "")'),
                      "fires whenever it should stay silent (no test expects it not to fire)")
         if for_ms(rule):
             yield mutate(lambda r: r.pop("for"),
