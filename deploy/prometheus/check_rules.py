@@ -7,7 +7,8 @@
    should be silent; fires without its `for:`; fires 1 minute late) makes them fail. An alert
    without a must-fire case, a must-not-fire case, or a check of its `for:` fails here;
 5. every alert has a severity label, a summary, and a `runbook_url` README.md#anchor whose
-   heading exists in README.md; every alert heading under README's alerts section is an alert.
+   heading exists in README.md; every alert heading under README's alerts section is an alert;
+6. every alert's `bool` form (what the live test evaluates) parses.
 
 Exit 0 when all pass; prints what failed otherwise."""
 
@@ -61,13 +62,43 @@ def check_mutants(doc, problems):
         scratch = Path(scratch)
         shutil.copytree(promrules.TESTS, scratch / "tests")
         files = [f"tests/{p.name}" for p in test_files()]
-        count = 0
-        for name, what, mutated in promrules.mutants(doc):
-            promrules.save(mutated, scratch / "alerts.yaml")
-            count += 1
+        mutants = list(promrules.mutants(doc))
+        for index, (_, _, mutated) in enumerate(mutants):
+            promrules.save(mutated, scratch / f"mutant-{index}.yaml")
+        # A mutant promtool cannot load would fail the tests for the wrong reason.
+        valid = promtool("check", "rules", *(scratch / f"mutant-{i}.yaml" for i in range(len(mutants))))
+        if valid.returncode:
+            problems.append(f"a mutant is not a valid rules file (check_rules.py bug):\n{valid.stdout}{valid.stderr}")
+            return
+        for index, (name, what, _) in enumerate(mutants):
+            shutil.copy(scratch / f"mutant-{index}.yaml", scratch / "alerts.yaml")
             if promtool("test", "rules", *files, cwd=scratch).returncode == 0:
                 problems.append(f"{name}: the unit tests still pass when it {what}")
-        print(f"check_rules: {count} mutants of {len(promrules.alerts(doc))} alerts run")
+        print(f"check_rules: {len(mutants)} mutants of {len(promrules.alerts(doc))} alerts run")
+
+
+# bool_form (the live test's view of an alert) on cases written out by hand.
+BOOL_FORMS = {
+    'a{x!="y",z=~"p>q"} > 3': 'a{x!="y",z=~"p>q"} > bool  3',
+    "a >= bool 2": "a >= bool 2",
+    "a<=1 and b==2": "a<= bool 1 and b== bool 2",
+    'label_replace(v, "d", "$1", "s", "(.*)>")>0': 'label_replace(v, "d", "$1", "s", "(.*)>")> bool 0',
+}
+
+
+def check_bool_forms(doc, problems):
+    for expr, expected in BOOL_FORMS.items():
+        if promrules.bool_form(expr) != expected:
+            problems.append(f"bool_form({expr!r}) is {promrules.bool_form(expr)!r}, not {expected!r}")
+    # Every alert's bool form must parse: as recording rules, promtool checks them.
+    with tempfile.TemporaryDirectory(prefix="maskflow-bool-") as scratch:
+        rules = [{"record": f"bool_form:{r['alert']}", "expr": promrules.bool_form(r["expr"])}
+                 for r in promrules.alerts(doc)]
+        path = Path(scratch) / "bool-forms.yaml"
+        promrules.save({"groups": [{"name": "bool_forms", "rules": rules}]}, path)
+        result = promtool("check", "rules", path)
+        if result.returncode:
+            problems.append(f"the alerts' bool forms do not parse:\n{result.stdout}{result.stderr}")
 
 
 def check_annotations(doc, problems):
@@ -99,6 +130,7 @@ def main():
     check_promtool(problems)
     check_test_files(names, problems)
     check_annotations(doc, problems)
+    check_bool_forms(doc, problems)
     check_mutants(doc, problems)
     for problem in problems:
         print(f"check_rules: FAIL {problem}", file=sys.stdout)

@@ -100,17 +100,17 @@ def first_sample(prom, name, state, window):
 
 
 def check_outage_alert(prom, host, outage_started, started, for_s):
-    seen = []
+    seen = []  # the states /api/v1/alerts showed, in order: for the log
 
-    def reached(state):
+    def state():
         host.alive()
         now = alert_states(prom, OUTAGE_ALERT)
         if now and (not seen or seen[-1] != now):
             seen.append(now)
             log(f"{OUTAGE_ALERT}: {now}")
-        return now == state
-    wait_until(f"{OUTAGE_ALERT} pending", TIMEOUT, lambda: reached("pending") or reached("firing"))
-    wait_until(f"{OUTAGE_ALERT} firing", TIMEOUT, lambda: reached("firing"))
+        return now
+    wait_until(f"{OUTAGE_ALERT} pending", TIMEOUT, lambda: state() in ("pending", "firing"))
+    wait_until(f"{OUTAGE_ALERT} firing", TIMEOUT, lambda: state() == "firing")
     window = int(time.time() - started) + 5
     pending = first_sample(prom, OUTAGE_ALERT, "pending", window)
     firing = first_sample(prom, OUTAGE_ALERT, "firing", window)

@@ -95,7 +95,7 @@ def fast_copy(doc, factor=60):
     return fast, changed
 
 
-_COMPARISON = re.compile(r"(==|!=|>=|<=|>|<)(?!\s*bool\b)")
+_COMPARISON = re.compile(r"(==|!=|>=|<=|>|<)(\s*bool\b)?")
 
 
 def bool_form(expr):
@@ -115,7 +115,7 @@ def bool_form(expr):
             continue
         match = _COMPARISON.match(expr, i)
         if match:
-            out.append(match.group(1) + " bool")
+            out.append(match.group(0) if match.group(2) else f"{match.group(1)} bool ")
             i = match.end()
             continue
         out.append(c)
