@@ -22,8 +22,14 @@ def statements(text):
         yield rest
 
 
+# What integrations/clickhouse/README.md asks of a ClickHouse server's profile: WebAssembly UDFs
+# on, and no fuel bound per call (blocks of thousands of events). Server settings, so chDB takes
+# them when the database is opened, not from a SET.
+SETTINGS = "allow_experimental_webassembly_udf=1&webassembly_udf_max_fuel=0"
+
+
 def main(database, path):
-    session = Session(database)
+    session = Session(f"{database}?{SETTINGS}")
     try:
         for statement in statements(open(path, encoding="utf-8").read()):
             print(session.query(statement, "PrettyCompact"), end="", flush=True)
