@@ -118,7 +118,8 @@ def check(block):
     # Data and text are never run, so `no-run` would say nothing there.
     allowed = {"no-run"} | RUN_LANGUAGES[block.language] if block.language in RUN_LANGUAGES else set()
     for a in block.attributes:
-        if a not in allowed and not re.fullmatch(r"timeout=[1-9][0-9]*", a):
+        timeout = block.language in RUN_LANGUAGES and re.fullmatch(r"timeout=[1-9][0-9]*", a)
+        if a not in allowed and not timeout:
             raise ConventionError(block.readme, block.line, f"unknown attribute `{a}` for `{block.language}`")
     if block.kind == "run" and block.language == "sql" and not block.engine:
         raise ConventionError(block.readme, block.line,
