@@ -42,6 +42,14 @@ CASES = [
      f"# t\n{F}yaml\na: [1, 2\n{F}\n", 1, [r"README\.md:2 FAILED \(not YAML"]),
     ("psql stops at the first SQL error",
      f"# t\n{F}sql psql\nSELECT * FROM no_such_table_anywhere;\n{F}\n", 1, [r"README\.md:2 FAILED"]),
+    # One case for both engines of the integrations venv: each case pays for a venv (~5 s).
+    ("python runs in the session's directory; chDB keeps a README's tables from block to block; "
+     "a SQL error fails",
+     f"# t\n{F}sh\necho 7 > answer.txt\n{F}\n{F}python\nassert open('answer.txt').read() == '7\\n'\n{F}\n"
+     f"{F}sql chdb\nCREATE TABLE t (a Int32) ENGINE = MergeTree ORDER BY a;\n"
+     f"INSERT INTO t SELECT toInt32(line) FROM file('answer.txt', 'LineAsString');\n{F}\n"
+     f"{F}sql chdb\nSELECT throwIf(sum(a) != 7) FROM t;\n{F}\n{F}sql chdb\nSELECT * FROM no_such_table;\n{F}\n",
+     1, [r"README\.md:5 ok", r"README\.md:8 ok", r"README\.md:12 ok", r"README\.md:15 FAILED"]),
     ("a file written into the checkout fails the run",
      f"# t\n{F}sh\ntouch \"$(dirname \"$(dirname \"$(realpath scripts/test)\")\")/left-by-a-readme\"\n{F}\n",
      1, [r"checkout FAILED", r"\?\? left-by-a-readme"]),

@@ -44,7 +44,7 @@ class Session:
         if status == "done":
             return Outcome(True, seconds, output)
         if status == "timeout":
-            self.close()
+            self.close(wait_s=0)  # the block still runs: no point waiting for the session to end
             return Outcome(False, seconds, output, f"timed out after {timeout_s} s")
         code = self.process.wait()
         return Outcome(False, seconds, output, f"exit {code}")
@@ -70,15 +70,16 @@ class Session:
                 if line.strip() == DONE:
                     return "done"
 
-    def close(self):
-        """Ends the session and anything it left running (its process group)."""
+    def close(self, wait_s=5):
+        """Ends the session (end of input, then `wait_s` for it to exit) and anything it left
+        running (its process group: SIGTERM, then SIGKILL after 10 s)."""
         if self.process.poll() is None:
             try:
                 self.process.stdin.close()
             except BrokenPipeError:
                 pass
             try:
-                self.process.wait(timeout=5)
+                self.process.wait(timeout=wait_s)
             except subprocess.TimeoutExpired:
                 pass
         try:
