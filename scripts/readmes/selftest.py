@@ -50,10 +50,21 @@ CASES = [
      f"INSERT INTO t SELECT toInt32(line) FROM file('answer.txt', 'LineAsString');\n{F}\n"
      f"{F}sql chdb\nSELECT throwIf(sum(a) != 7) FROM t;\n{F}\n{F}sql chdb\nSELECT * FROM no_such_table;\n{F}\n",
      1, [r"README\.md:5 ok", r"README\.md:8 ok", r"README\.md:12 ok", r"README\.md:15 FAILED"]),
+    ("a change to what `scripts/services env` says fails the run",
+     f"# t\n{F}sh\necho 'export MASKFLOW_SELFTEST=1' >> \"$MASKFLOW_STATE/services.env\"\n{F}\n",
+     1, [r"services FAILED", r"\+ export MASKFLOW_SELFTEST=1"]),
     ("a file written into the checkout fails the run",
      f"# t\n{F}sh\ntouch \"$(dirname \"$(dirname \"$(realpath scripts/test)\")\")/left-by-a-readme\"\n{F}\n",
      1, [r"checkout FAILED", r"\?\? left-by-a-readme"]),
 ]
+
+
+def state_file():
+    """The services' env file (scripts/services env names the state directory), or None."""
+    done = subprocess.run([str(Path(__file__).resolve().parents[1] / "services"), "env"],
+                          capture_output=True, text=True)
+    state = re.search(r"^export MASKFLOW_STATE=(\S+)$", done.stdout, re.M)
+    return Path(state.group(1)) / "services.env" if state else None
 
 
 def run(runner):
@@ -63,7 +74,11 @@ def run(runner):
             readme = Path(tmp) / f"case{number}" / "README.md"
             readme.parent.mkdir()
             readme.write_text(markdown, encoding="utf-8")
+            services_env = state_file()
+            saved = services_env.read_bytes() if services_env else None
             done = subprocess.run([sys.executable, runner, "--discard", str(readme)], capture_output=True, text=True)
+            if saved is not None:
+                services_env.write_bytes(saved)  # a case may have changed it on purpose
             missing = [p for p in patterns if not re.search(p, done.stdout)]
             ok = done.returncode == status and not missing
             failures += not ok
