@@ -69,6 +69,12 @@ class Block:
         return None
 
     @property
+    def requires(self):
+        """Programs the block needs that no registry carries (`requires=vector,fluvio`): where
+        one is missing the block is reported skipped, never passed."""
+        return [t for a in self.attributes if a.startswith("requires=") for t in a.split("=", 1)[1].split(",")]
+
+    @property
     def kind(self):
         """'run', 'no-run', 'data' or 'text'."""
         if self.language in TEXT_LANGUAGES:
@@ -119,7 +125,8 @@ def check(block):
     allowed = {"no-run"} | RUN_LANGUAGES[block.language] if block.language in RUN_LANGUAGES else set()
     for a in block.attributes:
         timeout = block.language in RUN_LANGUAGES and re.fullmatch(r"timeout=[1-9][0-9]*", a)
-        if a not in allowed and not timeout:
+        requires = block.language in RUN_LANGUAGES and re.fullmatch(r"requires=[a-z0-9_,-]+", a)
+        if a not in allowed and not timeout and not requires:
             raise ConventionError(block.readme, block.line, f"unknown attribute `{a}` for `{block.language}`")
     if block.kind == "run" and block.language == "sql" and not block.engine:
         raise ConventionError(block.readme, block.line,
