@@ -31,7 +31,7 @@ CASES = [
      f"# t\n{F}sh no-run\n# needs the moon\nexit 1\n{F}\n", 0, [r"README\.md:2 skipped \(no-run: needs the moon\)"]),
     ("a block whose program is missing is skipped, never passed; one whose program is there runs",
      f"# t\n{F}sh requires=no-such-program-anywhere\nexit 1\n{F}\n{F}sh requires=bash\necho here\n{F}\n",
-     0, [r"README\.md:2 skipped \(requires no-such-program-anywhere: not found on PATH\)", r"README\.md:6 ok"]),
+     0, [r"README\.md:2 skipped \(requires no-such-program-anywhere: not found on PATH\)", r"README\.md:5 ok"]),
     ("a no-run block without a reason is refused",
      f"# t\n{F}sh no-run\nexit 1\n{F}\n", 1, [r"README\.md:2 FAILED \(convention: a no-run block"]),
     ("a fence without a language is refused",
