@@ -49,12 +49,16 @@ pub const WHERE_BINS_ARE_LOOKED_FOR: &str =
 /// `$MASKFLOW_FLUVIO_BIN_DIR` (an error if it lacks either binary: whoever set it expects the
 /// tests to run), else `<repo>/../shared/bin`, else `PATH`; `None` where they are absent.
 pub fn find_bins() -> Result<Option<FluvioBins>> {
-    let in_dir = |dir: &Path| FluvioBins { fluvio: dir.join("fluvio"), fluvio_run: dir.join("fluvio-run") };
+    let in_dir =
+        |dir: &Path| FluvioBins { fluvio: dir.join("fluvio"), fluvio_run: dir.join("fluvio-run") };
     let complete = |b: &FluvioBins| b.fluvio.is_file() && b.fluvio_run.is_file();
     if let Some(dir) = std::env::var_os("MASKFLOW_FLUVIO_BIN_DIR").filter(|d| !d.is_empty()) {
         let bins = in_dir(Path::new(&dir));
         if !complete(&bins) {
-            bail!("MASKFLOW_FLUVIO_BIN_DIR={}: no `fluvio` and `fluvio-run` in it", Path::new(&dir).display());
+            bail!(
+                "MASKFLOW_FLUVIO_BIN_DIR={}: no `fluvio` and `fluvio-run` in it",
+                Path::new(&dir).display()
+            );
         }
         return Ok(Some(bins));
     }
@@ -63,8 +67,11 @@ pub fn find_bins() -> Result<Option<FluvioBins>> {
         return Ok(Some(shared));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let on_path = |name: &str| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file());
-    Ok(on_path("fluvio").zip(on_path("fluvio-run")).map(|(fluvio, fluvio_run)| FluvioBins { fluvio, fluvio_run }))
+    let on_path =
+        |name: &str| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file());
+    Ok(on_path("fluvio")
+        .zip(on_path("fluvio-run"))
+        .map(|(fluvio, fluvio_run)| FluvioBins { fluvio, fluvio_run }))
 }
 
 /// One SC and one SPU on free 127.0.0.1 ports, all state in a temporary folder that is removed
@@ -91,12 +98,36 @@ impl LocalCluster {
         sc.arg("sc").arg("--local").arg(dir.path().join("metadata"));
         sc.args(["--bind-public", &sc_public, "--bind-private", &sc_private]);
         let sc = spawn_logged(sc, &dir.path().join("logs/sc.log"))?;
-        let mut cluster =
-            LocalCluster { bins, dir, sc_public, sc_private, spu_public, spu_private, sc, spu: None };
+        let mut cluster = LocalCluster {
+            bins,
+            dir,
+            sc_public,
+            sc_private,
+            spu_public,
+            spu_private,
+            sc,
+            spu: None,
+        };
         cluster.wait_for_port(&cluster.sc_public.clone())?;
-        cluster.fluvio(&["profile", "add", "maskflow-test", &cluster.sc_public.clone(), "local"])?;
+        cluster.fluvio(&[
+            "profile",
+            "add",
+            "maskflow-test",
+            &cluster.sc_public.clone(),
+            "local",
+        ])?;
         let (public, private) = (cluster.spu_public.clone(), cluster.spu_private.clone());
-        cluster.fluvio(&["cluster", "spu", "register", "--id", SPU_ID, "--public-server", &public, "--private-server", &private])?;
+        cluster.fluvio(&[
+            "cluster",
+            "spu",
+            "register",
+            "--id",
+            SPU_ID,
+            "--public-server",
+            &public,
+            "--private-server",
+            &private,
+        ])?;
         cluster.start_spu()?;
         Ok(cluster)
     }
@@ -113,7 +144,10 @@ impl LocalCluster {
 
     /// The directories of both binaries, for a `PATH` that finds them.
     pub fn bin_dirs(&self) -> Vec<PathBuf> {
-        [&self.bins.fluvio, &self.bins.fluvio_run].iter().filter_map(|p| p.parent().map(Path::to_path_buf)).collect()
+        [&self.bins.fluvio, &self.bins.fluvio_run]
+            .iter()
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .collect()
     }
 
     /// The Fluvio CLI, pointed at this cluster (scratch `HOME`, no update check).
@@ -133,7 +167,12 @@ impl LocalCluster {
 
     /// Runs the CLI with these arguments; its stdout, or an error with its stderr.
     pub fn fluvio(&self, args: &[&str]) -> Result<String> {
-        let output = self.cli().args(args).stdin(Stdio::null()).output().with_context(|| format!("fluvio {args:?}"))?;
+        let output = self
+            .cli()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("fluvio {args:?}"))?;
         checked(output, &format!("fluvio {}", args.join(" ")))
     }
 
@@ -154,13 +193,24 @@ impl LocalCluster {
     pub fn start_spu(&mut self) -> Result<()> {
         assert!(self.spu.is_none(), "one SPU at a time");
         let mut spu = Command::new(&self.bins.fluvio_run);
-        spu.args(["spu", "-i", SPU_ID, "-p", &self.spu_public, "-v", &self.spu_private, "--sc-addr", &self.sc_private]);
+        spu.args([
+            "spu",
+            "-i",
+            SPU_ID,
+            "-p",
+            &self.spu_public,
+            "-v",
+            &self.spu_private,
+            "--sc-addr",
+            &self.sc_private,
+        ]);
         spu.arg("--log-base-dir").arg(self.dir.path().join("data"));
         spu.env("FLUVIO_METRIC_SPU", self.dir.path().join("spu-metrics.sock"));
         self.spu = Some(spawn_logged(spu, &self.dir.path().join("logs/spu.log"))?);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            let listed: Value = serde_json::from_str(&self.fluvio(&["cluster", "spu", "list", "-O", "json"])?)?;
+            let listed: Value =
+                serde_json::from_str(&self.fluvio(&["cluster", "spu", "list", "-O", "json"])?)?;
             if listed[0]["status"]["resolution"] == "Online" {
                 return Ok(());
             }
@@ -174,8 +224,14 @@ impl LocalCluster {
     pub fn wait_partitions_online(&self, topic: &str) -> Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            let listed: Value = serde_json::from_str(&self.fluvio(&["partition", "list", "-O", "json"])?)?;
-            let online = listed.as_array().into_iter().flatten().filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with(&format!("{topic}-")))).all(|p| p["status"]["resolution"] == "Online");
+            let listed: Value =
+                serde_json::from_str(&self.fluvio(&["partition", "list", "-O", "json"])?)?;
+            let online = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with(&format!("{topic}-"))))
+                .all(|p| p["status"]["resolution"] == "Online");
             if online {
                 return Ok(());
             }
@@ -196,8 +252,10 @@ impl LocalCluster {
         ["sc.log", "spu.log"]
             .iter()
             .map(|name| {
-                let text = std::fs::read_to_string(self.dir.path().join("logs").join(name)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+                let text = std::fs::read_to_string(self.dir.path().join("logs").join(name))
+                    .unwrap_or_default();
+                let tail: Vec<&str> =
+                    text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
                 format!("--- {name} (last lines)\n{}", tail.join("\n"))
             })
             .collect::<Vec<_>>()
@@ -228,9 +286,12 @@ impl Drop for LocalCluster {
 /// Four ports the kernel just gave out on 127.0.0.1 (held together so they differ, then freed
 /// for the cluster to bind: a small race with other programs, fine on a test machine).
 fn free_ports() -> Result<[String; 4]> {
-    let listeners = (0..4).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<Vec<_>>>()?;
-    let ports: Vec<String> =
-        listeners.iter().map(|l| l.local_addr().map(|a| a.to_string())).collect::<std::io::Result<_>>()?;
+    let listeners =
+        (0..4).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<Vec<_>>>()?;
+    let ports: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.to_string()))
+        .collect::<std::io::Result<_>>()?;
     Ok(ports.try_into().expect("four ports"))
 }
 
@@ -258,7 +319,11 @@ fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
 /// The command's stdout if it exited 0, else an error naming it with its stderr.
 pub fn checked(output: Output, what: &str) -> Result<String> {
     if !output.status.success() {
-        bail!("`{what}` failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "`{what}` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
-    Ok(String::from_utf8(output.stdout).context("output is not UTF-8")?)
+    String::from_utf8(output.stdout).context("output is not UTF-8")
 }

@@ -41,9 +41,17 @@ pub fn keygen(maskflow: &Path, id: &str, out: &Path) -> Result<()> {
 /// shape: a row line `{...}` becomes `{"row": {...}}`; a `{"rejected": {id, reason, message,
 /// encrypted_body}}` line becomes `{"rejection": {reason, message, encrypted_body}}` (the id is
 /// the CLI's line number, which the SmartModule has no use for).
-pub fn transform(maskflow: &Path, key_file: &Path, bodies: &[&[u8]], sent_ms: i64) -> Result<Vec<Value>> {
+pub fn transform(
+    maskflow: &Path,
+    key_file: &Path,
+    bodies: &[&[u8]],
+    sent_ms: i64,
+) -> Result<Vec<Value>> {
     for body in bodies {
-        ensure!(!body.contains(&b'\n'), "`maskflow transform` reads lines: a body holds a line break");
+        ensure!(
+            !body.contains(&b'\n'),
+            "`maskflow transform` reads lines: a body holds a line break"
+        );
     }
     let mut child = Command::new(maskflow)
         .arg("transform")
@@ -62,14 +70,24 @@ pub fn transform(maskflow: &Path, key_file: &Path, bodies: &[&[u8]], sent_ms: i6
     let output = child.wait_with_output()?;
     writer.join().expect("writer thread")?;
     let text = crate::cluster::checked(output, "maskflow transform")?;
-    let outcomes: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).map(smartmodule_shape)).collect::<Result<_, _>>()?;
-    ensure!(outcomes.len() == bodies.len(), "maskflow transform: {} lines in, {} out", bodies.len(), outcomes.len());
+    let outcomes: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).map(smartmodule_shape))
+        .collect::<Result<_, _>>()?;
+    ensure!(
+        outcomes.len() == bodies.len(),
+        "maskflow transform: {} lines in, {} out",
+        bodies.len(),
+        outcomes.len()
+    );
     Ok(outcomes)
 }
 
 fn smartmodule_shape(line: Value) -> Value {
     match line.get("rejected") {
-        Some(r) => json!({"rejection": {"reason": r["reason"], "message": r["message"], "encrypted_body": r["encrypted_body"]}}),
+        Some(r) => {
+            json!({"rejection": {"reason": r["reason"], "message": r["message"], "encrypted_body": r["encrypted_body"]}})
+        }
         None => json!({ "row": line }),
     }
 }
@@ -97,13 +115,16 @@ pub fn parse_consumed(stdout: &str) -> Result<Vec<Consumed>> {
 
 pub fn parse_line(line: &str) -> Result<Consumed> {
     let mut parts = line.splitn(4, '\t');
-    let (Some(offset), Some(time), Some(key), Some(value)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(offset), Some(time), Some(key), Some(value)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         bail!("not a `{CONSUME_FORMAT}` line ({} bytes)", line.len());
     };
     let timestamp_ms = match time {
         "NA" => None,
         _ => {
-            let at = humantime::parse_rfc3339(time).with_context(|| format!("record time {time:?}"))?;
+            let at =
+                humantime::parse_rfc3339(time).with_context(|| format!("record time {time:?}"))?;
             Some(at.duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64)
         }
     };
@@ -118,7 +139,11 @@ pub fn parse_line(line: &str) -> Result<Consumed> {
 
 /// `maskflow transform`'s outcome for each (body, sent time): the bodies are grouped by sent
 /// time and each group is one `maskflow transform --sent-timestamp-ms` run.
-pub fn expected_outcomes(maskflow: &Path, key_file: &Path, sends: &[(&[u8], i64)]) -> Result<Vec<Value>> {
+pub fn expected_outcomes(
+    maskflow: &Path,
+    key_file: &Path,
+    sends: &[(&[u8], i64)],
+) -> Result<Vec<Value>> {
     let mut by_time: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, (_, sent_ms)) in sends.iter().enumerate() {
         by_time.entry(*sent_ms).or_default().push(i);
@@ -126,7 +151,9 @@ pub fn expected_outcomes(maskflow: &Path, key_file: &Path, sends: &[(&[u8], i64)
     let mut expected = vec![Value::Null; sends.len()];
     for (sent_ms, indices) in by_time {
         let bodies: Vec<&[u8]> = indices.iter().map(|&i| sends[i].0).collect();
-        for (i, outcome) in indices.into_iter().zip(transform(maskflow, key_file, &bodies, sent_ms)?) {
+        for (i, outcome) in
+            indices.into_iter().zip(transform(maskflow, key_file, &bodies, sent_ms)?)
+        {
             expected[i] = outcome;
         }
     }
@@ -141,5 +168,7 @@ pub fn utc_date(ms: i64) -> String {
 
 /// Now, in ms since the epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
