@@ -19,8 +19,10 @@ use serde_json::Value;
 
 pub mod abi_v1;
 pub mod cluster;
+pub mod consumer;
 pub mod events;
 pub mod reference;
+pub mod topic;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("repo root").to_path_buf()

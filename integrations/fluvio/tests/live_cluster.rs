@@ -13,23 +13,24 @@
 //! end; they run one after the other on the main thread (the cluster's processes are tied to the
 //! thread that started them, so a killed test leaves none behind).
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::process::{ExitCode, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use maskflow_fluvio_test::cluster::{
     find_bins, FluvioBins, LocalCluster, WHERE_BINS_ARE_LOOKED_FOR,
 };
-use maskflow_fluvio_test::reference::{self, parse_consumed, parse_line, Consumed, CONSUME_FORMAT};
+use maskflow_fluvio_test::consumer::{
+    contains, describe_offsets, processes_whose_command_line_holds, RunningConsumer,
+};
+use maskflow_fluvio_test::reference::{self, parse_line, Consumed, CONSUME_FORMAT};
+use maskflow_fluvio_test::topic::{consume_all, produce, Sent};
 use maskflow_fluvio_test::{
-    assert_golden, assert_same, events, golden, repo_root, smartmodule_path, Vector,
+    assert_golden, assert_same, events, repo_root, smartmodule_path, Vector,
 };
 use maskflow_transform::{Config, Key, Transformer};
 use serde_json::Value;
@@ -173,100 +174,6 @@ fn key_base64(key_file: &Path) -> Result<String> {
 }
 
 // ------------------------------------------------------------------------------------------
-// The events sent
-
-/// What was sent: each record's key and body, in the order they were produced.
-struct Sent {
-    records: Vec<(String, Vec<u8>)>,
-    /// The key of each golden vector's record.
-    golden: HashMap<String, Vector>,
-}
-
-impl Sent {
-    /// Every golden vector (key = `golden-<name>`), then `n` generated events (`msg-<i>`).
-    fn golden_and_generated(n: usize) -> Self {
-        let vectors = golden();
-        let mut records: Vec<(String, Vec<u8>)> =
-            vectors.iter().map(|v| (format!("golden-{}", v.name), v.body())).collect();
-        records.extend((0..n).map(|i| (events::id(i), events::body(i).into_bytes())));
-        let golden = vectors.into_iter().map(|v| (format!("golden-{}", v.name), v)).collect();
-        Sent { records, golden }
-    }
-
-    fn generated(range: std::ops::Range<usize>) -> Self {
-        Sent {
-            records: range.map(|i| (events::id(i), events::body(i).into_bytes())).collect(),
-            golden: HashMap::new(),
-        }
-    }
-}
-
-/// Produces the records in order with the CLI: UTF-8 bodies as lines of one file (`key<TAB>body`,
-/// `--key-separator`), a body that is not UTF-8 alone with `--raw` (the CLI reads a file's lines
-/// as UTF-8 text and silently stops at the first line that is not: README.md, "Producing").
-/// `chain`: the transforms file, to mask before the topic stores the records.
-fn produce(setup: &Setup, topic: &str, sent: &Sent, chain: Option<&str>) -> Result<()> {
-    let dir = setup.cluster.scratch();
-    let mut with_chain: Vec<&str> = vec!["produce", topic];
-    if let Some(chain) = chain {
-        with_chain.extend(["--transforms-file", chain]);
-    }
-    let mut lines: Vec<u8> = vec![];
-    let flush = |lines: &mut Vec<u8>| -> Result<()> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        let file = dir.join(format!("{topic}.lines"));
-        std::fs::write(&file, &lines)?;
-        let file = file.to_string_lossy();
-        let mut args = with_chain.clone();
-        args.extend(["--key-separator", "\t", "-f", &file]);
-        setup.cluster.fluvio(&args)?;
-        lines.clear();
-        Ok(())
-    };
-    for (key, body) in &sent.records {
-        if std::str::from_utf8(body).is_ok() {
-            ensure!(!body.contains(&b'\n'), "{key}: a line break cannot travel in a line");
-            lines.extend(key.as_bytes().iter().chain(b"\t").chain(body).chain(b"\n"));
-        } else {
-            flush(&mut lines)?;
-            let file = dir.join(format!("{topic}.raw"));
-            std::fs::write(&file, body)?;
-            let file = file.to_string_lossy();
-            let mut args = with_chain.clone();
-            args.extend(["--raw", "--key", key, "-f", &file]);
-            setup.cluster.fluvio(&args)?;
-        }
-    }
-    flush(&mut lines)
-}
-
-/// `-b` for a plain consumer (no SmartModule): larger than any topic here. At the Fluvio commit
-/// tested, a plain consumer skips the batch that a fetch response (1 MB by default) ends in
-/// (fixed upstream by fluvio-community/fluvio#4627, after that commit; README.md, "Offsets,
-/// restarts and what Fluvio promises"); through a SmartModule the SPU cuts responses at batch
-/// boundaries, so those consumers keep the default.
-const PLAIN_MAX_BYTES: &str = "67108864";
-
-/// `fluvio consume TOPIC -B -d` (everything stored, then exit), optionally through the chain.
-fn consume_all(
-    setup: &Setup,
-    topic: &str,
-    chain: Option<&str>,
-    extra: &[&str],
-) -> Result<Vec<Consumed>> {
-    let mut args = vec!["consume", topic, "-B", "-d", "-F", CONSUME_FORMAT];
-    match chain {
-        Some(chain) => args.extend(["--transforms-file", chain]),
-        None if !extra.contains(&"--transforms-file") => args.extend(["-b", PLAIN_MAX_BYTES]),
-        None => {}
-    }
-    args.extend(extra);
-    parse_consumed(&setup.cluster.fluvio(&args)?)
-}
-
-// ------------------------------------------------------------------------------------------
 // The comparison
 
 /// When the records were sent, for the reference. The CLI producer stamps each record when it
@@ -282,7 +189,7 @@ enum SentAt {
 impl SentAt {
     /// Each record's own timestamp, from a plain consumer of the (clear) topic.
     fn read_from(setup: &Setup, topic: &str) -> Result<Self> {
-        let clear = consume_all(setup, topic, None, &[])?;
+        let clear = consume_all(&setup.cluster, topic, None, &[])?;
         Ok(SentAt::Each(
             clear
                 .iter()
@@ -466,10 +373,13 @@ fn readme_commands_run_as_pasted(setup: &mut Setup) -> Result<()> {
         let stdout =
             maskflow_fluvio_test::cluster::checked(output, &format!("README block:\n{block}"))?;
         let (records, sent_at) = if stored_masked {
-            (consume_all(setup, topic, None, &[])?, SentAt::Between(before, reference::now_ms()))
+            (
+                consume_all(&setup.cluster, topic, None, &[])?,
+                SentAt::Between(before, reference::now_ms()),
+            )
         } else {
             (
-                consume_all(setup, topic, Some(&chain.to_string_lossy()), &[])?,
+                consume_all(&setup.cluster, topic, Some(&chain.to_string_lossy()), &[])?,
                 SentAt::read_from(setup, topic)?,
             )
         };
@@ -529,9 +439,9 @@ fn masked_on_produce(setup: &mut Setup) -> Result<()> {
     setup.cluster.create_topic(topic)?;
     let sent = Sent::golden_and_generated(GENERATED);
     let (t, before) = (Instant::now(), reference::now_ms());
-    produce(setup, topic, &sent, Some(&setup.chain()))?;
+    produce(&setup.cluster, topic, &sent, Some(&setup.chain()))?;
     let sent_at = SentAt::Between(before, reference::now_ms());
-    let records = consume_all(setup, topic, None, &[])?;
+    let records = consume_all(&setup.cluster, topic, None, &[])?;
     eprintln!(
         "  produced through the SmartModule and consumed {} records in {:.1} s",
         records.len(),
@@ -552,9 +462,9 @@ fn masked_on_consume(setup: &mut Setup) -> Result<()> {
     let topic = "masked-on-consume";
     setup.cluster.create_topic(topic)?;
     let sent = Sent::golden_and_generated(GENERATED);
-    produce(setup, topic, &sent, None)?;
+    produce(&setup.cluster, topic, &sent, None)?;
     let t = Instant::now();
-    let records = consume_all(setup, topic, Some(&setup.chain()), &[])?;
+    let records = consume_all(&setup.cluster, topic, Some(&setup.chain()), &[])?;
     eprintln!(
         "  consumed {} records through the SmartModule in {:.1} s",
         records.len(),
@@ -591,7 +501,7 @@ fn spu_killed_mid_consume(setup: &mut Setup) -> Result<()> {
     let consumer_id = "maskflow-resume";
     let (before, after) = (10_000, 2_000);
     setup.cluster.create_topic(topic)?;
-    produce(setup, topic, &Sent::generated(0..before), None)?;
+    produce(&setup.cluster, topic, &Sent::generated(0..before), None)?;
 
     let chain = setup.chain();
     let args = [
@@ -605,7 +515,7 @@ fn spu_killed_mid_consume(setup: &mut Setup) -> Result<()> {
         "-F",
         CONSUME_FORMAT,
     ];
-    let mut consumer = RunningConsumer::start(setup, &args, 300)?;
+    let mut consumer = RunningConsumer::start(&setup.cluster, &args, 300)?;
     let mut lines = consumer.wait_for(300, Duration::from_secs(60))?;
     // Its stdout pipe fills and it blocks mid-topic, holding a fetched batch.
     std::thread::sleep(Duration::from_secs(1));
@@ -615,7 +525,7 @@ fn spu_killed_mid_consume(setup: &mut Setup) -> Result<()> {
     std::thread::sleep(Duration::from_secs(1));
     setup.cluster.start_spu()?;
     setup.cluster.wait_partitions_online(topic)?;
-    produce(setup, topic, &Sent::generated(before..before + after), None)?;
+    produce(&setup.cluster, topic, &Sent::generated(before..before + after), None)?;
 
     consumer.resume();
     lines.extend(consumer.wait_for(before + after - lines.len(), Duration::from_secs(120))?);
@@ -669,10 +579,10 @@ fn consumer_restarted_under_its_id(setup: &mut Setup) -> Result<()> {
     let chain = setup.chain();
     let with_id = ["-c", id, "--transforms-file", chain.as_str()];
 
-    produce(setup, topic, &Sent::generated(0..1_000), None)?;
-    let first = consume_all(setup, topic, None, &with_id)?;
-    produce(setup, topic, &Sent::generated(1_000..2_000), None)?;
-    let second = consume_all(setup, topic, None, &with_id)?;
+    produce(&setup.cluster, topic, &Sent::generated(0..1_000), None)?;
+    let first = consume_all(&setup.cluster, topic, None, &with_id)?;
+    produce(&setup.cluster, topic, &Sent::generated(1_000..2_000), None)?;
+    let second = consume_all(&setup.cluster, topic, None, &with_id)?;
     let clean: Vec<i64> = first.iter().chain(&second).map(|r| r.offset).collect();
     ensure!(
         clean == (0..2_000).collect::<Vec<_>>(),
@@ -680,10 +590,10 @@ fn consumer_restarted_under_its_id(setup: &mut Setup) -> Result<()> {
         describe_offsets(&clean)
     );
 
-    produce(setup, topic, &Sent::generated(2_000..4_000), None)?;
+    produce(&setup.cluster, topic, &Sent::generated(2_000..4_000), None)?;
     let args =
         ["consume", topic, "-B", "-F", CONSUME_FORMAT, "-c", id, "--transforms-file", &chain];
-    let mut killed = RunningConsumer::start(setup, &args, 100)?;
+    let mut killed = RunningConsumer::start(&setup.cluster, &args, 100)?;
     let mut printed_lines = killed.wait_for(100, Duration::from_secs(60))?;
     // Blocked on its full stdout for longer than the 2 s flush period.
     std::thread::sleep(Duration::from_secs(5));
@@ -694,7 +604,7 @@ fn consumer_restarted_under_its_id(setup: &mut Setup) -> Result<()> {
     let printed: Vec<i64> =
         printed_lines.iter().map(|l| parse_line(l).map(|r| r.offset)).collect::<Result<_>>()?;
     let stored = stored_offset(setup, id, topic)?.context("no stored offset")?;
-    let resumed = consume_all(setup, topic, None, &with_id)?;
+    let resumed = consume_all(&setup.cluster, topic, None, &with_id)?;
     let resumed: Vec<i64> = resumed.iter().map(|r| r.offset).collect();
 
     let last_printed = *printed.last().context("the killed consumer printed nothing")?;
@@ -734,10 +644,10 @@ fn key_on_no_command_line_and_in_no_log(setup: &mut Setup) -> Result<()> {
     setup.ensure_smartmodule()?;
     let topic = "no-key";
     setup.cluster.create_topic(topic)?;
-    produce(setup, topic, &Sent::generated(0..500), None)?;
+    produce(&setup.cluster, topic, &Sent::generated(0..500), None)?;
     let chain = setup.chain();
     let args = ["consume", topic, "-B", "--transforms-file", &chain, "-F", CONSUME_FORMAT];
-    let mut consumer = RunningConsumer::start(setup, &args, usize::MAX)?;
+    let mut consumer = RunningConsumer::start(&setup.cluster, &args, usize::MAX)?;
     consumer.wait_for(500, Duration::from_secs(60))?;
     let holders = processes_whose_command_line_holds(setup.key_b64.as_bytes())?;
     consumer.interrupt()?;
@@ -760,27 +670,6 @@ fn key_on_no_command_line_and_in_no_log(setup: &mut Setup) -> Result<()> {
     Ok(())
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn processes_whose_command_line_holds(needle: &[u8]) -> Result<Vec<u32>> {
-    let mut pids = vec![];
-    for entry in std::fs::read_dir("/proc")? {
-        let entry = entry?;
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        // Processes that exit meanwhile, or that are not ours to read, are skipped.
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            if contains(&cmdline, needle) {
-                pids.push(pid);
-            }
-        }
-    }
-    Ok(pids)
-}
-
 /// `fluvio consumer list`'s offset for this consumer on partition 0 of the topic.
 fn stored_offset(setup: &Setup, id: &str, topic: &str) -> Result<Option<i64>> {
     let listed: Value =
@@ -791,155 +680,4 @@ fn stored_offset(setup: &Setup, id: &str, topic: &str) -> Result<Option<i64>> {
         .flatten()
         .find(|c| c["consumer_id"] == id && c["topic"] == topic && c["partition"] == 0)
         .and_then(|c| c["offset"].as_i64()))
-}
-
-/// "0..=299, 301..=4999 (300 missing)"-style summary for a failure message.
-fn describe_offsets(offsets: &[i64]) -> String {
-    let mut runs: Vec<(i64, i64)> = vec![];
-    for &o in offsets {
-        match runs.last_mut() {
-            Some((_, end)) if *end + 1 == o => *end = o,
-            _ => runs.push((o, o)),
-        }
-    }
-    let mut seen = BTreeMap::new();
-    for &o in offsets {
-        *seen.entry(o).or_insert(0) += 1;
-    }
-    let doubled = seen.values().filter(|&&n| n > 1).count();
-    let text: Vec<String> = runs.iter().take(8).map(|(a, b)| format!("{a}..={b}")).collect();
-    format!(
-        "{} ({} records, {} runs, {doubled} offsets more than once)",
-        text.join(", "),
-        offsets.len(),
-        runs.len()
-    )
-}
-
-// ------------------------------------------------------------------------------------------
-// A consumer running in the background
-
-/// A `fluvio consume` child whose stdout a thread reads line by line: after `pause_after` lines
-/// it stops reading until `resume` (so the consumer blocks on a full pipe, mid-topic).
-struct RunningConsumer {
-    child: Child,
-    lines: Receiver<std::io::Result<String>>,
-    gate: Sender<()>,
-    stderr: PathBuf,
-}
-
-impl RunningConsumer {
-    fn start(setup: &Setup, args: &[&str], pause_after: usize) -> Result<Self> {
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let n = STARTED.fetch_add(1, Ordering::Relaxed);
-        let stderr = setup.cluster.scratch().join(format!("consume-{n}.err"));
-        let mut child = setup
-            .cluster
-            .cli()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr)?)
-            .spawn()?;
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, lines) = channel();
-        let (gate, gate_rx) = channel::<()>();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut n = 0;
-            loop {
-                if n == pause_after {
-                    gate_rx.recv().ok();
-                }
-                let mut line = Vec::new();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        // A line cut by a kill has no line break: reported, never parsed.
-                        let complete = line.ends_with(b"\n");
-                        let text =
-                            String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line))
-                                .into_owned();
-                        let item = if complete {
-                            Ok(text)
-                        } else {
-                            Err(std::io::Error::other(format!("a cut line ({} bytes)", line.len())))
-                        };
-                        if tx.send(item).is_err() {
-                            break;
-                        }
-                        n += 1;
-                    }
-                    Err(e) => {
-                        tx.send(Err(e)).ok();
-                        break;
-                    }
-                }
-            }
-        });
-        Ok(RunningConsumer { child, lines, gate, stderr })
-    }
-
-    /// The next `n` lines, within `timeout`.
-    fn wait_for(&mut self, n: usize, timeout: Duration) -> Result<Vec<String>> {
-        let deadline = Instant::now() + timeout;
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => out.push(line?),
-                Err(RecvTimeoutError::Timeout) => bail!(
-                    "{} of {n} records after {timeout:?}; consumer stderr: {}",
-                    out.len(),
-                    self.stderr_text()
-                ),
-                Err(RecvTimeoutError::Disconnected) => bail!(
-                    "the consumer closed its output after {} of {n} records; stderr: {}",
-                    out.len(),
-                    self.stderr_text()
-                ),
-            }
-        }
-        Ok(out)
-    }
-
-    fn resume(&self) {
-        self.gate.send(()).ok();
-    }
-
-    /// Every line still to come, up to the end of its output (the child must have exited).
-    fn drain(&mut self) -> Result<Vec<String>> {
-        let mut out = vec![];
-        for line in self.lines.iter() {
-            out.push(line?);
-        }
-        Ok(out)
-    }
-
-    /// SIGINT (Ctrl-C: the CLI commits and flushes its offset, then exits), then what it printed
-    /// after the lines already read.
-    fn interrupt(&mut self) -> Result<Vec<String>> {
-        // SAFETY: a signal to our own child, by its pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                self.child.kill().ok();
-                bail!("the consumer did not exit within 10 s of SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.resume();
-        self.drain()
-    }
-
-    fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for RunningConsumer {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
 }
