@@ -69,6 +69,12 @@ class Block:
         return None
 
     @property
+    def run_by(self):
+        """The test that runs this block instead of the runner (`run-by=integrations/fluvio/test`:
+        it needs what that test sets up, a Fluvio cluster), or None."""
+        return next((a.split("=", 1)[1] for a in self.attributes if a.startswith("run-by=")), None)
+
+    @property
     def requires(self):
         """Programs the block needs that no registry carries (`requires=vector,fluvio`): where
         one is missing the block is reported skipped, never passed."""
@@ -126,7 +132,8 @@ def check(block):
     for a in block.attributes:
         timeout = block.language in RUN_LANGUAGES and re.fullmatch(r"timeout=[1-9][0-9]*", a)
         requires = block.language in RUN_LANGUAGES and re.fullmatch(r"requires=[a-z0-9_,-]+", a)
-        if a not in allowed and not timeout and not requires:
+        run_by = block.language in RUN_LANGUAGES and re.fullmatch(r"run-by=[A-Za-z0-9_./-]+", a)
+        if a not in allowed and not timeout and not requires and not run_by:
             raise ConventionError(block.readme, block.line, f"unknown attribute `{a}` for `{block.language}`")
     if block.kind == "run" and block.language == "sql" and not block.engine:
         raise ConventionError(block.readme, block.line,
