@@ -11,6 +11,7 @@ use serde_json::Value;
 
 pub mod faults;
 pub mod hostile;
+pub mod key_files;
 pub mod proxy;
 pub mod run;
 pub mod services;

@@ -7,6 +7,7 @@ use maskflow::{
     Error, Failure, Kind, ModuleError, ModuleLimits, ModuleStage, Step, Stop, WasmModule,
 };
 use maskflow_tests::{hostile, test_config, test_keys};
+use maskflow_transform::wire::FailureKind;
 use maskflow_transform::{BodySealer, Message, Outcome, Reason, Transformer};
 
 const LIMITS: ModuleLimits =
@@ -88,9 +89,10 @@ fn the_memory_cap_is_what_stops_a_module_that_would_otherwise_succeed() {
     for cap_mb in [16, 40] {
         let err = grow_to_hungry_pages_under(cap_mb << 20).unwrap_err();
         let pages = (cap_mb << 20) / PAGE;
-        let Failure::Reported { message } = err.failure() else { panic!("{err:?}") };
+        let Failure::Reported(failure) = err.failure() else { panic!("{err:?}") };
+        assert_eq!(failure.kind, FailureKind::Other, "the hostile module's status 1");
         assert_eq!(
-            message,
+            &failure.message,
             &format!("memory.grow refused at {pages} pages"),
             "a {cap_mb} MiB cap should stop the module at {pages} pages"
         );

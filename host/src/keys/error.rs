@@ -47,7 +47,7 @@ pub enum KeyError {
     #[error("{from} is not UTF-8 text: it must hold `id:base64` lines")]
     NotText { from: KeySource },
     #[error("key: {from} line {line}: {rule}")]
-    Line { from: KeySource, line: usize, rule: String },
+    Line { from: KeySource, line: usize, rule: maskflow_transform::KeyFileRule },
     #[error("key: {from} holds no key line (`id:base64`)")]
     Empty { from: KeySource },
     #[error("key: {from}")]

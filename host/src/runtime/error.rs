@@ -3,7 +3,7 @@
 //! that fails is a batch failure: the stage drops the instance and retries the batch in halves
 //! (`pipeline::stage`), and only a module that fails on everything stops the host.
 
-use maskflow_transform::wire::WireError;
+use maskflow_transform::wire::{ModuleFailure, WireError};
 use thiserror::Error;
 
 use crate::kind::Kind;
@@ -41,9 +41,10 @@ pub enum Failure {
     Trap(wasmtime::Trap),
     #[error("alloc({bytes}) failed: the module is out of memory (see --module-memory-mb)")]
     OutOfMemory { bytes: u32 },
-    /// An error value the module returned (ABI.md: "errors are values, never traps").
-    #[error("the module reported: {message}")]
-    Reported { message: String },
+    /// An error value the module returned (ABI.md: "errors are values, never traps"), with
+    /// the kind its status byte names (ABI.md "Status codes").
+    #[error("the module reported: {0}")]
+    Reported(ModuleFailure),
     #[error("not a valid WebAssembly module")]
     Invalid(#[source] wasmtime::Error),
     #[error("the module imports `{module}.{name}`; a maskflow module is pure computation and imports nothing (ABI.md)")]

@@ -142,11 +142,11 @@ impl WasmInstance {
             .memory
             .data(&self.store)
             .get(out_ptr..out_ptr + out_len)
-            .map(wire::split_status)
+            .map(wire::split_result)
         {
             None => Err(fail(Failure::OutOfBounds { what: "the result" })),
             Some(Ok(Ok(payload))) => Ok(payload.to_vec()),
-            Some(Ok(Err(message))) => Err(fail(Failure::Reported { message })),
+            Some(Ok(Err(failure))) => Err(fail(Failure::Reported(failure))),
             Some(Err(e)) => Err(fail(Failure::Malformed(e))),
         };
         if wipe == Wipe::Input {
