@@ -21,6 +21,12 @@ pub(crate) struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// A column of the rows: the mapping's names (a handful, fixed for the run).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ColumnLabel {
+    pub column: String,
+}
+
 /// Where a message's time goes, for the summary and `scripts/bench`'s profile.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub(crate) enum Phase {

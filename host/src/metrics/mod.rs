@@ -17,8 +17,9 @@ use prometheus_client::registry::{Metric, Registry, Unit};
 
 mod labels;
 
+pub(crate) use self::labels::ReasonLabel;
 pub(crate) use self::labels::{BatchCall, Phase, Released, Retry};
-use self::labels::{EntryFailureLabels, PhaseLabel, ReasonLabel, ReleasedLabel, RetryLabel};
+use self::labels::{ColumnLabel, EntryFailureLabels, PhaseLabel, ReleasedLabel, RetryLabel};
 use crate::health::Loops;
 use crate::sink::CommitStats;
 
@@ -54,6 +55,8 @@ series! {
     rows_written: Counter = Counter::default(),
     /// Messages recorded in user_logins_rejected, by reason
     rejections: Family<ReasonLabel, Counter> = Family::default(),
+    /// NULLs written in rows committed, by column (a renamed optional field shows here)
+    null_values: Family<ColumnLabel, Counter> = Family::default(),
     /// Messages already in the ledger (redelivered), skipped
     redeliveries_skipped: Counter = Counter::default(),
     /// Messages deleted from SQS after commit
@@ -110,6 +113,8 @@ struct Inner {
     series: Series,
     /// Rejections of every reason: the summary's count (the family has no sum).
     rejected: Counter,
+    /// `null_values` of each column, in the module's column order ([`Metrics::with_columns`]).
+    nulls: std::sync::OnceLock<Vec<Counter>>,
     /// Every loop's heartbeat (`/healthz`).
     loops: Loops,
 }
@@ -123,7 +128,12 @@ impl Default for Metrics {
             let _ = series.retries.get_or_create(&RetryLabel { kind });
         }
         let _ = series.messages_released.get_or_create(&ReleasedLabel { why: Released::Locked });
-        Metrics(Arc::new(Inner { series, rejected: Counter::default(), loops: Loops::default() }))
+        Metrics(Arc::new(Inner {
+            series,
+            rejected: Counter::default(),
+            nulls: std::sync::OnceLock::new(),
+            loops: Loops::default(),
+        }))
     }
 }
 
@@ -148,9 +158,25 @@ impl Metrics {
         &self.0.loops
     }
 
+    /// The rows' columns, in the module's order: each column's `null_values` series exists from
+    /// the start, at 0 (the NULL-share alert divides by the rows written).
+    pub(crate) fn with_columns(self, columns: &[String]) -> Self {
+        let counters = columns
+            .iter()
+            .map(|column| {
+                self.null_values.get_or_create(&ColumnLabel { column: column.clone() }).clone()
+            })
+            .collect();
+        let _ = self.0.nulls.set(counters);
+        self
+    }
+
     /// What a commit wrote.
     pub(crate) fn add_written(&self, w: &CommitStats) {
         self.rows_written.inc_by(w.rows);
+        if let Some(nulls) = self.0.nulls.get() {
+            nulls.iter().zip(&w.null_values).for_each(|(counter, n)| _ = counter.inc_by(*n));
+        }
         self.0.rejected.inc_by(w.rejected);
         for (reason, n) in &w.rejected_by_reason {
             self.rejections.get_or_create(&ReasonLabel { reason: reason.code() }).inc_by(*n);
@@ -238,7 +264,7 @@ mod tests {
 
     #[test]
     fn every_series_is_served_under_its_field_name() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::default().with_columns(&["user_id".into(), "masked_ip".into()]);
         metrics.rejections.get_or_create(&ReasonLabel { reason: Reason::InvalidIp.code() }).inc();
         metrics.entry_failed(BatchCall::Delete, "InternalError");
         metrics.add_busy(Phase::Module, Duration::from_millis(1));
@@ -247,6 +273,7 @@ mod tests {
         let names = [
             "maskflow_messages_received_total",
             "maskflow_rejections_total{reason=\"invalid_ip\"}",
+            "maskflow_null_values_total{column=\"masked_ip\"}",
             "maskflow_retries_total{kind=\"postgres\"}",
             "maskflow_sqs_entry_failures_total{call=\"delete\",code=\"InternalError\"}",
             "maskflow_messages_released_total{why=\"locked\"}",
@@ -263,5 +290,24 @@ mod tests {
             text.contains("# HELP maskflow_rows_written Rows committed to user_logins"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn nulls_are_counted_per_column_by_the_columns_order() {
+        let metrics = Metrics::default().with_columns(&["user_id".into(), "masked_ip".into()]);
+        metrics.add_written(&CommitStats {
+            rows: 3,
+            null_values: vec![0, 2],
+            ..Default::default()
+        });
+        metrics.add_written(&CommitStats {
+            rows: 1,
+            null_values: vec![0, 1],
+            ..Default::default()
+        });
+        let count = |column: &str| {
+            metrics.null_values.get_or_create(&ColumnLabel { column: column.into() }).get()
+        };
+        assert_eq!((count("user_id"), count("masked_ip")), (0, 3));
     }
 }

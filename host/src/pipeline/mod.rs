@@ -100,7 +100,7 @@ pub(crate) fn run(config: RunConfig) -> Result<Summary> {
     // Nothing is received before every setting has been checked (startup.rs).
     let module = PreparedModule::prepare(config.module)?;
     let shutdown = Shutdown::install(&runtime)?;
-    let metrics = Metrics::default();
+    let metrics = Metrics::default().with_columns(module.columns());
     let deadline = Instant::now() + config.startup_timeout;
     let checked =
         startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown).and_then(|source| {
