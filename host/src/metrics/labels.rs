@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 
+use crate::commands::replay::Unsealable;
+
 /// A label value written as the text the rest of the host uses.
 macro_rules! label_value {
     ($ty:ty) => {
@@ -133,4 +135,13 @@ label_value!(Released);
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReleasedLabel {
     pub why: Released,
+}
+
+label_value!(Unsealable);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SkippedLabels {
+    /// The key id in front of the sealed body (a few per deployment).
+    pub key_id: String,
+    pub why: Unsealable,
 }

@@ -16,24 +16,26 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Metric, Registry, Unit};
 
 mod labels;
+mod replay;
 
 pub(crate) use self::labels::ReasonLabel;
 pub(crate) use self::labels::{BatchCall, Phase, Released, Retry};
 use self::labels::{ColumnLabel, EntryFailureLabels, PhaseLabel, ReleasedLabel, RetryLabel};
+pub(crate) use self::replay::ReplayMetrics;
 use crate::health::Loops;
 use crate::sink::CommitStats;
 
-/// Declares the series: `/// help` then `name: Type = initial value`, and `; unit Seconds` (or
-/// `Bytes`) when the name ends with that unit.
+/// Declares a set of series, `Struct;` then for each: `/// help` then `name: Type = initial
+/// value`, and `; unit Seconds` (or `Bytes`) when the name ends with that unit.
 macro_rules! series {
-    ($( $(#[doc = $help:literal])+ $name:ident: $ty:ty = $init:expr $(; unit $unit:ident)? ,)*) => {
-        pub(crate) struct Series {
+    ($struct:ident; $( $(#[doc = $help:literal])+ $name:ident: $ty:ty = $init:expr $(; unit $unit:ident)? ,)*) => {
+        pub(crate) struct $struct {
             $( $(#[doc = $help])+ pub(crate) $name: $ty, )*
         }
 
-        impl Series {
+        impl $struct {
             fn new() -> Self {
-                Series { $( $name: $init, )* }
+                $struct { $( $name: $init, )* }
             }
 
             fn register(&self, registry: &mut Registry) {
@@ -46,7 +48,11 @@ macro_rules! series {
     };
 }
 
+// By path, for the other sets of series (`replay.rs`).
+pub(crate) use series;
+
 series! {
+    Series;
     /// Messages received from SQS
     messages_received: Counter = Counter::default(),
     /// Messages SQS delivered more than once (ApproximateReceiveCount > 1)

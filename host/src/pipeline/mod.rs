@@ -251,7 +251,8 @@ fn start_endpoints(
     stuck_after: Duration,
 ) -> Result<()> {
     let readiness = Arc::new(Readiness::default());
-    serve::start(runtime, addr, metrics.clone(), readiness.clone(), shutdown.clone(), stuck_after)?;
+    let (registry, loops) = (metrics.registry(), metrics.loops().clone());
+    serve::start(runtime, addr, registry, loops, readiness.clone(), shutdown.clone(), stuck_after)?;
     let handle = runtime.handle().clone();
     readiness.probe_every(
         READINESS_PERIOD,

@@ -14,7 +14,9 @@ mod keyring;
 mod ledger;
 mod postgres;
 mod prune;
+mod rejected;
 mod rekey;
+mod replay;
 mod schema;
 mod tls;
 
@@ -25,7 +27,11 @@ pub(crate) use self::keyring::{key_report, retire, MaskCounts};
 pub(crate) use self::ledger::LedgerOutcome;
 pub use self::postgres::PostgresSink;
 pub(crate) use self::prune::prune_ledger;
+pub(crate) use self::rejected::Selection;
+pub(crate) use self::rejected::{list as list_rejections, report as report_rejections};
+pub(crate) use self::rejected::{Listed, Report};
 pub(crate) use self::rekey::Rekey;
+pub(crate) use self::replay::{Applied, Opened, Rejected, Replay};
 use maskflow_transform::{Outcome, Reason};
 use std::collections::BTreeMap;
 

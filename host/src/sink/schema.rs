@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::connection::Connection;
 use super::PostgresError;
+use crate::events::{event, Event};
 
 /// The target table, exactly as specified; created if missing, never altered.
 const USER_LOGINS_DDL: &str = "CREATE TABLE IF NOT EXISTS user_logins(
@@ -136,25 +137,26 @@ fn add_missing_columns(
             ),
         )?
         .get(0);
-    let missing: Vec<&str> = wanted
-        .iter()
-        .zip(&present)
-        .filter(|(_, present)| !**present)
-        .map(|((.., ddl), _)| ddl.as_str())
-        .collect();
+    let missing: Vec<&(String, &str, String)> =
+        wanted.iter().zip(&present).filter(|(_, present)| !**present).map(|(w, _)| w).collect();
     if missing.is_empty() {
         return Ok(());
     }
     conn.begin(deadline, SETUP_LOCK_WAIT)?;
+    let ddl: Vec<&str> = missing.iter().map(|(.., ddl)| ddl.as_str()).collect();
     let sql = format!(
-        "SELECT pg_advisory_xact_lock(hashtext('maskflow schema')); {}; COMMIT",
-        missing.join("; ")
+        "SET LOCAL client_min_messages = warning; \
+         SELECT pg_advisory_xact_lock(hashtext('maskflow schema')); {}; COMMIT",
+        ddl.join("; ")
     );
-    let added = conn.batch(deadline, &sql);
-    if added.is_err() {
+    if let Err(e) = conn.batch(deadline, &sql) {
         let _ = conn.rollback();
+        return Err(e);
     }
-    added
+    for (table, column, _) in missing {
+        event!(info, Event::SchemaUpgraded, table, column, "added a column to an older table");
+    }
+    Ok(())
 }
 
 /// `maskflow prune` needs the ledger's index on `processed_at`: created if missing (hosts older
