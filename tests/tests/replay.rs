@@ -261,7 +261,6 @@ fn replayed_rows_keep_their_send_day_and_older_rejections_fall_back_to_rejected_
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let done = events_of(&out.stderr).last("replay_done").cloned().unwrap();
     assert_eq!(done["sent_time_fallback"], 20, "the replay says how many: {done}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("20 dated by rejected_at"));
     let by_day: BTreeMap<String, i64> = run
         .db()
         .query("SELECT create_date::text, count(*) FROM user_logins GROUP BY 1", &[])
@@ -427,8 +426,6 @@ fn bodies_under_a_key_the_key_file_lost_are_skipped_and_named_by_key_id() {
         })
         .collect();
     assert_eq!(skipped, [("k0", "key_not_loaded", 5)]);
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("sealed under `k0`, which is not in the key file"));
     assert_eq!(fates(&out), fate(&[("missing_field", "row", 10), ("missing_field", "skipped", 5)]));
     assert_eq!(run.count("SELECT count(*) FROM user_logins"), 10, "the rest was replayed");
     let after: Vec<String> =

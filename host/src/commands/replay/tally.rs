@@ -114,26 +114,31 @@ impl Tally {
                 *by_reason.entry(reason).or_default() += n;
             }
         }
-        let still_by_reason = match by_reason.is_empty() {
+        let mut still_detail: Vec<String> =
+            by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        if self.changed > 0 {
+            still_detail.push(format!("{} with a new reason or message", self.changed));
+        }
+        let still_detail = match still_detail.is_empty() {
             true => String::new(),
-            false => {
-                let list: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
-                format!(" ({})", list.join(", "))
-            }
+            false => format!(" ({})", still_detail.join("; ")),
         };
         let rate = rows as f64 / elapsed.as_secs_f64().max(1e-3);
-        let (verb, would) =
-            if dry_run { ("dry run, nothing changed:", "would be ") } else { ("", "") };
+        let (head, rows_as, stays, skips) = match dry_run {
+            true => (
+                "dry run, nothing changed: ",
+                "would become rows",
+                "would stay rejected",
+                "would be skipped",
+            ),
+            false => ("", "replayed as rows", "still rejected", "skipped"),
+        };
         format!(
-            "{verb} {} selected: {rows} {would}replayed as rows, {still} {would}still rejected{still_by_reason} \
-             ({} with a new reason or message), {skipped} skipped; {} dated by rejected_at (no sent \
-             time kept); {:.1} s ({rate:.0} rows/s)",
+            "{head}{} selected: {rows} {rows_as}, {still} {stays}{still_detail}, {skipped} {skips}; \
+             {} dated by rejected_at (no sent time kept); {:.1} s ({rate:.0} rows/s)",
             self.selected,
-            self.changed,
             self.sent_time_fallback,
             elapsed.as_secs_f64()
         )
-        .trim_start()
-        .to_owned()
     }
 }
