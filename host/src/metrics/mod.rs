@@ -13,43 +13,20 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::{Metric, Registry, Unit};
+use prometheus_client::registry::{Registry, Unit};
 
 mod labels;
 mod replay;
+mod series;
 
-pub(crate) use self::labels::ReasonLabel;
 pub(crate) use self::labels::{BatchCall, Phase, Released, Retry};
-use self::labels::{ColumnLabel, EntryFailureLabels, PhaseLabel, ReleasedLabel, RetryLabel};
+use self::labels::{
+    ColumnLabel, EntryFailureLabels, PhaseLabel, ReasonLabel, ReleasedLabel, RetryLabel,
+};
 pub(crate) use self::replay::ReplayMetrics;
+use self::series::{register, series};
 use crate::health::Loops;
 use crate::sink::CommitStats;
-
-/// Declares a set of series, `Struct;` then for each: `/// help` then `name: Type = initial
-/// value`, and `; unit Seconds` (or `Bytes`) when the name ends with that unit.
-macro_rules! series {
-    ($struct:ident; $( $(#[doc = $help:literal])+ $name:ident: $ty:ty = $init:expr $(; unit $unit:ident)? ,)*) => {
-        pub(crate) struct $struct {
-            $( $(#[doc = $help])+ pub(crate) $name: $ty, )*
-        }
-
-        impl $struct {
-            fn new() -> Self {
-                $struct { $( $name: $init, )* }
-            }
-
-            fn register(&self, registry: &mut Registry) {
-                $(
-                    let unit: Option<Unit> = None $( .or(Some(Unit::$unit)) )?;
-                    register(registry, stringify!($name), concat!($($help),+), self.$name.clone(), unit);
-                )*
-            }
-        }
-    };
-}
-
-// By path, for the other sets of series (`replay.rs`).
-pub(crate) use series;
 
 series! {
     Series;
@@ -90,25 +67,6 @@ series! {
     last_commit_timestamp_seconds: Gauge<f64, AtomicU64> = Gauge::default(); unit Seconds,
     /// Time spent per phase, summed over threads
     phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>> = Family::default(); unit Seconds,
-}
-
-/// Registers `metric` as `name` (without the unit suffix, which prometheus-client appends).
-fn register(
-    registry: &mut Registry,
-    name: &str,
-    help: &str,
-    metric: impl Metric,
-    unit: Option<Unit>,
-) {
-    let help = help.trim();
-    match unit {
-        None => registry.register(name, help, metric),
-        Some(unit) => {
-            let suffix = format!("_{}", unit.as_str());
-            let base = name.strip_suffix(&suffix).expect("a series with a unit ends with it");
-            registry.register_with_unit(base, help, unit, metric)
-        }
-    }
 }
 
 /// The run's metrics and loops; cheap to clone.

@@ -7,7 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::labels::{ReasonLabel, SkippedLabels};
-use super::{register, series};
+use super::series::{register, series};
 use crate::commands::replay::Unsealable;
 use crate::health::Loops;
 
