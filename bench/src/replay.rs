@@ -59,7 +59,8 @@ pub fn seed(args: &SeedArgs) -> Result<()> {
     let mut ids = String::new();
     let sent = "2020-09-13 12:26:40+00";
     for i in 0..args.rejections {
-        let mut event: serde_json::Map<String, Value> = serde_json::from_str(&generator.next_body())?;
+        let mut event: serde_json::Map<String, Value> =
+            serde_json::from_str(&generator.next_body())?;
         let user = event.remove("user_id").context("a generated event has a user_id")?;
         event.insert("userId".into(), user);
         let body = Value::Object(event).to_string();
@@ -77,7 +78,9 @@ pub fn seed(args: &SeedArgs) -> Result<()> {
         writeln!(ledger, "{id}\trejected")?;
     }
     ledger.finish()?;
-    client.batch_execute("VACUUM ANALYZE user_logins_rejected, maskflow_ledger; CHECKPOINT")?;
+    // One statement each: VACUUM cannot run inside the transaction a multi-statement query is.
+    client.batch_execute("VACUUM ANALYZE user_logins_rejected, maskflow_ledger")?;
+    client.batch_execute("CHECKPOINT")?;
     let n: i64 = client
         .query_one("SELECT count(*) FROM user_logins_rejected WHERE reason = 'missing_field'", &[])?
         .get(0);

@@ -232,7 +232,7 @@ pub(super) fn copy_in(
 }
 
 /// Adds a row's NULLs to the per-column counts.
-pub(super) fn count_nulls(counts: &mut Vec<u64>, values: &[Option<String>]) {
+fn count_nulls(counts: &mut Vec<u64>, values: &[Option<String>]) {
     if counts.len() < values.len() {
         counts.resize(values.len(), 0);
     }

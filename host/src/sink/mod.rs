@@ -130,7 +130,7 @@ impl std::ops::AddAssign for CommitStats {
 }
 
 /// Adds `more` to `counts`, column by column.
-pub(crate) fn add_counts(counts: &mut Vec<u64>, more: &[u64]) {
+fn add_counts(counts: &mut Vec<u64>, more: &[u64]) {
     if counts.len() < more.len() {
         counts.resize(more.len(), 0);
     }

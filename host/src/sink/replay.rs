@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use maskflow_transform::Outcome;
 
-use super::commit::{copy_in, count_nulls, LOCK_WAIT};
+use super::commit::{copy_in, LOCK_WAIT};
 use super::connection::{open_for_command, Connection};
 use super::keyring::ident;
 use super::ledger::LedgerOutcome;
@@ -56,8 +56,6 @@ pub(crate) struct Applied {
     pub(crate) changed: u64,
     /// Selected, but gone by the time of the transaction (another process replayed them).
     pub(crate) gone: u64,
-    /// NULLs of the rows written, per column.
-    pub(crate) null_values: Vec<u64>,
 }
 
 /// Why a replay could not start.
@@ -205,7 +203,6 @@ impl Replay {
             for item in items.iter().filter(|i| applied.landed.contains(i.id)) {
                 if let Outcome::Row(values) = item.outcome {
                     super::copy::push_copy_line(&mut copy, values);
-                    count_nulls(&mut applied.null_values, values);
                 }
             }
             applied.rows = applied.landed.len() as u64;

@@ -30,7 +30,7 @@ use crate::metrics::ReplayMetrics;
 use crate::pipeline::{ModuleConfig, ModuleStage, PreparedModule};
 use crate::serve::{self, Readiness};
 use crate::shutdown::Shutdown;
-use crate::sink::{add_counts, Applied, Item, PostgresConfig, PostgresError, Rejected, Selection};
+use crate::sink::{Applied, Item, PostgresConfig, PostgresError, Rejected, Selection};
 
 /// Sealed bodies read per batch at most (the batch size caps the count): with the clear bodies
 /// and the module's copies, a batch holds a few times this.
@@ -136,7 +136,11 @@ impl Judge<'_> {
         let items: Vec<Item> = opened
             .iter()
             .zip(&outcomes)
-            .map(|((r, _), outcome)| Item { id: &r.id, sent_timestamp_ms: 0, outcome })
+            .map(|((r, _), outcome)| Item {
+                id: &r.id,
+                sent_timestamp_ms: r.sent_ms.unwrap_or(r.rejected_ms),
+                outcome,
+            })
             .collect();
         let Isolated { applied, refused } = apply_isolating(db, &items, commit)?;
         // Rows PostgreSQL still refuses stay rejected, as `sink_refused` with today's reason.
@@ -193,7 +197,6 @@ impl Merge for Isolated<'_> {
         a.landed.extend(b.landed);
         a.changed += b.changed;
         a.gone += b.gone;
-        add_counts(&mut a.null_values, &b.null_values);
         self.refused.extend(other.refused);
     }
 }
