@@ -333,7 +333,8 @@ fn replay_killed_twice_beside_two_running_hosts_replays_every_message_once() {
     let new = generated(3_000, 85);
     let hosts: Vec<Watched> = (0..2).map(|_| run.spawn_watched(&["run"], &[])).collect();
     let mapping = user_id_mapping(&run);
-    let replay_args = ["replay", "--mapping", &mapping, "--batch-size", "200"];
+    // Small batches: many transactions to be killed between (or in).
+    let replay_args = ["replay", "--mapping", &mapping, "--batch-size", "50"];
     let replayed = format!("SELECT count(*) FROM user_logins WHERE create_date = '{SENT_DAY}'");
     let seeds_left = "SELECT count(*) FROM user_logins_rejected WHERE message_id LIKE 'seed-%'";
     let new_ids = std::thread::scope(|scope| {
@@ -341,12 +342,16 @@ fn replay_killed_twice_beside_two_running_hosts_replays_every_message_once() {
         let mut last = 0;
         for kill in 0..2 {
             let mut replay = spawn(&run, &replay_args);
-            wait_until("the replay to write a batch more", Duration::from_secs(60), || {
-                run.count(&replayed) > last
-            });
+            let mut db = run.db();
+            let started = std::time::Instant::now();
+            while db.query_one(replayed.as_str(), &[]).unwrap().get::<_, i64>(0) <= last {
+                assert!(started.elapsed() < Duration::from_secs(60), "the replay wrote nothing");
+                std::thread::sleep(Duration::from_millis(5));
+            }
             replay.kill().unwrap(); // SIGKILL, mid-way
             replay.wait().unwrap();
             last = run.count(&replayed);
+            eprintln!("replay killed after {last} of {n} rows");
             assert!(last < n as i64, "kill {kill} came after the end: make the seed larger");
             // At every point: each seeded message is a row or a rejection, never both or neither.
             assert_eq!(last + run.count(seeds_left), n as i64, "after kill {kill}");
@@ -518,4 +523,26 @@ fn a_renamed_optional_field_is_counted_as_nulls_per_column() {
     }
     assert!(served("masked_ip") >= 100, "the renamed field shows: {metrics}");
     assert_eq!(served("user_id"), 0);
+}
+
+#[test]
+fn one_replay_at_a_time_per_database() {
+    let services = Services::get();
+    let run = Run::new(&services, "replay_busy");
+    run.drain(&[]);
+    let renamed: Vec<String> =
+        valid_events(5, 89).iter().map(|b| renamed(b, "user_id", "userId")).collect();
+    seed(&run, "busy", &renamed, &test_keys(), Some(SENT_MS));
+    let mapping = user_id_mapping(&run);
+    // A replay that is running holds the database's replay lock: here, a session of the test's.
+    let mut holder = run.db();
+    holder.execute("SELECT pg_advisory_lock(hashtext('maskflow replay'))", &[]).unwrap();
+    let out = maskflow(&run, &["replay", "--mapping", &mapping]);
+    assert_eq!(out.status.code(), Some(EXIT_CONFIG), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(events_of(&out.stderr).failure_kind(), Some("config"));
+    assert_eq!(run.count("SELECT count(*) FROM user_logins"), 0, "it wrote nothing");
+    drop(holder); // the running one ends
+    let out = maskflow(&run, &["replay", "--mapping", &mapping]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(run.count("SELECT count(*) FROM user_logins"), 5);
 }
