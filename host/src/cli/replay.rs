@@ -32,7 +32,8 @@ pub(crate) struct SelectionArgs {
     /// (2026-12-07, midnight UTC) or how long ago (36h, 7d).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub(crate) since: Option<SystemTime>,
-    /// Only rejections recorded before this time (same forms as --since).
+    /// Only rejections recorded before this time (same forms as --since). A replay never takes
+    /// what was rejected after it started: that waits for the next one.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub(crate) until: Option<SystemTime>,
 }
