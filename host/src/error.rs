@@ -12,63 +12,19 @@
 //! formatted into them, and PostgreSQL's own message is kept only for errors that are not about
 //! data (a data error's message can quote the value: only its SQLSTATE and names are kept).
 
-use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use thiserror::Error;
 
+pub(crate) use crate::cause::report;
 pub use crate::commands::replay::{ReplayError, Unsealable};
 pub use crate::keys::KeyError;
+pub use crate::kind::Kind;
 pub use crate::runtime::ModuleError;
 pub use crate::sink::{PgKind, PostgresError, RetireError};
 pub use crate::source::SqsError;
 pub use crate::stop::Stop;
-
-/// What an error means for the run, and so its exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A bad or conflicting flag: the command line must change (exit 2).
-    Usage,
-    /// A setting to fix: credentials, permissions, a missing queue or database, TLS, the
-    /// table's shape, the key, the module. Retrying will not help (exit 3).
-    Config,
-    /// Trouble that may heal by itself: SQS or PostgreSQL down, silent, throttling, failing
-    /// over. Retried while running; at start, until the start-up budget runs out (exit 4).
-    Transient,
-    /// SQS or PostgreSQL did not answer within the start-up budget (exit 4).
-    Unreachable,
-    /// The data path cannot go on: a module that fails on everything, a table that refuses
-    /// everything. Nothing of the batch was deleted (exit 5).
-    Stopped,
-    /// A bug (a worker panicked) or the machine failed us (I/O): exit 1.
-    Internal,
-}
-
-impl Kind {
-    /// The process's exit code for an error of this kind (README "Exit codes").
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Kind::Internal => 1,
-            Kind::Usage => 2,
-            Kind::Config => 3,
-            Kind::Transient | Kind::Unreachable => 4,
-            Kind::Stopped => 5,
-        }
-    }
-
-    /// The kind's name in logs and events (`--log-format json`: `"kind": "config"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Usage => "usage",
-            Kind::Config => "config",
-            Kind::Transient => "transient",
-            Kind::Unreachable => "unreachable",
-            Kind::Stopped => "stopped",
-            Kind::Internal => "internal",
-        }
-    }
-}
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -164,6 +120,14 @@ impl Error {
         ExitCode::from(self.kind().exit_code())
     }
 
+    /// Whether the reader of our output went away (`maskflow ... | head`): the command ends
+    /// quietly with exit 0, as ripgrep and coreutils do, instead of reporting an error.
+    /// Only local I/O counts (stdout, files): a broken pipe to PostgreSQL or SQS is their
+    /// error, never this.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// Whether waiting may heal it (an outage), as opposed to a setting to fix.
     pub fn is_transient(&self) -> bool {
         self.kind() == Kind::Transient
@@ -185,59 +149,9 @@ impl Error {
     }
 }
 
-/// `error: cause: cause...` for any error. A cause whose text its parent already shows
-/// (libraries that print their cause in their own message) is not repeated.
-pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let shown = inner.to_string();
-        if !shown.is_empty() && !text.contains(&shown) {
-            let _ = write!(text, ": {shown}");
-        }
-        cause = inner.source();
-    }
-    text
-}
-
-/// The first error of type `T` in `error`'s source chain, looking inside `std::io::Error`s
-/// too (whose `source()` skips the error they wrap): how errors are sorted by what they are.
-pub(crate) fn find_cause<'a, T: std::error::Error + 'static>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        let wrapped = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
-        if let Some(found) = wrapped.and_then(|inner| find_cause::<T>(inner)) {
-            return Some(found);
-        }
-        cause = e.source();
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_kind_has_its_documented_exit_code() {
-        // README "Exit codes" and `maskflow run --help` promise these.
-        let codes = [
-            (Kind::Internal, 1),
-            (Kind::Usage, 2),
-            (Kind::Config, 3),
-            (Kind::Transient, 4),
-            (Kind::Unreachable, 4),
-            (Kind::Stopped, 5),
-        ];
-        for (kind, code) in codes {
-            assert_eq!(kind.exit_code(), code, "{kind:?}");
-        }
-    }
 
     #[test]
     fn a_report_shows_each_cause_once() {

@@ -15,6 +15,7 @@
 //! Everything is private to the crate but this facade: the entry point of the binary, and
 //! what the tests (`tests/`) and benchmarks (`bench/`) drive directly.
 
+mod cause;
 mod cli;
 mod commands;
 mod error;
@@ -24,6 +25,7 @@ mod hardening;
 mod health;
 mod isolate;
 mod keys;
+mod kind;
 mod logging;
 mod metrics;
 mod pipeline;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use crate::error::{Error, Result};
 use crate::events::{event, Event};
 
 #[derive(Clone, Default)]
@@ -17,12 +16,11 @@ pub(crate) struct Shutdown {
 
 impl Shutdown {
     /// Installs the signal handlers on `runtime`.
-    pub(crate) fn install(runtime: &tokio::runtime::Runtime) -> Result<Self> {
+    pub(crate) fn install(runtime: &tokio::runtime::Runtime) -> std::io::Result<Self> {
         let shutdown = Shutdown::default();
         let on_signal = shutdown.clone();
         let _guard = runtime.enter();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(Error::io("cannot install the SIGTERM handler"))?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         runtime.spawn(async move {
             for count in 1.. {
                 tokio::select! {

@@ -65,6 +65,14 @@ fn metrics_count_the_run_and_readiness_follows_postgres() {
     // After it: the counters equal what PostgreSQL holds and what was sent.
     let m = metrics();
     assert_eq!(value(&m, "maskflow_messages_received_total") as usize, bodies.len());
+    // Every reason's series exists, at 0 where none happened (no panel reads "no data").
+    assert_eq!(value(&m, "maskflow_rejections_total{reason=\"sink_refused\"}"), 0.0);
+    let start = value(&m, "maskflow_start_time_seconds");
+    assert!(
+        start >= started.as_secs_f64() - 1.0
+            && start <= value(&m, "maskflow_last_commit_timestamp_seconds"),
+        "{start}"
+    );
     assert_eq!(
         value(&m, "maskflow_rows_written_total") as i64,
         run.count("SELECT count(*) FROM user_logins")

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::mapping::load_mapping;
 use super::module::{KeyArgs, ModuleArgs};
 use super::postgres::PostgresArgs;
 use super::run::SqsArgs;
@@ -10,8 +11,8 @@ use crate::commands::prune::PruneConfig;
 use crate::commands::send::{LineSet, SendConfig, SendInput};
 use crate::commands::transform::{Rejects, TransformConfig};
 use crate::commands::unmask::{Output, UnmaskConfig};
-use crate::error::Result;
-use crate::runtime::{init_config, load_mapping};
+use crate::error::{Error, Result};
+use crate::runtime::init_config;
 
 /// Creates a new random AES-256-SIV key.
 #[derive(Debug, Clone, clap::Args)]
@@ -95,8 +96,11 @@ pub(crate) struct TransformArgs {
     /// default: the time the line arrives.
     #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub(crate) sent_timestamp_ms: Option<i64>,
-    /// Take each line's sent timestamp from this top-level JSON field (ms since the epoch, or
-    /// RFC 3339); lines without it get --sent-timestamp-ms or their arrival time.
+    /// Take each line's sent timestamp from this top-level JSON field: milliseconds since the
+    /// epoch as a JSON integer, from 100000000000 (1973) on (a smaller number could be seconds
+    /// and is refused, not guessed), or an RFC 3339 string with its zone. A line whose field
+    /// holds anything else is rejected as invalid_timestamp, naming the field; lines without the
+    /// field (or with null) get --sent-timestamp-ms, or their arrival time.
     #[arg(long, value_name = "FIELD")]
     pub(crate) sent_timestamp_field: Option<String>,
     /// Lines per module call, at most.
@@ -138,7 +142,7 @@ pub(crate) struct PruneArgs {
 impl PruneArgs {
     pub(crate) fn into_config(self) -> Result<PruneConfig> {
         if self.older_than < std::time::Duration::from_secs(60) {
-            return Err(crate::Error::usage(
+            return Err(Error::usage(
                 "--older-than is below SQS' shortest retention period (60 s): use the queue's \
                  MessageRetentionPeriod or more",
             ));
@@ -189,7 +193,7 @@ impl SendArgs {
                 seed: self.seed,
                 malformed_per_mille: self.malformed_per_mille,
             },
-            (None, None) => return Err(crate::Error::usage("give a FILE or --generate N")),
+            (None, None) => return Err(Error::usage("give a FILE or --generate N")),
         };
         Ok(SendConfig {
             sqs: self.sqs.into_config()?,

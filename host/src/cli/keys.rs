@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
+use super::mapping::load_mapping;
 use super::module::KeyArgs;
 use super::postgres::PostgresArgs;
 use crate::commands::keys::KeysConfig;
 use crate::commands::mask::MaskConfig;
 use crate::commands::rekey::{masked_columns, RekeyConfig};
 use crate::error::Result;
-use crate::runtime::load_mapping;
 
 /// Prints the mask a clear value gets in a row, for lookups ("every login from 203.0.113.7").
 #[derive(Debug, Clone, clap::Args)]

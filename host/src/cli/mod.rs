@@ -4,6 +4,7 @@
 
 mod commands;
 mod keys;
+mod mapping;
 mod module;
 mod pgpass;
 mod postgres;
@@ -22,7 +23,7 @@ use crate::commands::{
     keygen, keys as key_commands, mask, prune, rejections, rekey, replay as replay_command, send,
     transform, unmask,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{event, Event};
 use crate::logging;
 use crate::metrics::Phase;
@@ -126,6 +127,7 @@ pub fn main() -> ExitCode {
     }
     match execute(cli.command) {
         Ok(code) => code,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             let (kind, exit_code, error) = (e.kind(), e.kind().exit_code(), e.report());
             event!(error, Event::Failed, kind = kind.as_str(), exit_code, %error, "failed");
@@ -235,13 +237,13 @@ fn execute(command: Command) -> Result<ExitCode> {
             let (mut cli, mut script) = (<Cli as clap::CommandFactory>::command(), Vec::new());
             clap_complete::generate(shell, &mut cli, "maskflow", &mut script);
             std::io::Write::write_all(&mut std::io::stdout(), &script)
-                .map_err(crate::Error::io("cannot write the completion script"))?;
+                .map_err(Error::io("cannot write the completion script"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => {
             let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
             man.render(&mut std::io::stdout())
-                .map_err(crate::Error::io("cannot write the manual page"))?;
+                .map_err(Error::io("cannot write the manual page"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Send(args) => send::run(args.into_config()?).map(|_| ExitCode::SUCCESS),

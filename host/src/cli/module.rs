@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use maskflow_transform::{BodySealer, Key};
 
+use super::mapping::load_mapping;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::pipeline::ModuleConfig;
-use crate::runtime::{init_config, load_mapping, ModuleCache, ModuleLimits, EMBEDDED_MODULE};
+use crate::runtime::{init_config, ModuleCache, ModuleLimits, EMBEDDED_MODULE};
 
 /// Where the key comes from.
 #[derive(Debug, Clone, clap::Args)]

@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 
-use crate::error::Result;
+use std::io::Write;
+
+use crate::error::{Error, Result};
 use crate::keys;
 
 /// `maskflow keygen`: where to write the new key, and its id.
@@ -20,7 +22,8 @@ pub(crate) fn run(config: &KeygenConfig) -> Result<()> {
                 path.display()
             );
         }
-        None => println!("{}", *key.to_key_file_line()),
+        None => writeln!(std::io::stdout(), "{}", *key.to_key_file_line())
+            .map_err(Error::io("cannot write stdout"))?,
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! Clear values exist only here, in memory, between an unmask and a mask.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -75,7 +76,8 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
     if config.dry_run || pending(&counts) == 0 {
         for id in &from {
             for (place, n) in counts.get(id).into_iter().flatten() {
-                println!("{place}\t{id}\t{n}");
+                writeln!(std::io::stdout(), "{place}\t{id}\t{n}")
+                    .map_err(Error::io("cannot write stdout"))?;
             }
         }
         let verb = if config.dry_run { "would re-mask" } else { "nothing to do:" };

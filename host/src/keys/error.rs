@@ -61,6 +61,15 @@ pub enum KeyError {
          after `{active}`'s (or leave it out with --from)"
     )]
     NotLoaded { id: String, active: String },
+    /// `keygen --out`: the file exists (a key is never overwritten) or cannot be written.
+    #[error("cannot create {} (an existing key is never overwritten)", path.display())]
+    Unwritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key: the key id is refused")]
+    Id(#[source] maskflow_transform::Error),
     #[error("key: no randomness from the OS")]
     NoRandomness(#[source] getrandom::Error),
 }

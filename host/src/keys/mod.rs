@@ -11,7 +11,6 @@ use maskflow_transform::Key;
 use zeroize::Zeroizing;
 
 pub use self::error::{KeyError, KeySource};
-use crate::error::{Error, Result};
 
 /// The key file's keys, the masking one first: `--key-file` (`path`), else the text of the
 /// variable `MASKFLOW_KEY`.
@@ -64,21 +63,22 @@ fn read_private(path: &Path) -> Result<Zeroizing<String>, KeyError> {
 }
 
 /// A new random 64-byte key with this id.
-pub(crate) fn generate(id: &str) -> Result<Key> {
+pub(crate) fn generate(id: &str) -> Result<Key, KeyError> {
     let mut bytes = Zeroizing::new([0u8; maskflow_transform::mask::KEY_LEN]);
     getrandom::fill(&mut *bytes).map_err(KeyError::NoRandomness)?;
-    Ok(Key::new(id, *bytes)?)
+    Key::new(id, *bytes).map_err(KeyError::Id)
 }
 
 /// Writes the key file readable by its owner only; refuses to overwrite a key (losing one loses
 /// every mask made with it).
-pub(crate) fn write_key_file(path: &Path, key: &Key) -> Result<()> {
+pub(crate) fn write_key_file(path: &Path, key: &Key) -> Result<(), KeyError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let shown = path.display();
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
-            Error::io(format!("cannot create {shown} (an existing key is never overwritten)")),
-        )?;
-    writeln!(file, "{}", *key.to_key_file_line())
-        .map_err(Error::io(format!("cannot write {shown}")))
+    let unwritable = |source| KeyError::Unwritable { path: path.to_owned(), source };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(unwritable)?;
+    writeln!(file, "{}", *key.to_key_file_line()).map_err(unwritable)
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use maskflow_transform::Reason;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -54,7 +55,7 @@ series! {
     in_flight_bytes: Gauge = Gauge::default(); unit Bytes,
     /// SQS receives the host keeps out at once (sized by how full they come back)
     pollers: Gauge = Gauge::default(),
-    /// Messages received and not yet committed
+    /// Messages received and not yet committed or handed back
     messages_in_flight: Gauge = Gauge::default(),
     /// Commit time minus SQS SentTimestamp, per message committed
     // 10 ms to about 1.5 hours: a backlog being caught up shows as lag too.
@@ -65,6 +66,8 @@ series! {
     module_call_seconds: Histogram = Histogram::new(exponential_buckets(0.000_05, 2.0, 16)); unit Seconds,
     /// Unix time of the last commit
     last_commit_timestamp_seconds: Gauge<f64, AtomicU64> = Gauge::default(); unit Seconds,
+    /// Unix time the host started (a host that never committed is told from one that stopped)
+    start_time_seconds: Gauge<f64, AtomicU64> = Gauge::default(); unit Seconds,
     /// Time spent per phase, summed over threads
     phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>> = Family::default(); unit Seconds,
 }
@@ -92,6 +95,10 @@ impl Default for Metrics {
             let _ = series.retries.get_or_create(&RetryLabel { kind });
         }
         let _ = series.messages_released.get_or_create(&ReleasedLabel { why: Released::Locked });
+        for reason in Reason::ALL.into_iter().chain(Reason::HOST) {
+            let _ = series.rejections.get_or_create(&ReasonLabel { reason: reason.code() });
+        }
+        series.start_time_seconds.set(unix_now().as_secs_f64());
         Metrics(Arc::new(Inner {
             series,
             rejected: Counter::default(),
@@ -224,7 +231,6 @@ fn unix_now() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use maskflow_transform::Reason;
 
     #[test]
     fn every_series_is_served_under_its_field_name() {

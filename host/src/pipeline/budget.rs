@@ -50,6 +50,7 @@ impl ByteBudget {
         let mut permit =
             self.semaphore.clone().acquire_many_owned(want).await.expect("never closed");
         self.metrics.in_flight_bytes.inc_by(want as i64);
+        self.metrics.messages_in_flight.inc_by(sizes.len() as i64);
         let mut left = want as usize;
         let mut shares: Vec<Share> = sizes
             .iter()
@@ -70,7 +71,8 @@ impl ByteBudget {
     }
 }
 
-/// One message's part of the budget, given back when dropped.
+/// One message's part of the budget, given back when dropped; while it lives the message is
+/// counted in flight (`maskflow_messages_in_flight`: received, not yet committed or handed back).
 pub(crate) struct Share {
     permit: Option<OwnedSemaphorePermit>,
     metrics: Metrics,
@@ -81,6 +83,7 @@ impl Drop for Share {
         if let Some(permit) = &self.permit {
             self.metrics.in_flight_bytes.dec_by(permit.num_permits() as i64);
         }
+        self.metrics.messages_in_flight.dec();
     }
 }
 
@@ -96,9 +99,13 @@ mod tests {
 
     #[tokio::test]
     async fn receives_wait_while_the_budget_is_spent_and_shares_come_back_when_dropped() {
-        let budget = ByteBudget::new(1000, Metrics::default());
+        let metrics = Metrics::default();
+        let budget = ByteBudget::new(1000, metrics.clone());
         let first = budget.reserve(&[300, 300]).await;
         let second = budget.reserve(&[400]).await;
+        // Held messages are in flight from their receipt until their share is dropped.
+        assert_eq!(metrics.messages_in_flight.get(), 3);
+        assert_eq!(metrics.in_flight_bytes.get(), 1000);
         // 1000 held: the next receive must wait.
         let waiting =
             tokio::time::timeout(std::time::Duration::from_millis(50), budget.reserve(&[10]));
@@ -118,5 +125,7 @@ mod tests {
         drop((first, third));
         let admitted = tokio::time::timeout(std::time::Duration::from_secs(1), huge).await;
         assert_eq!(admitted.map(|shares| shares.len()).ok(), Some(1), "then admitted alone");
+        assert_eq!(metrics.messages_in_flight.get(), 0, "every share given back");
+        assert_eq!(metrics.in_flight_bytes.get(), 0);
     }
 }

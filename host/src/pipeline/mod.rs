@@ -99,7 +99,8 @@ pub(crate) fn run(config: RunConfig) -> Result<Summary> {
         .map_err(Error::io("cannot start the async runtime"))?;
     // Nothing is received before every setting has been checked (startup.rs).
     let module = PreparedModule::prepare(config.module)?;
-    let shutdown = Shutdown::install(&runtime)?;
+    let shutdown =
+        Shutdown::install(&runtime).map_err(Error::io("cannot install the SIGTERM handler"))?;
     let metrics = Metrics::default().with_columns(module.columns());
     let deadline = Instant::now() + config.startup_timeout;
     let checked =
@@ -221,7 +222,11 @@ pub(crate) fn run(config: RunConfig) -> Result<Summary> {
     }
     // Every handle gone: the lease task finishes the deletes of committed batches, then ends.
     drop(leases);
-    if let Err(e) = runtime.block_on(lease_task.finish()) {
+    let leases_ended = match runtime.block_on(lease_task.finish()) {
+        Ok(refused) => refused.map_err(Error::from),
+        Err(source) => Err(Error::Task { what: "the lease task", source }),
+    };
+    if let Err(e) = leases_ended {
         failure.lock().expect("failure lock").get_or_insert(e);
     }
     progress.finish();

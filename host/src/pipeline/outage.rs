@@ -43,7 +43,7 @@ impl Patience<'_> {
                     let wait = backoff.next_delay();
                     self.metrics.retried(Retry::Postgres);
                     self.heartbeat.beat(); // waiting out an outage is not being stuck
-                    let error = crate::error::report(&e);
+                    let error = crate::cause::report(&e);
                     let retry_in_ms = wait.as_millis() as u64;
                     event!(warn, Event::Retrying, retry = Retry::Postgres.as_str(), retry_in_ms, %error, "{what}");
                     self.shutdown.sleep(wait);

@@ -90,7 +90,7 @@ impl Poller {
                         }
                         Ok(_) => continue,
                         Err(e) => {
-                            let error = crate::error::report(&e);
+                            let error = crate::cause::report(&e);
                             event!(warn, Event::Retrying, retry = Retry::Receive.as_str(), %error, "cannot read the queue depth");
                         }
                     }
@@ -141,7 +141,7 @@ impl Poller {
                 Err(e) => {
                     let wait = backoff.next_delay();
                     self.metrics.retried(Retry::Receive);
-                    let (error, retry_in_ms) = (crate::error::report(&e), wait.as_millis() as u64);
+                    let (error, retry_in_ms) = (crate::cause::report(&e), wait.as_millis() as u64);
                     event!(warn, Event::Retrying, retry = Retry::Receive.as_str(), retry_in_ms, %error, "SQS receive failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}

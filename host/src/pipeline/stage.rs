@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use maskflow_transform::{BodySealer, Message, Outcome, Reason};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{event, Event};
 use crate::isolate::{bisect, Attempt};
 use crate::runtime::{ModuleCache, ModuleError, ModuleLimits, WasmInstance, WasmModule};
@@ -104,14 +104,14 @@ impl ModuleStage {
         Ok(outcomes)
     }
 
-    fn attempt(&mut self, messages: &[Message]) -> Attempt<Vec<Outcome>, (), crate::Error> {
+    fn attempt(&mut self, messages: &[Message]) -> Attempt<Vec<Outcome>, (), Error> {
         match self.call(messages) {
             Ok(Ok(outcomes)) => {
                 self.proven = true;
                 Attempt::Done(outcomes)
             }
             Ok(Err(e)) => {
-                let error = crate::error::report(&e);
+                let error = crate::cause::report(&e);
                 event!(warn, Event::ModuleCallFailed, messages = messages.len(), %error, "module call failed; retrying in smaller batches");
                 self.last_failure = Some(e);
                 Attempt::Bisect(())

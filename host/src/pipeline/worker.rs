@@ -83,9 +83,6 @@ impl Worker<'_> {
     ) -> Result<Flow> {
         self.heartbeat.beat();
         let messages = batch.len();
-        self.metrics.messages_in_flight.inc_by(messages as i64);
-        let _in_flight =
-            scopeguard::guard((), |()| _ = self.metrics.messages_in_flight.dec_by(messages as i64));
         let patience = self.patience();
 
         // 1. Transform.

@@ -6,7 +6,7 @@
 use maskflow_transform::wire::WireError;
 use thiserror::Error;
 
-use crate::error::Kind;
+use crate::kind::Kind;
 
 /// Where in the module's life it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ mod module;
 mod trust;
 
 pub use cache::ModuleCache;
-pub(crate) use config::{init_config, load_mapping};
+pub(crate) use config::init_config;
 pub use error::{Failure, ModuleError, Step};
 pub use instance::{WasmInstance, MAX_TABLE_ELEMENTS};
 pub use module::{ModuleLimits, WasmModule, EMBEDDED_MODULE};

@@ -8,7 +8,7 @@ use rustls::CertificateError;
 use tokio_postgres::error::SqlState;
 
 use super::error::{Cause, Inner, PgKind, PostgresError, ServerError};
-use crate::error::find_cause;
+use crate::cause::find_cause;
 
 /// Sorts an error of the client into refuse (isolate the row), transient (retry) or fatal
 /// (stop).
@@ -223,7 +223,7 @@ mod tests {
         );
         for code in ["23514", "23502", "22P02"] {
             let e = server(code, None, secret);
-            let shown = format!("{e} {e:?} {}", crate::error::report(&e));
+            let shown = format!("{e} {e:?} {}", crate::cause::report(&e));
             assert!(!shown.contains("10.1.2.3"), "{shown}");
         }
         // Not about data: the server's message helps, and is kept.

@@ -8,7 +8,7 @@ use std::fmt;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
-use crate::error::find_cause;
+use crate::cause::find_cause;
 
 /// Error codes that mean "fix the configuration": credentials, permissions, a missing queue,
 /// its encryption key.

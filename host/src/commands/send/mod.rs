@@ -5,6 +5,7 @@ mod generate;
 mod lines;
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tokio::task::JoinSet;
@@ -51,9 +52,11 @@ pub(crate) fn run(config: SendConfig) -> Result<usize> {
         None => numbered,
     };
     if config.print {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for (_, body) in &bodies {
-            println!("{body}");
+            writeln!(out, "{body}").map_err(Error::io("cannot write stdout"))?;
         }
+        out.flush().map_err(Error::io("cannot write stdout"))?;
         return Ok(bodies.len());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

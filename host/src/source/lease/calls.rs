@@ -41,7 +41,7 @@ pub(super) async fn delete(
             }
             Err(e) if e.is_fatal() => return Err(refused_for_good(e)),
             Err(e) => {
-                let error = crate::error::report(&e);
+                let error = crate::cause::report(&e);
                 event!(warn, Event::Retrying, retry = Retry::Delete.as_str(), %error, "delete failed; retrying");
             }
         }
@@ -79,7 +79,7 @@ pub(super) async fn visibility(
         Err(e) if e.is_fatal() => Err(refused_for_good(e)),
         Err(e) => {
             metrics.retried(Retry::Extend);
-            let error = crate::error::report(&e);
+            let error = crate::cause::report(&e);
             event!(warn, Event::Retrying, retry = Retry::Extend.as_str(), %error, "cannot change visibility; messages may be redelivered (the ledger keeps them exactly once)");
             Ok(Vec::new())
         }

@@ -22,10 +22,10 @@ mod calls;
 
 use self::calls::{delete, visibility, CallResult};
 use super::{SqsSource, SQS_BATCH};
-use crate::error::{Error, Result};
 use crate::events::{event, Event};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+use crate::source::SqsError;
 
 /// SQS calls in flight at once.
 const MAX_CALLS: usize = 16;
@@ -86,15 +86,13 @@ impl Leases {
 }
 
 /// The running task; wait for it after dropping every [`Leases`] handle.
-pub(crate) struct LeaseTask(JoinHandle<Result<()>>);
+pub(crate) struct LeaseTask(JoinHandle<Result<(), SqsError>>);
 
 impl LeaseTask {
-    /// Waits for the last calls; the error that stopped the host, if the task saw one.
-    pub(crate) async fn finish(self) -> Result<()> {
-        match self.0.await {
-            Ok(result) => result,
-            Err(source) => Err(Error::Task { what: "the lease task", source }),
-        }
+    /// Waits for the last calls: the refusal that stopped the host, if the task saw one (the
+    /// outer error: the task itself panicked).
+    pub(crate) async fn finish(self) -> Result<Result<(), SqsError>, tokio::task::JoinError> {
+        self.0.await
     }
 }
 
@@ -107,7 +105,7 @@ struct Task {
 }
 
 impl Task {
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<Command>) -> Result<()> {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Command>) -> Result<(), SqsError> {
         let heartbeat = self.metrics.loops().register("lease task");
         // Receipt -> when its visibility was last set. Extending at half the timeout, checked
         // eight times per timeout, leaves at least 3/8 of it for the call to land.
@@ -117,7 +115,7 @@ impl Task {
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut calls: JoinSet<CallResult> = JoinSet::new();
-        let mut fatal: Option<Error> = None;
+        let mut fatal: Option<SqsError> = None;
         loop {
             tokio::select! {
                 command = rx.recv() => match command {
@@ -198,15 +196,17 @@ impl Task {
         &self,
         done: std::result::Result<CallResult, tokio::task::JoinError>,
         held: &mut HashMap<String, Instant>,
-        fatal: &mut Option<Error>,
+        fatal: &mut Option<SqsError>,
     ) {
         let error = match done {
             Ok(Ok(refused)) => return forget(held, &refused),
-            Ok(Err(e)) => Error::from(e),
-            Err(source) => Error::Task { what: "an SQS call", source },
+            Ok(Err(e)) => e,
+            // A call task that panicked: a bug, which stops the host like any panic.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         if fatal.is_none() {
-            let (kind, report) = (error.kind().as_str(), error.report());
+            let report = crate::cause::report(&error);
+            let kind = crate::kind::Kind::Config.as_str(); // only a refusal for good gets here
             event!(error, Event::StageFailed, stage = "lease task", kind, error = %report, "stopping: SQS refuses the calls that delete or hide messages");
             self.shutdown.trigger();
             *fatal = Some(error);
