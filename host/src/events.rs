@@ -61,6 +61,13 @@ pub(crate) enum Event {
     RekeyDone,
     /// info: `maskflow prune` deleted ledger entries.
     Pruned,
+    /// info: `maskflow replay` finished (or, with `--dry-run`, counted): its end line's counts.
+    ReplayDone,
+    /// warn: `maskflow replay` left rejections whose bodies do not unseal (`key_id`, `why`).
+    ReplaySkipped,
+    /// info: a host added a column to one of maskflow's own tables (an older database upgraded
+    /// in place at start).
+    SchemaUpgraded,
     /// debug or warn: whether the process could be made not dumpable (`dumpable`).
     Hardening,
     /// info: /metrics, /healthz and /readyz are served.
@@ -72,7 +79,7 @@ pub(crate) enum Event {
 
 impl Event {
     #[cfg(test)]
-    pub(crate) const ALL: [Event; 27] = [
+    pub(crate) const ALL: [Event; 30] = [
         Event::Started,
         Event::Stopping,
         Event::Failed,
@@ -97,6 +104,9 @@ impl Event {
         Event::RekeyPass,
         Event::RekeyDone,
         Event::Pruned,
+        Event::ReplayDone,
+        Event::ReplaySkipped,
+        Event::SchemaUpgraded,
         Event::Hardening,
         Event::Serving,
         Event::Failpoint,
@@ -129,6 +139,9 @@ impl Event {
             Event::RekeyPass => "rekey_pass",
             Event::RekeyDone => "rekey_done",
             Event::Pruned => "pruned",
+            Event::ReplayDone => "replay_done",
+            Event::ReplaySkipped => "replay_skipped",
+            Event::SchemaUpgraded => "schema_upgraded",
             Event::Hardening => "hardening",
             Event::Serving => "serving",
             Event::Failpoint => "failpoint",

@@ -48,7 +48,10 @@ pub use commands::rekey::{run as rekey, RekeyConfig};
 pub use commands::send::Generator;
 pub use error::{Error, Kind, Result};
 /// The errors `Error` gathers, each with its typed fields.
-pub use error::{KeyError, ModuleError, PgKind, PostgresError, RetireError, SqsError, Stop};
+pub use error::{
+    KeyError, ModuleError, PgKind, PostgresError, ReplayError, RetireError, SqsError, Stop,
+    Unsealable,
+};
 pub use keys::KeySource;
 /// The module stage as workers run it: bisection of failed calls, `module_failed` rejections.
 pub use pipeline::ModuleStage;

@@ -182,7 +182,7 @@ impl SqsArgs {
     }
 }
 
-fn parse_metrics_addr(value: &str) -> Result<Option<std::net::SocketAddr>> {
+pub(crate) fn parse_metrics_addr(value: &str) -> Result<Option<std::net::SocketAddr>> {
     match value.trim() {
         "" => Ok(None),
         addr => addr.parse().map(Some).map_err(|e| {

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 
+use crate::commands::replay::Unsealable;
+
 /// A label value written as the text the rest of the host uses.
 macro_rules! label_value {
     ($ty:ty) => {
@@ -19,6 +21,12 @@ macro_rules! label_value {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReasonLabel {
     pub reason: &'static str,
+}
+
+/// A column of the rows: the mapping's names (a handful, fixed for the run).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ColumnLabel {
+    pub column: String,
 }
 
 /// Where a message's time goes, for the summary and `scripts/bench`'s profile.
@@ -127,4 +135,13 @@ label_value!(Released);
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReleasedLabel {
     pub why: Released,
+}
+
+label_value!(Unsealable);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SkippedLabels {
+    /// The key id in front of the sealed body (a few per deployment).
+    pub key_id: String,
+    pub why: Unsealable,
 }

@@ -14,39 +14,23 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::{Metric, Registry, Unit};
+use prometheus_client::registry::{Registry, Unit};
 
 mod labels;
+mod replay;
+mod series;
 
 pub(crate) use self::labels::{BatchCall, Phase, Released, Retry};
-use self::labels::{EntryFailureLabels, PhaseLabel, ReasonLabel, ReleasedLabel, RetryLabel};
+use self::labels::{
+    ColumnLabel, EntryFailureLabels, PhaseLabel, ReasonLabel, ReleasedLabel, RetryLabel,
+};
+pub(crate) use self::replay::ReplayMetrics;
+use self::series::{register, series};
 use crate::health::Loops;
 use crate::sink::CommitStats;
 
-/// Declares the series: `/// help` then `name: Type = initial value`, and `; unit Seconds` (or
-/// `Bytes`) when the name ends with that unit.
-macro_rules! series {
-    ($( $(#[doc = $help:literal])+ $name:ident: $ty:ty = $init:expr $(; unit $unit:ident)? ,)*) => {
-        pub(crate) struct Series {
-            $( $(#[doc = $help])+ pub(crate) $name: $ty, )*
-        }
-
-        impl Series {
-            fn new() -> Self {
-                Series { $( $name: $init, )* }
-            }
-
-            fn register(&self, registry: &mut Registry) {
-                $(
-                    let unit: Option<Unit> = None $( .or(Some(Unit::$unit)) )?;
-                    register(registry, stringify!($name), concat!($($help),+), self.$name.clone(), unit);
-                )*
-            }
-        }
-    };
-}
-
 series! {
+    Series;
     /// Messages received from SQS
     messages_received: Counter = Counter::default(),
     /// Messages SQS delivered more than once (ApproximateReceiveCount > 1)
@@ -55,6 +39,8 @@ series! {
     rows_written: Counter = Counter::default(),
     /// Messages recorded in user_logins_rejected, by reason
     rejections: Family<ReasonLabel, Counter> = Family::default(),
+    /// NULLs written in rows committed, by column (a renamed optional field shows here)
+    null_values: Family<ColumnLabel, Counter> = Family::default(),
     /// Messages already in the ledger (redelivered), skipped
     redeliveries_skipped: Counter = Counter::default(),
     /// Messages deleted from SQS after commit
@@ -86,25 +72,6 @@ series! {
     phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>> = Family::default(); unit Seconds,
 }
 
-/// Registers `metric` as `name` (without the unit suffix, which prometheus-client appends).
-fn register(
-    registry: &mut Registry,
-    name: &str,
-    help: &str,
-    metric: impl Metric,
-    unit: Option<Unit>,
-) {
-    let help = help.trim();
-    match unit {
-        None => registry.register(name, help, metric),
-        Some(unit) => {
-            let suffix = format!("_{}", unit.as_str());
-            let base = name.strip_suffix(&suffix).expect("a series with a unit ends with it");
-            registry.register_with_unit(base, help, unit, metric)
-        }
-    }
-}
-
 /// The run's metrics and loops; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Metrics(Arc<Inner>);
@@ -113,6 +80,8 @@ struct Inner {
     series: Series,
     /// Rejections of every reason: the summary's count (the family has no sum).
     rejected: Counter,
+    /// `null_values` of each column, in the module's column order ([`Metrics::with_columns`]).
+    nulls: std::sync::OnceLock<Vec<Counter>>,
     /// Every loop's heartbeat (`/healthz`).
     loops: Loops,
 }
@@ -130,7 +99,12 @@ impl Default for Metrics {
             let _ = series.rejections.get_or_create(&ReasonLabel { reason: reason.code() });
         }
         series.start_time_seconds.set(unix_now().as_secs_f64());
-        Metrics(Arc::new(Inner { series, rejected: Counter::default(), loops: Loops::default() }))
+        Metrics(Arc::new(Inner {
+            series,
+            rejected: Counter::default(),
+            nulls: std::sync::OnceLock::new(),
+            loops: Loops::default(),
+        }))
     }
 }
 
@@ -155,9 +129,25 @@ impl Metrics {
         &self.0.loops
     }
 
+    /// The rows' columns, in the module's order: each column's `null_values` series exists from
+    /// the start, at 0 (the NULL-share alert divides by the rows written).
+    pub(crate) fn with_columns(self, columns: &[String]) -> Self {
+        let counters = columns
+            .iter()
+            .map(|column| {
+                self.null_values.get_or_create(&ColumnLabel { column: column.clone() }).clone()
+            })
+            .collect();
+        let _ = self.0.nulls.set(counters);
+        self
+    }
+
     /// What a commit wrote.
     pub(crate) fn add_written(&self, w: &CommitStats) {
         self.rows_written.inc_by(w.rows);
+        if let Some(nulls) = self.0.nulls.get() {
+            nulls.iter().zip(&w.null_values).for_each(|(counter, n)| _ = counter.inc_by(*n));
+        }
         self.0.rejected.inc_by(w.rejected);
         for (reason, n) in &w.rejected_by_reason {
             self.rejections.get_or_create(&ReasonLabel { reason: reason.code() }).inc_by(*n);
@@ -244,7 +234,7 @@ mod tests {
 
     #[test]
     fn every_series_is_served_under_its_field_name() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::default().with_columns(&["user_id".into(), "masked_ip".into()]);
         metrics.rejections.get_or_create(&ReasonLabel { reason: Reason::InvalidIp.code() }).inc();
         metrics.entry_failed(BatchCall::Delete, "InternalError");
         metrics.add_busy(Phase::Module, Duration::from_millis(1));
@@ -253,6 +243,7 @@ mod tests {
         let names = [
             "maskflow_messages_received_total",
             "maskflow_rejections_total{reason=\"invalid_ip\"}",
+            "maskflow_null_values_total{column=\"masked_ip\"}",
             "maskflow_retries_total{kind=\"postgres\"}",
             "maskflow_sqs_entry_failures_total{call=\"delete\",code=\"InternalError\"}",
             "maskflow_messages_released_total{why=\"locked\"}",
@@ -269,5 +260,24 @@ mod tests {
             text.contains("# HELP maskflow_rows_written Rows committed to user_logins"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn nulls_are_counted_per_column_by_the_columns_order() {
+        let metrics = Metrics::default().with_columns(&["user_id".into(), "masked_ip".into()]);
+        metrics.add_written(&CommitStats {
+            rows: 3,
+            null_values: vec![0, 2],
+            ..Default::default()
+        });
+        metrics.add_written(&CommitStats {
+            rows: 1,
+            null_values: vec![0, 1],
+            ..Default::default()
+        });
+        let count = |column: &str| {
+            metrics.null_values.get_or_create(&ColumnLabel { column: column.into() }).get()
+        };
+        assert_eq!((count("user_id"), count("masked_ip")), (0, 3));
     }
 }

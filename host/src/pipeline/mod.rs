@@ -101,7 +101,7 @@ pub(crate) fn run(config: RunConfig) -> Result<Summary> {
     let module = PreparedModule::prepare(config.module)?;
     let shutdown =
         Shutdown::install(&runtime).map_err(Error::io("cannot install the SIGTERM handler"))?;
-    let metrics = Metrics::default();
+    let metrics = Metrics::default().with_columns(module.columns());
     let deadline = Instant::now() + config.startup_timeout;
     let checked =
         startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown).and_then(|source| {
@@ -256,7 +256,8 @@ fn start_endpoints(
     stuck_after: Duration,
 ) -> Result<()> {
     let readiness = Arc::new(Readiness::default());
-    serve::start(runtime, addr, metrics.clone(), readiness.clone(), shutdown.clone(), stuck_after)?;
+    let (registry, loops) = (metrics.registry(), metrics.loops().clone());
+    serve::start(runtime, addr, registry, loops, readiness.clone(), shutdown.clone(), stuck_after)?;
     let handle = runtime.handle().clone();
     readiness.probe_every(
         READINESS_PERIOD,
