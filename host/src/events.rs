@@ -65,6 +65,17 @@ pub(crate) enum Event {
     Hardening,
     /// info: /metrics, /healthz and /readyz are served.
     Serving,
+    /// warn: a call of a key source failed (`source`: `aws-secretsmanager` or `kms`; `call`,
+    /// `code`, `needs`: the refused permission, `transient`, `retry_in_ms` when retried).
+    KeySourceFailed,
+    /// info: SIGHUP read the key source again (`outcome`: `applied` or `unchanged`;
+    /// `masking_key`, `previous`, `key_ids`, `generation`).
+    KeysReloaded,
+    /// error: SIGHUP could not read or use the key source; the running keys stay (`kind`,
+    /// `error`, `masking_key`).
+    KeysReloadFailed,
+    /// debug: a worker masks with the new keys from this batch on (`generation`, `masking_key`).
+    KeysFollowed,
     /// warn: a fail point fired (builds with the `failpoints` feature only).
     #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     Failpoint,
@@ -72,7 +83,7 @@ pub(crate) enum Event {
 
 impl Event {
     #[cfg(test)]
-    pub(crate) const ALL: [Event; 27] = [
+    pub(crate) const ALL: [Event; 31] = [
         Event::Started,
         Event::Stopping,
         Event::Failed,
@@ -99,6 +110,10 @@ impl Event {
         Event::Pruned,
         Event::Hardening,
         Event::Serving,
+        Event::KeySourceFailed,
+        Event::KeysReloaded,
+        Event::KeysReloadFailed,
+        Event::KeysFollowed,
         Event::Failpoint,
     ];
 
@@ -131,6 +146,10 @@ impl Event {
             Event::Pruned => "pruned",
             Event::Hardening => "hardening",
             Event::Serving => "serving",
+            Event::KeySourceFailed => "key_source_failed",
+            Event::KeysReloaded => "keys_reloaded",
+            Event::KeysReloadFailed => "keys_reload_failed",
+            Event::KeysFollowed => "keys_followed",
             Event::Failpoint => "failpoint",
         }
     }

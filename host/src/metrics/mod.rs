@@ -17,8 +17,11 @@ use prometheus_client::registry::{Metric, Registry, Unit};
 
 mod labels;
 
-pub(crate) use self::labels::{BatchCall, Phase, Released, Retry};
-use self::labels::{EntryFailureLabels, PhaseLabel, ReasonLabel, ReleasedLabel, RetryLabel};
+pub(crate) use self::labels::{BatchCall, KeyReload, Phase, Released, Retry};
+use self::labels::{
+    EntryFailureLabels, KeyIdLabel, KeyReloadLabel, PhaseLabel, ReasonLabel, ReleasedLabel,
+    RetryLabel,
+};
 use crate::health::Loops;
 use crate::sink::CommitStats;
 
@@ -81,6 +84,10 @@ series! {
     last_commit_timestamp_seconds: Gauge<f64, AtomicU64> = Gauge::default(); unit Seconds,
     /// Time spent per phase, summed over threads
     phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>> = Family::default(); unit Seconds,
+    /// Key source reloads (SIGHUP), by outcome: applied, unchanged, failed (the running keys stay)
+    key_reloads: Family<KeyReloadLabel, Counter> = Family::default(),
+    /// 1 for the id of the key that masks now (README "Key sources": rotation)
+    masking_key: Family<KeyIdLabel, Gauge> = Family::default(),
 }
 
 /// Registers `metric` as `name` (without the unit suffix, which prometheus-client appends).
@@ -123,6 +130,9 @@ impl Default for Metrics {
             let _ = series.retries.get_or_create(&RetryLabel { kind });
         }
         let _ = series.messages_released.get_or_create(&ReleasedLabel { why: Released::Locked });
+        for outcome in KeyReload::ALL {
+            let _ = series.key_reloads.get_or_create(&KeyReloadLabel { outcome });
+        }
         Metrics(Arc::new(Inner { series, rejected: Counter::default(), loops: Loops::default() }))
     }
 }
@@ -174,6 +184,18 @@ impl Metrics {
     pub(crate) fn entry_failed(&self, call: BatchCall, code: &str) {
         let labels = EntryFailureLabels { call, code: code.to_owned() };
         self.sqs_entry_failures.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn key_reloaded(&self, outcome: KeyReload) {
+        self.key_reloads.get_or_create(&KeyReloadLabel { outcome }).inc();
+    }
+
+    /// `id` masks now, and `previous` (if another) no longer does.
+    pub(crate) fn set_masking_key(&self, id: &str, previous: Option<&str>) {
+        if let Some(previous) = previous.filter(|p| *p != id) {
+            self.masking_key.remove(&KeyIdLabel { key_id: previous.to_owned() });
+        }
+        self.masking_key.get_or_create(&KeyIdLabel { key_id: id.to_owned() }).set(1);
     }
 
     pub(crate) fn released(&self, why: Released, n: usize) {
@@ -254,6 +276,7 @@ mod tests {
             "maskflow_lag_seconds_bucket",
             "maskflow_last_commit_timestamp_seconds",
             "maskflow_phase_seconds_total{phase=\"module\"}",
+            "maskflow_key_reloads_total{outcome=\"failed\"}",
         ];
         for name in names {
             let served = [format!("\n{name} "), format!("\n{name}{{")];

@@ -88,6 +88,19 @@ impl Worker<'_> {
             scopeguard::guard((), |()| _ = self.metrics.messages_in_flight.dec_by(messages as i64));
         let patience = self.patience();
 
+        // 0. Keys: a change (SIGHUP) is taken here, between batches, never within one.
+        let keyed = self.module.keyed();
+        if stage.follow(&keyed) {
+            let (generation, masking_key) = (keyed.generation, keyed.masking_key());
+            event!(
+                debug,
+                Event::KeysFollowed,
+                generation,
+                masking_key,
+                "this worker masks with the new keys from this batch on"
+            );
+        }
+
         // 1. Transform. A batch the module failed on entirely may be the module failing on
         // everything: the ledger's latest outcomes tell.
         event!(debug, Event::BatchTransforming, messages, "batch transforming");
@@ -113,7 +126,7 @@ impl Worker<'_> {
             })
         })?;
         let Waited::Done(committed) = committed else { return Ok(Flow::Stop) };
-        let stats = match record_refused(sink, &patience, self.module.sealer(), committed)? {
+        let stats = match record_refused(sink, &patience, stage.sealer(), committed)? {
             Waited::Done(stats) => stats,
             Waited::Shutdown => return Ok(Flow::Stop),
         };
