@@ -28,7 +28,7 @@ pub(crate) struct KeygenArgs {
     #[arg(long, value_name = "ARN|ALIAS")]
     pub(crate) kms_key_id: Option<String>,
     /// KMS endpoint URL for LocalStack and the like.
-    #[arg(long, env = "MASKFLOW_KMS_ENDPOINT", value_name = "URL", requires = "kms_key_id")]
+    #[arg(long, env = "MASKFLOW_KMS_ENDPOINT", value_name = "URL")]
     pub(crate) kms_endpoint: Option<String>,
     /// Budget for KMS to answer; throttling and timeouts are retried within it (exit code 4
     /// past it).

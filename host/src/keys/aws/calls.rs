@@ -53,15 +53,20 @@ impl Calls {
         Fut: Future<Output = Result<T, AwsKeyError>>,
     {
         let mut backoff = Backoff::new();
+        // The last answer the service gave: what an exit 4 reports, rather than the deadline
+        // cutting the attempt after it.
+        let mut answered: Option<AwsKeyError> = None;
         loop {
             let error = match self.by_deadline(attempt()) {
                 Some(Ok(value)) => return Ok(value),
                 Some(Err(e)) => e,
                 None => AwsKeyError::no_answer(service, call, target.to_owned()),
             };
+            // A retry only if the wait leaves time for it: past the budget, the last answer
+            // (throttling, say) is the one reported, not a doomed attempt's.
             let left = self.deadline.saturating_duration_since(Instant::now());
-            let retry_in =
-                (error.is_transient() && !left.is_zero()).then(|| backoff.next_delay().min(left));
+            let wait = backoff.next_delay();
+            let retry_in = (error.is_transient() && wait < left).then_some(wait);
             event!(
                 warn,
                 Event::KeySourceFailed,
@@ -76,16 +81,26 @@ impl Calls {
                 service.name(),
                 if retry_in.is_some() { "; retrying" } else { "" }
             );
-            let failed = wrap(error);
             match retry_in {
-                Some(wait) => std::thread::sleep(wait),
-                None if failed.is_transient() => {
+                Some(wait) => {
+                    if error.code().is_some() {
+                        answered = Some(error);
+                    }
+                    std::thread::sleep(wait)
+                }
+                None if error.is_transient() => {
+                    // Waited out: what heals is given the whole budget (exit 4 past it).
+                    std::thread::sleep(left);
+                    let last = match (error.code(), answered) {
+                        (None, Some(answered)) => answered,
+                        _ => error,
+                    };
                     return Err(Error::Unreachable {
                         service: format!("{} ({target})", service.name()),
-                        last: Box::new(failed.into()),
-                    })
+                        last: Box::new(wrap(last).into()),
+                    });
                 }
-                None => return Err(failed.into()),
+                None => return Err(wrap(error).into()),
             }
         }
     }

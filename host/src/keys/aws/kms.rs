@@ -59,7 +59,7 @@ impl<'a> Kms<'a> {
             .url
             .clone()
             .unwrap_or_else(|| format!("the AWS endpoint for KMS in {resolved}"));
-        let client = Client::new(&config);
+        let client = one_attempt_client(&config);
         self.clients.push((region, client.clone(), at.clone()));
         Ok((client, at))
     }
@@ -135,4 +135,13 @@ impl<'a> Kms<'a> {
             .into()),
         }
     }
+}
+
+/// A client that makes one attempt per call: retries are `Calls::retry`'s, each one an event,
+/// with the start-up budget's backoff (the SDK's own would add attempts unseen).
+fn one_attempt_client(config: &aws_config::SdkConfig) -> Client {
+    let config = aws_sdk_kms::config::Builder::from(config)
+        .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
 }

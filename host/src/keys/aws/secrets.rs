@@ -36,7 +36,7 @@ pub(crate) fn get_secret(
             .clone()
             .unwrap_or_else(|| format!("the AWS endpoint for Secrets Manager in {region}"))
     );
-    let client = Client::new(&config);
+    let client = one_attempt_client(&config);
     let wrap = |cause| KeyError::Aws { from: from.clone(), cause };
     let mut out = calls.retry(&wrap, SERVICE, "GetSecretValue", &target, || {
         let call = client
@@ -80,4 +80,13 @@ fn unreachable(from: &KeySource, what: &str) -> Error {
         service: SERVICE.name().to_owned(),
         last: Box::new(KeyError::Aws { from: from.clone(), cause }.into()),
     }
+}
+
+/// A client that makes one attempt per call: retries are `Calls::retry`'s, each one an event,
+/// with the start-up budget's backoff (the SDK's own would add attempts unseen).
+fn one_attempt_client(config: &aws_config::SdkConfig) -> Client {
+    let config = aws_sdk_secretsmanager::config::Builder::from(config)
+        .retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
 }
