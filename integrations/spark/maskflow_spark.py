@@ -6,8 +6,11 @@
 Each task instantiates the module once (``maskflow.Transformer``) and makes one module call per
 Arrow batch (``mapInArrow``). Output: Parquet datasets ``<output>/user_logins`` and
 ``<output>/user_logins_rejected`` (README.md: the same rows ``maskflow transform`` gives).
-The key is read on the driver (a file, or ``MASKFLOW_KEY``) and travels to the executors inside
-the task closure: never in the job's arguments, its logs or its output.
+With ``--key-source aws-secretsmanager:SECRET_ID`` (or ``MASKFLOW_KEY_SOURCE``) only the source's
+name travels: each task reads the key itself with the executors' IAM role (KMS-wrapped lines
+unwrapped there too; ``maskflow[aws]`` on the cluster), so the key never passes through the
+driver. Otherwise the key is read on the driver (a file, or ``MASKFLOW_KEY``) and travels to the
+executors inside the task closure. Never in the job's arguments, its logs or its output.
 """
 
 from __future__ import annotations
@@ -42,9 +45,14 @@ def _outcome_schema(passthrough: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def mask_events(df: DataFrame, keys: str, body: str = "body", sent_ms: str = "sent_ms") -> DataFrame:
+def mask_events(df: DataFrame, keys: str | None = None, body: str = "body", sent_ms: str = "sent_ms",
+                key_source: str | None = None) -> DataFrame:
     """``df`` with ``body`` (string or binary) and ``sent_ms`` (ms since the epoch) replaced by
-    the user_logins columns and ``rejection_*``; every other column passes through."""
+    the user_logins columns and ``rejection_*``; every other column passes through. The key:
+    ``keys`` (a key file's text, shipped in the closure) or ``key_source`` (a URI each task reads
+    itself: ``aws-secretsmanager:SECRET_ID``, README "Key sources")."""
+    if (keys is None) == (key_source is None):
+        raise ValueError("give keys or key_source, one of them")
     df = df.withColumn(body, F.col(body).cast("binary")).withColumn(sent_ms, F.col(sent_ms).cast("long"))
     passthrough = [f for f in df.schema.fields if f.name not in (body, sent_ms)]
     arrow_passthrough = pa.schema(
@@ -58,9 +66,10 @@ def mask_events(df: DataFrame, keys: str, body: str = "body", sent_ms: str = "se
     )
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from maskflow import Transformer  # imported on the executor
+        from maskflow import Transformer, key_source_text  # imported on the executor
 
-        transformer = Transformer(keys=keys)  # once per task: compile + key set-up
+        # Once per task: the key read (from its source, on the executor), compile, key set-up.
+        transformer = Transformer(keys=keys if keys is not None else key_source_text(key_source))
         for batch in batches:
             bodies = batch.column(body).to_pylist()
             times = batch.column(sent_ms).to_pylist()
@@ -115,6 +124,7 @@ def write_outcomes(masked: DataFrame, output: str) -> tuple[int, int]:
 
 
 def load_keys(key_file: str | None) -> str:
+    """The key file's text, read on the driver (without --key-source)."""
     if key_file:
         path = Path(key_file)
         if path.stat().st_mode & 0o077:
@@ -131,16 +141,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=["ndjson", "parquet"], default="ndjson")
     p.add_argument("--output", required=True)
     p.add_argument("--key-file", help="key file (mode 0600); else MASKFLOW_KEY holds its text")
+    p.add_argument("--key-source", default=os.environ.get("MASKFLOW_KEY_SOURCE") or None,
+                   help="read by each task instead: aws-secretsmanager:SECRET_ID[:STAGE] (env MASKFLOW_KEY_SOURCE)")
     p.add_argument("--sent-timestamp-ms", type=int)
     p.add_argument("--sent-timestamp-field")
     p.add_argument("--partitions", type=int, help="repartition the input (default: as read)")
     args = p.parse_args(argv)
-    keys = load_keys(args.key_file)
+    if args.key_source and args.key_file:
+        raise SystemExit("maskflow-spark: both --key-source and --key-file: keep one")
+    keys = None if args.key_source else load_keys(args.key_file)
     spark = SparkSession.builder.appName("maskflow-backfill").getOrCreate()
     df = read_events(spark, args.input, args.format, args.sent_timestamp_ms, args.sent_timestamp_field)
     if args.partitions:
         df = df.repartition(args.partitions)
-    rows, rejected = write_outcomes(mask_events(df, keys), args.output)
+    rows, rejected = write_outcomes(mask_events(df, keys, key_source=args.key_source), args.output)
     print(f"maskflow-spark: {rows} rows, {rejected} rejected -> {args.output}", file=sys.stderr)
     return 0
 

@@ -91,7 +91,8 @@ impl UnmaskArgs {
 pub(crate) const TRANSFORM_EXIT_CODES: &str = "Exit codes:\n  \
     0  every line read (rejections included, unless --fail-on-reject)\n  \
     2  usage: a bad flag\n  \
-    3  configuration: the key, the module or the mapping\n  \
+    3  configuration: the key or its source, the module or the mapping\n  \
+    4  the key source (Secrets Manager, KMS) did not answer within --startup-timeout\n  \
     5  the module failed on a batch\n  \
     6  with --fail-on-reject: at least one line was rejected (all lines are still written)";
 

@@ -14,8 +14,8 @@ pub(crate) const EXIT_CODES: &str = "Exit codes:\n  \
     0  done (--drain emptied the queue, or SIGINT/SIGTERM after the batches in flight)\n  \
     1  an unexpected error (I/O; a bug: a worker panicked)\n  \
     2  usage: a bad or conflicting flag\n  \
-    3  configuration: credentials, permissions (SQS receive, delete or visibility calls refused), a missing queue or database, TLS, the table's shape, the key\n  \
-    4  unreachable: SQS or PostgreSQL did not answer within --startup-timeout\n  \
+    3  configuration: credentials, permissions (SQS receive, delete or visibility calls refused), a missing queue or database, TLS, the table's shape, the key or its source (a missing secret, a refused permission, a disabled KMS key)\n  \
+    4  unreachable: SQS, PostgreSQL or the key source (Secrets Manager, KMS) did not answer within --startup-timeout\n  \
     5  stopped, nothing deleted: the module failed on, or PostgreSQL refused, 3 messages in a row with nothing accepted between\n  \
     130 a second SIGINT/SIGTERM: stopped at once";
 

@@ -12,37 +12,16 @@ import os
 import subprocess
 import uuid
 
-import boto3
 import pytest
 
 from maskflow import ConfigError, KeySourceError, Transformer, key_source_text
 
-from testkit import REPO, SENT_MS, generated, maskflow_bin
-
-SERVICES = REPO / "scripts" / "services"
+from testkit import SENT_MS, generated, maskflow_bin, put_secret
 
 
 @pytest.fixture(scope="module")
-def aws(monkeypatch_module):
-    """LocalStack's endpoints and credentials (scripts/services start is idempotent; scripts/test
-    starts the services before this suite)."""
-    subprocess.run([SERVICES, "start"], check=True, stdout=subprocess.DEVNULL)
-    env = subprocess.run([SERVICES, "env"], check=True, capture_output=True, text=True).stdout
-    for line in env.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
-            monkeypatch_module.setenv(name, value.strip("'\""))
-    endpoint = os.environ["AWS_ENDPOINT_URL"]
-    return {
-        "kms": boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1"),
-        "secrets": boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1"),
-    }
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
+def aws(aws_env):
+    return aws_env
 
 
 def host(args: list[str], stdin: bytes = b"") -> bytes:
@@ -58,9 +37,7 @@ def keygen(*args: str) -> str:
 
 
 def secret(aws, text: str) -> str:
-    name = f"mf-py-{uuid.uuid4().hex[:12]}"
-    aws["secrets"].create_secret(Name=name, SecretString=text)
-    return name
+    return put_secret(aws, text)
 
 
 def python_outcomes(keys: str, bodies: list[bytes]) -> list[dict]:

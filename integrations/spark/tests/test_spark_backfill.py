@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
-from testkit import SENT_MS, TEST_KEY, assert_vector, generated, host_transform, vector_body
+from testkit import SENT_MS, TEST_KEY, assert_vector, generated, host_transform, put_secret, vector_body
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import maskflow_spark  # noqa: E402
@@ -35,7 +35,9 @@ def spark_session(cores: int) -> SparkSession:
 
 
 @pytest.fixture(scope="module")
-def spark():
+def spark(aws_env):
+    # After aws_env: the JVM, and the Python workers it starts, inherit LocalStack's variables
+    # (the key source test's tasks read the secret themselves).
     session = spark_session(2)
     yield session
     session.stop()
@@ -137,3 +139,17 @@ def test_two_cores_are_faster_than_one(spark, tmp_path):
     print(figures)
     Path(os.environ.get("MASKFLOW_FIGURES", tmp_path / "figures.txt")).open("a").write(figures + "\n")
     assert one / two > 1.1, figures
+
+
+def test_tasks_read_the_key_from_secrets_manager_themselves(spark, tmp_path, aws_env):
+    """--key-source: only the source's name goes into the closure; each task reads the secret
+    (here LocalStack's, through the environment the executors inherit) and masks as the host."""
+    source = f"aws-secretsmanager:{put_secret(aws_env, TEST_KEY.read_text())}"
+    bodies = generated(1000, seed=31)
+    table = pa.table({"n": list(range(len(bodies))), "body": pa.array(bodies, pa.binary()),
+                      "sent_ms": [SENT_MS] * len(bodies)})
+    pq.write_table(table, tmp_path / "events.parquet")
+    df = spark.read.parquet(str(tmp_path / "events.parquet")).repartition(2)
+    rows = sorted(maskflow_spark.mask_events(df, key_source=source).collect(), key=lambda r: r["n"])
+    assert as_outcomes(rows) == host_transform(bodies)
+

@@ -93,23 +93,27 @@ fn sighup_rotates_the_key_mid_run_and_a_failing_source_keeps_the_running_keys() 
     assert_eq!(metric(&addr, "maskflow_key_reloads_total{outcome=\"failed\"}"), Some(2.0));
     assert_eq!(metric(&addr, "maskflow_masking_key{key_id=\"k1\"}"), Some(1.0));
 
-    // Rotation while messages flow: k2 (KMS-wrapped) first, k1 kept for unmasking.
+    // Rotation while messages flow (sent meanwhile, from another thread): k2 (KMS-wrapped)
+    // first, k1 kept for unmasking.
     let (before, after) = (generated(8000, 71), generated(1000, 72));
-    services.send(&run.queue_url, &before);
     let started = Instant::now();
-    while run.committed() < 600 {
-        assert!(started.elapsed() < minute, "no commits: {}", host.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    aws.put_secret(&secret, &format!("{k2_wrapped}\n{k1}\n"));
-    hup(&host);
-    host.wait_for("the reload", minute, |e| e.count("keys_reloaded") == 1);
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| services.send(&run.queue_url, &before));
+        while run.committed() < 600 {
+            assert!(started.elapsed() < minute, "no commits: {}", host.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        aws.put_secret(&secret, &format!("{k2_wrapped}\n{k1}\n"));
+        hup(&host);
+        host.wait_for("the reload", minute, |e| e.count("keys_reloaded") == 1);
+        assert!(!sender.is_finished(), "the rotation happened while messages were still sent");
+        sender.join().unwrap();
+    });
     let reloaded = host.events().last("keys_reloaded").cloned().unwrap();
     assert_eq!(
         (&reloaded["outcome"], &reloaded["masking_key"], &reloaded["previous"]),
         (&"applied".into(), &"k2".into(), &"k1".into())
     );
-    assert!((run.committed() as usize) < before.len(), "the rotation happened mid-run");
     services.send(&run.queue_url, &after);
     let total = before.len() + after.len();
     while (run.committed() as usize) < total {
@@ -121,9 +125,6 @@ fn sighup_rotates_the_key_mid_run_and_a_failing_source_keeps_the_running_keys() 
     assert_eq!(metric(&addr, "maskflow_masking_key{key_id=\"k1\"}"), None, "k1 no longer masks");
     let (status, log) = host.stop("-TERM");
     assert!(status.success(), "{log}");
-    let followed =
-        Events::parse(&log).named("keys_followed").filter(|e| e["masking_key"] == "k2").count();
-    assert!(followed >= 1, "workers took k2 at a batch boundary: {log}");
 
     // Exactly once, each row under one key with the library's masks for it; after the
     // reload, k2 only.
@@ -140,6 +141,9 @@ fn sighup_rotates_the_key_mid_run_and_a_failing_source_keeps_the_running_keys() 
         "everything sent after the reload is under k2"
     );
     assert!(!under_k1.is_empty() && !under_k2.is_empty());
+    let events = Events::parse(&log);
+    let followed = events.named("keys_followed").filter(|e| e["masking_key"] == "k2").count();
+    assert!(followed >= 1, "workers took k2 at a batch boundary");
 
     // Older ids still unmask through the new source: a k1 mask, and every sealed body.
     let k1_mask = under_k1.iter().find_map(|m| m.1.clone()).unwrap();
