@@ -64,7 +64,7 @@ md += ["# Benchmarks", "",
        "on the same messages. The history of what changed which figure is in `bench/notes.md` and in git, not here.", "",
        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Linux {m['kernel']}; {m['rustc']}; "
        f"{m['postgres']}; {m['localstack']}; Python {m['python']}. Sections measured: "
-       + ", ".join(f"{name} {r[name]['date']}" for name in ("e2e", "idle", "lag", "transform", "sink", "batching", "original", "scale", "rekey", "replay") if name in r) + ".", "",
+       + ", ".join(f"{name} {r[name]['date']}" for name in ("e2e", "idle", "lag", "transform", "sink", "batching", "original", "scale", "rekey", "replay", "keysources") if name in r) + ".", "",
        "![maskflow benchmarks](benchmarks.png)", ""]
 
 LABEL = {"ceiling": "SQS ceiling", "maskflow": "maskflow", "boto3": "boto3 consumer", "vector": "Vector"}
@@ -388,6 +388,20 @@ if "replay" in r:
     table(["target", "measured", ""],
           [["replay at least as fast as the host end to end", f"{n(slowest)} rows/s vs {n(host['msg_per_s'])} msg/s ({slowest / host['msg_per_s']:.1f}x)", check(slowest >= host["msg_per_s"])],
            [f"peak RSS under 64 MiB whatever the number of rejections ({n(big['rejections'])} here)", f"{n(peak, 1)} MiB", check(peak < 64)]])
+if "keysources" in r:
+    ks = r["keysources"]
+    md += ["## 9. Key sources: start-up time", "",
+           f"`maskflow transform` on empty input ({ks['date']}, {ks['rounds']} starts per source, the sources taking "
+           "turns): the key read from its source (LocalStack's Secrets Manager and KMS on 127.0.0.1, so no network "
+           "latency: on AWS add one round trip per call, GetSecretValue and one Decrypt per wrapped line), the "
+           "compiled module loaded from its cache and one instance made. Ratios are of medians of the same run.", ""]
+    base = sorted(ks["runs"][0]["seconds"])[len(ks["runs"][0]["seconds"]) // 2]
+    rows = []
+    for run in ks["runs"]:
+        t = sorted(run["seconds"])
+        med = t[len(t) // 2]
+        rows.append([run["source"], n(med * 1000, 1), f"{n(t[0] * 1000, 1)}-{n(t[-1] * 1000, 1)}", x(med, base)])
+    table(["source", "median ms", "range ms", "vs key file"], rows)
 
 os.makedirs(os.path.dirname(args.out), exist_ok=True)
 open(args.out, "w").write("\n".join(md).rstrip() + "\n")

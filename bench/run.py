@@ -31,7 +31,7 @@ BASELINES = os.path.join(REPO, "bench", "baselines")
 VECTOR_DIR = os.path.join(REPO, "integrations", "vector")
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--sections", default="transform,sink,e2e,idle,lag,batching,original,scale,rekey,replay")
+parser.add_argument("--sections", default="transform,sink,e2e,idle,lag,batching,original,scale,rekey,replay,keysources")
 parser.add_argument("--messages", type=int, default=20_000,
                     help="messages per end-to-end run, the same for every consumer")
 parser.add_argument("--rtt-ms", default="0,20,50",
@@ -52,6 +52,7 @@ parser.add_argument("--replay-rejections", default="10000,100000",
 parser.add_argument("--replay-host-messages", type=int, default=20_000,
                     help="messages of the host's end-to-end run the replay is compared with, in the same run")
 parser.add_argument("--scale-concurrency", type=int, default=4)
+parser.add_argument("--keysource-rounds", type=int, default=15, help="starts per key source (medians)")
 parser.add_argument("--results", default=os.path.join(REPO, "bench", "results", "results.json"))
 parser.add_argument("--key-file", required=True)
 args = parser.parse_args()
@@ -160,7 +161,7 @@ def machine():
     pg_bin = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip() or "/usr/lib/postgresql/15/bin"
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 2**20, 1), "kernel": platform.release(),
             "rustc": version(["rustc", "-V"]), "postgres": version([os.path.join(pg_bin, "postgres"), "--version"]),
-            "localstack": "localstack-core 2026.3.0 (host mode, SQS only)", "python": platform.python_version()}
+            "localstack": "localstack-core 2026.3.0 (host mode: SQS, KMS, Secrets Manager)", "python": platform.python_version()}
 
 
 def section_transform():
@@ -232,6 +233,50 @@ def section_replay():
     results["replay"] = {"date": now(), "runs": runs, "host": host}
     log(f"  host {host['msg_per_s']:.0f} msg/s")
     save()
+def section_keysources():
+    """Start-up time with each key source: `maskflow transform` on empty input (the key read,
+    the compiled module loaded from its cache, one instance made), started again and again, the
+    sources taking turns so that the machine's drift touches them alike."""
+    log(f"keysources: start-up time per key source, {args.keysource_rounds} rounds")
+    kms = boto3.client("kms", endpoint_url=ENDPOINT, region_name="us-east-1")
+    secrets = boto3.client("secretsmanager", endpoint_url=ENDPOINT, region_name="us-east-1")
+    arn = kms.create_key(Description="maskflow bench")["KeyMetadata"]["Arn"]
+    plain = open(args.key_file).read()
+    wrapped, _, _ = run([MASKFLOW, "keygen", "--id", "k2", "--kms-key-id", arn])
+    tmp = tempfile.mkdtemp(prefix="maskflow-bench-keys-")
+    files = {}
+    for name, text in (("plain", plain), ("wrapped", wrapped + plain)):
+        files[name] = os.path.join(tmp, f"{name}.key")
+        with open(files[name], "w") as f:
+            f.write(text)
+        os.chmod(files[name], 0o600)
+        secret = f"maskflow-bench-{name}-{os.getpid()}"
+        secrets.create_secret(Name=secret, SecretString=text)
+        files[f"secret-{name}"] = secret
+    sources = {
+        "key file": (["--key-file", files["plain"]], {}),
+        "MASKFLOW_KEY": ([], {"MASKFLOW_KEY": plain}),
+        "key file, 1 KMS-wrapped line": (["--key-file", files["wrapped"]], {}),
+        "Secrets Manager": (["--key-source", f"aws-secretsmanager:{files['secret-plain']}"], {}),
+        "Secrets Manager, 1 KMS-wrapped line": (["--key-source", f"aws-secretsmanager:{files['secret-wrapped']}"], {}),
+    }
+    cache = os.path.join(tmp, "modules")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MASKFLOW_KEY")}
+    times = {name: [] for name in sources}
+    for round_ in range(args.keysource_rounds + 1):
+        for name, (flags, extra) in sources.items():
+            started = time.monotonic()
+            proc = subprocess.run([MASKFLOW, "transform", "--module-cache", cache, *flags], input=b"",
+                                  capture_output=True, env={**env, **extra})
+            wall = time.monotonic() - started
+            if proc.returncode != 0:
+                raise SystemExit(f"bench: transform with {name} failed:\n{proc.stderr.decode()[-2000:]}")
+            if round_ > 0:  # the first round fills the module cache
+                times[name].append(wall)
+    results["keysources"] = {"date": now(), "rounds": args.keysource_rounds,
+                             "runs": [{"source": name, "seconds": sorted(t)} for name, t in times.items()]}
+    save()
+    shutil.rmtree(tmp)
 
 
 def maskflow_cmd(url, concurrency, module_cache, extra=()):
@@ -700,5 +745,5 @@ save()
 for name in args.sections.split(","):
     {"transform": section_transform, "sink": section_sink, "e2e": section_e2e, "idle": section_idle, "lag": section_lag,
      "original": section_original, "scale": section_scale, "batching": section_batching,
-     "rekey": section_rekey, "replay": section_replay}[name]()
+     "rekey": section_rekey, "replay": section_replay, "keysources": section_keysources}[name]()
 log(f"results in {args.results}")

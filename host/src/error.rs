@@ -94,6 +94,7 @@ impl Error {
     pub fn kind(&self) -> Kind {
         match self {
             Error::Usage { .. } | Error::Mapping { .. } => Kind::Usage,
+            Error::Key(e) if e.is_transient() => Kind::Transient,
             Error::Key(_) | Error::Transform(_) | Error::Listen { .. } => Kind::Config,
             Error::Module(e) => e.kind(),
             Error::Postgres(e) | Error::Retire(RetireError::Sink(e)) => match e.kind() {

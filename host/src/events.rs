@@ -72,6 +72,17 @@ pub(crate) enum Event {
     Hardening,
     /// info: /metrics, /healthz and /readyz are served.
     Serving,
+    /// warn: a call of a key source failed (`source`: `aws-secretsmanager` or `kms`; `call`,
+    /// `code`, `needs`: the refused permission, `transient`, `retry_in_ms` when retried).
+    KeySourceFailed,
+    /// info: SIGHUP read the key source again (`outcome`: `applied` or `unchanged`;
+    /// `masking_key`, `previous`, `key_ids`, `generation`).
+    KeysReloaded,
+    /// error: SIGHUP could not read or use the key source; the running keys stay (`kind`,
+    /// `error`, `masking_key`).
+    KeysReloadFailed,
+    /// debug: a worker masks with the new keys from this batch on (`generation`, `masking_key`).
+    KeysFollowed,
     /// warn: a fail point fired (builds with the `failpoints` feature only).
     #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     Failpoint,
@@ -79,7 +90,7 @@ pub(crate) enum Event {
 
 impl Event {
     #[cfg(test)]
-    pub(crate) const ALL: [Event; 30] = [
+    pub(crate) const ALL: [Event; 34] = [
         Event::Started,
         Event::Stopping,
         Event::Failed,
@@ -109,6 +120,10 @@ impl Event {
         Event::SchemaUpgraded,
         Event::Hardening,
         Event::Serving,
+        Event::KeySourceFailed,
+        Event::KeysReloaded,
+        Event::KeysReloadFailed,
+        Event::KeysFollowed,
         Event::Failpoint,
     ];
 
@@ -144,6 +159,10 @@ impl Event {
             Event::SchemaUpgraded => "schema_upgraded",
             Event::Hardening => "hardening",
             Event::Serving => "serving",
+            Event::KeySourceFailed => "key_source_failed",
+            Event::KeysReloaded => "keys_reloaded",
+            Event::KeysReloadFailed => "keys_reload_failed",
+            Event::KeysFollowed => "keys_followed",
             Event::Failpoint => "failpoint",
         }
     }

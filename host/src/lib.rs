@@ -15,6 +15,7 @@
 //! Everything is private to the crate but this facade: the entry point of the binary, and
 //! what the tests (`tests/`) and benchmarks (`bench/`) drive directly.
 
+mod aws;
 mod cause;
 mod cli;
 mod commands;
@@ -52,7 +53,7 @@ pub use error::{
     KeyError, ModuleError, PgKind, PostgresError, ReplayError, RetireError, SqsError, Stop,
     Unsealable,
 };
-pub use keys::KeySource;
+pub use keys::{AwsKeyError, AwsService, KeySource};
 /// The module stage as workers run it: bisection of failed calls, `module_failed` rejections.
 pub use pipeline::ModuleStage;
 pub use runtime::{Failure, Step};

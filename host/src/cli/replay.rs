@@ -104,7 +104,9 @@ pub(crate) struct ReplayArgs {
 
 impl ReplayArgs {
     pub(crate) fn into_config(self) -> Result<ReplayConfig> {
-        let (module, keys) = self.module.into_config()?;
+        let module = self.module.into_config()?;
+        // The bodies are unsealed, and the table's key fingerprints checked, with the same keys.
+        let keys = module.keys.clone();
         Ok(ReplayConfig {
             postgres: self.postgres.into_config()?,
             module,

@@ -143,3 +143,35 @@ fn a_misplaced_or_unknown_flag_is_refused() {
     assert!(Cli::try_parse_from(argv).is_err(), "keygen takes no database");
     assert!(Cli::try_parse_from(["maskflow", "run", "--no-such-flag"]).is_err());
 }
+
+#[test]
+fn key_sources_parse_on_every_key_command_and_two_sources_are_refused() {
+    use crate::error::Kind;
+    use crate::keys::SourceSpec;
+    let secret = "aws-secretsmanager:maskflow/key:AWSPREVIOUS";
+    let Command::Keys(keys) = parse(&["keys", "retire", "k1", "--key-source", secret]) else {
+        panic!()
+    };
+    let expected = SourceSpec::SecretsManager {
+        secret_id: "maskflow/key".into(),
+        stage: Some("AWSPREVIOUS".into()),
+    };
+    assert_eq!(keys.key.config().unwrap().source, expected);
+    let Command::Transform(transform) = parse(&["transform", "--key-source", "env:MY_KEYS"]) else {
+        panic!()
+    };
+    assert_eq!(transform.module.key.config().unwrap().source, SourceSpec::Env("MY_KEYS".into()));
+    let Command::Run(run) = parse(&["run", "--key-file", "k.key", "--startup-timeout", "7"]) else {
+        panic!()
+    };
+    let config = run.module.key.config().unwrap();
+    assert_eq!(config.source, SourceSpec::File("k.key".into()));
+    assert_eq!(config.budget, std::time::Duration::from_secs(7));
+    let both = ["mask", "--column", "ip", "--key-source", secret, "--key-file", "k.key"];
+    let Command::Mask(mask) = parse(&both) else { panic!() };
+    assert_eq!(mask.key.config().unwrap_err().kind(), Kind::Usage, "which one was meant?");
+    let Command::Unmask(unmask) = parse(&["unmask", "--key-source", "s3:bucket/key"]) else {
+        panic!()
+    };
+    assert_eq!(unmask.key.config().unwrap_err().kind(), Kind::Usage);
+}

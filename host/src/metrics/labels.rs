@@ -145,3 +145,39 @@ pub(crate) struct SkippedLabels {
     pub key_id: String,
     pub why: Unsealable,
 }
+
+/// What a SIGHUP did to the keys: the `outcome` label of `maskflow_key_reloads_total`.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub(crate) enum KeyReload {
+    /// New keys read, checked and taken: workers mask with them from their next batch.
+    Applied,
+    /// The source holds the keys already running.
+    Unchanged,
+    /// The source could not be read or its keys were refused: the running keys stay.
+    Failed,
+}
+
+impl KeyReload {
+    pub(crate) const ALL: [KeyReload; 3] =
+        [KeyReload::Applied, KeyReload::Unchanged, KeyReload::Failed];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            KeyReload::Applied => "applied",
+            KeyReload::Unchanged => "unchanged",
+            KeyReload::Failed => "failed",
+        }
+    }
+}
+label_value!(KeyReload);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct KeyReloadLabel {
+    pub outcome: KeyReload,
+}
+
+/// A key id (`k2`): a handful per deployment, never the key.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct KeyIdLabel {
+    pub key_id: String,
+}

@@ -20,9 +20,10 @@ mod labels;
 mod replay;
 mod series;
 
-pub(crate) use self::labels::{BatchCall, Phase, Released, Retry};
+pub(crate) use self::labels::{BatchCall, KeyReload, Phase, Released, Retry};
 use self::labels::{
-    ColumnLabel, EntryFailureLabels, PhaseLabel, ReasonLabel, ReleasedLabel, RetryLabel,
+    ColumnLabel, EntryFailureLabels, KeyIdLabel, KeyReloadLabel, PhaseLabel, ReasonLabel,
+    ReleasedLabel, RetryLabel,
 };
 pub(crate) use self::replay::ReplayMetrics;
 use self::series::{register, series};
@@ -70,6 +71,10 @@ series! {
     start_time_seconds: Gauge<f64, AtomicU64> = Gauge::default(); unit Seconds,
     /// Time spent per phase, summed over threads
     phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>> = Family::default(); unit Seconds,
+    /// Key source reloads (SIGHUP), by outcome: applied, unchanged, failed (the running keys stay)
+    key_reloads: Family<KeyReloadLabel, Counter> = Family::default(),
+    /// 1 for the id of the key that masks now (README "Key sources": rotation)
+    masking_key: Family<KeyIdLabel, Gauge> = Family::default(),
 }
 
 /// The run's metrics and loops; cheap to clone.
@@ -97,6 +102,9 @@ impl Default for Metrics {
         let _ = series.messages_released.get_or_create(&ReleasedLabel { why: Released::Locked });
         for reason in Reason::ALL.into_iter().chain(Reason::HOST) {
             let _ = series.rejections.get_or_create(&ReasonLabel { reason: reason.code() });
+        }
+        for outcome in KeyReload::ALL {
+            let _ = series.key_reloads.get_or_create(&KeyReloadLabel { outcome });
         }
         series.start_time_seconds.set(unix_now().as_secs_f64());
         Metrics(Arc::new(Inner {
@@ -171,6 +179,18 @@ impl Metrics {
     pub(crate) fn entry_failed(&self, call: BatchCall, code: &str) {
         let labels = EntryFailureLabels { call, code: code.to_owned() };
         self.sqs_entry_failures.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn key_reloaded(&self, outcome: KeyReload) {
+        self.key_reloads.get_or_create(&KeyReloadLabel { outcome }).inc();
+    }
+
+    /// `id` masks now, and `previous` (if another) no longer does.
+    pub(crate) fn set_masking_key(&self, id: &str, previous: Option<&str>) {
+        if let Some(previous) = previous.filter(|p| *p != id) {
+            self.masking_key.remove(&KeyIdLabel { key_id: previous.to_owned() });
+        }
+        self.masking_key.get_or_create(&KeyIdLabel { key_id: id.to_owned() }).set(1);
     }
 
     pub(crate) fn released(&self, why: Released, n: usize) {
@@ -251,6 +271,7 @@ mod tests {
             "maskflow_lag_seconds_bucket",
             "maskflow_last_commit_timestamp_seconds",
             "maskflow_phase_seconds_total{phase=\"module\"}",
+            "maskflow_key_reloads_total{outcome=\"failed\"}",
         ];
         for name in names {
             let served = [format!("\n{name} "), format!("\n{name}{{")];

@@ -85,6 +85,19 @@ impl Worker<'_> {
         let messages = batch.len();
         let patience = self.patience();
 
+        // 0. Keys: a change (SIGHUP) is taken here, between batches, never within one.
+        let keyed = self.module.keyed();
+        if stage.follow(&keyed) {
+            let (generation, masking_key) = (keyed.generation, keyed.masking_key());
+            event!(
+                debug,
+                Event::KeysFollowed,
+                generation,
+                masking_key,
+                "this worker masks with the new keys from this batch on"
+            );
+        }
+
         // 1. Transform.
         event!(debug, Event::BatchTransforming, messages, "batch transforming");
         let outcomes = self.metrics.timed(Phase::Module, || stage.run(&batch.messages()))?;
@@ -114,7 +127,7 @@ impl Worker<'_> {
                 })
             })?;
             let Waited::Done(committed) = committed else { return Ok(Flow::Stop) };
-            match record_refused(sink, &patience, self.module.sealer(), committed)? {
+            match record_refused(sink, &patience, stage.sealer(), committed)? {
                 Waited::Done(stats) => stats,
                 Waited::Shutdown => return Ok(Flow::Stop),
             }

@@ -26,6 +26,7 @@ from testkit import (
     generated,
     host_transform,
     maskflow_bin,
+    put_secret,
     vector_body,
 )
 
@@ -214,3 +215,26 @@ def test_udf_throughput_on_one_core_against_the_host(ch, record_property):
     record_property("figures", figures)
     (Path(os.environ.get("MASKFLOW_FIGURES", tmp / "figures.txt"))).open("a").write(figures + "\n")
     assert udf_rate > 0.2 * host_rate, figures
+
+
+def test_maskflow_config_filled_from_secrets_manager_masks_as_the_key_file(ch, aws_env):
+    """README "The key from AWS Secrets Manager": the config row made by the Python package from a
+    secret (JSONEachRow data, never query text) and swapped in with EXCHANGE TABLES is the one
+    maskflow.sql makes from the key file, and the UDF with it gives `maskflow transform`'s rows."""
+    from maskflow import key_source_text, parse_key_file
+
+    session, tmp = ch
+    [[from_file]] = q(ch, "SELECT config FROM maskflow_config")
+    source = f"aws-secretsmanager:{put_secret(aws_env, TEST_KEY.read_text())}"
+    config = json.dumps({"keys": parse_key_file(key_source_text(source)), "cache_size": 4096})
+    data = tmp / "maskflow-config.jsonl"
+    data.write_text(json.dumps({"config": config}) + "\n")
+    session.query("CREATE TABLE maskflow_config_next AS maskflow_config")
+    session.query(f"INSERT INTO maskflow_config_next SELECT config FROM file('{data}', 'JSONEachRow', 'config String')")
+    data.unlink()
+    session.query("EXCHANGE TABLES maskflow_config AND maskflow_config_next")
+    session.query("DROP TABLE maskflow_config_next")
+    [[count, from_secret]] = q(ch, "SELECT count(), any(config) FROM maskflow_config")
+    assert count == 1 and json.loads(from_secret) == json.loads(from_file)
+    bodies = generated(500, seed=29)
+    assert udf_outcomes(ch, bodies, SENT_MS) == host_transform(bodies)
