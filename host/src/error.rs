@@ -18,9 +18,9 @@ use std::process::ExitCode;
 use thiserror::Error;
 
 pub(crate) use crate::cause::report;
-pub use crate::commands::replay::{ReplayError, Unsealable};
 pub use crate::keys::KeyError;
 pub use crate::kind::Kind;
+pub use crate::replay_error::{ReplayError, Unsealable};
 pub use crate::runtime::ModuleError;
 pub use crate::sink::{PgKind, PostgresError, RetireError};
 pub use crate::source::SqsError;
@@ -94,6 +94,8 @@ impl Error {
     pub fn kind(&self) -> Kind {
         match self {
             Error::Usage { .. } | Error::Mapping { .. } => Kind::Usage,
+            Error::Key(KeyError::Unreachable { .. }) => Kind::Unreachable,
+            Error::Key(KeyError::Runtime(_)) => Kind::Internal,
             Error::Key(e) if e.is_transient() => Kind::Transient,
             Error::Key(_) | Error::Transform(_) | Error::Listen { .. } => Kind::Config,
             Error::Module(e) => e.kind(),

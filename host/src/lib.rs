@@ -31,6 +31,7 @@ mod logging;
 mod metrics;
 mod pipeline;
 mod progress;
+mod replay_error;
 mod retry;
 mod runtime;
 mod serve;

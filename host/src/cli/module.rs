@@ -77,7 +77,7 @@ impl KeyArgs {
 
     /// The keys, the masking one first.
     pub(crate) fn load(&self) -> Result<Vec<Key>> {
-        keys::load(&self.config()?)
+        Ok(keys::load(&self.config()?)?)
     }
 
     /// Whether a key source is given (`maskflow keys` runs without one).

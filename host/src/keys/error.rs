@@ -66,6 +66,17 @@ pub enum KeyError {
     NotKeyFile { from: KeySource, what: &'static str },
     #[error("key: {from} line {line}: {rule}")]
     Line { from: KeySource, line: usize, rule: maskflow_transform::KeyFileRule },
+    /// A key source's service kept failing in a way that heals (throttling, no answer) until
+    /// the start-up budget ran out.
+    #[error("{service} did not answer within --startup-timeout. Check the address, the network path and that the service runs")]
+    Unreachable {
+        service: String,
+        #[source]
+        last: Box<KeyError>,
+    },
+    /// The small runtime the key source's AWS calls run on could not start.
+    #[error("cannot start a runtime for the key source's AWS calls")]
+    Runtime(#[source] std::io::Error),
     #[error("key: {from} line {line}: {rule}")]
     WrappedLine { from: KeySource, line: usize, rule: WrappedRule },
     #[error("key: {from} holds no key line (`id:base64`)")]

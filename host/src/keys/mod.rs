@@ -22,7 +22,6 @@ pub(crate) use self::aws::AwsKeySettings;
 pub use self::aws::{AwsKeyError, AwsService};
 pub use self::error::{KeyError, KeySource};
 pub(crate) use self::source::SourceSpec;
-use crate::error::Result;
 
 /// Where the keys come from, and how long reaching it may take (built by the CLI layer).
 #[derive(Debug, Clone)]
@@ -35,7 +34,7 @@ pub(crate) struct KeyConfig {
 
 /// The source's keys, the masking one first. KMS-wrapped lines are unwrapped; every copy of
 /// the text is wiped once parsed.
-pub(crate) fn load(config: &KeyConfig) -> Result<Vec<Key>> {
+pub(crate) fn load(config: &KeyConfig) -> Result<Vec<Key>, KeyError> {
     let deadline = Instant::now() + config.budget;
     let mut calls = None;
     let from = config.source.describe();
@@ -49,7 +48,7 @@ pub(crate) fn load(config: &KeyConfig) -> Result<Vec<Key>> {
     };
     let wrapped = wrapped::find(&text, &from)?;
     if wrapped.is_empty() {
-        return Ok(parse(&text, from)?);
+        return parse(&text, from);
     }
     let calls = match calls {
         Some(calls) => calls,
@@ -62,7 +61,7 @@ pub(crate) fn load(config: &KeyConfig) -> Result<Vec<Key>> {
         clear.push(kms.decrypt(line.key_arn, line.id, &line.ciphertext, line.line, &wrap)?);
     }
     let text = wrapped::substitute(&text, &wrapped, &clear, &from)?;
-    Ok(parse(&text, from)?)
+    parse(&text, from)
 }
 
 /// Parses a key file's text read from `source`.
@@ -89,7 +88,7 @@ pub(crate) fn generate_wrapped(
     kms_key: &str,
     endpoint: &crate::aws::Endpoint,
     budget: Duration,
-) -> Result<String> {
+) -> Result<String, KeyError> {
     use base64::Engine;
     let bytes = random_key()?;
     drop(Key::new(id, *bytes).map_err(KeyError::Id)?); // the id is checked before KMS is asked

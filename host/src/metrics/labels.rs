@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 
-use crate::commands::replay::Unsealable;
+use crate::replay_error::Unsealable;
 
 /// A label value written as the text the rest of the host uses.
 macro_rules! label_value {

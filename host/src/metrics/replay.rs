@@ -8,8 +8,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::labels::{ReasonLabel, SkippedLabels};
 use super::series::{register, series};
-use crate::commands::replay::Unsealable;
 use crate::health::Loops;
+use crate::replay_error::Unsealable;
 
 series! {
     ReplaySeries;

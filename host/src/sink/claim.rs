@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 
 use super::classify::classify;
-use super::commit::{Session, LOCK_WAIT};
 use super::connection::Connection;
+use super::session::{Session, LOCK_WAIT};
 use super::PostgresError;
 use crate::isolate::{bisect, Attempt, Merge};
 

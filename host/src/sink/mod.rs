@@ -18,6 +18,7 @@ mod rejected;
 mod rekey;
 mod replay;
 mod schema;
+mod session;
 mod tls;
 
 pub(crate) use self::commit::Guard;

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::commit::{commit, commit_guarded, Guard, Session};
+use super::commit::{commit, commit_guarded, Guard};
 use super::connection::{endpoint, Connection};
+use super::session::Session;
 use super::{schema, tls, CommitStats, Item, PgKind, PostgresConfig, PostgresError, Timeouts};
 
 pub struct PostgresSink {

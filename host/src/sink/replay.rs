@@ -21,11 +21,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use maskflow_transform::Outcome;
 
-use super::commit::{copy_in, LOCK_WAIT};
+use super::commit::copy_in;
 use super::connection::{open_for_command, Connection};
 use super::keyring::ident;
 use super::ledger::LedgerOutcome;
 use super::rejected::{params, Selection};
+use super::session::LOCK_WAIT;
 use super::{schema, Item, PostgresConfig, PostgresError};
 
 const LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('maskflow replay'))";

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::error::ReplayError;
 use crate::error::Result;
 use crate::events::{event, Event};
+use crate::replay_error::ReplayError;
 use crate::retry::Backoff;
 use crate::sink::{Opened, PgKind, PostgresConfig, PostgresError, Replay};
 

@@ -7,12 +7,11 @@
 //! bytes: memory does not grow with the number of rejections.
 
 mod db;
-mod error;
 mod tally;
 mod unseal;
 
-pub use self::error::{ReplayError, Unsealable};
 pub use self::tally::Tally;
+pub use crate::replay_error::ReplayError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

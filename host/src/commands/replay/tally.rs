@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
-use super::error::Unsealable;
 use crate::events::{event, Event};
+use crate::replay_error::Unsealable;
 
 /// What became of a selected rejection.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

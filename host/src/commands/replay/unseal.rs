@@ -5,8 +5,8 @@
 use maskflow_transform::{Config, Key, Transformer};
 use zeroize::Zeroizing;
 
-use super::error::Unsealable;
 use crate::error::Result;
+use crate::replay_error::Unsealable;
 
 /// The column `unmask` names for a rejected message's body.
 const RAW_BODY: &str = "raw_body";

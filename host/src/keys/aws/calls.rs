@@ -1,13 +1,12 @@
 //! AWS calls of a key source, all within one deadline (`--startup-timeout`): each attempt is cut
 //! at the deadline, trouble that heals (throttling, timeouts) is retried with backoff until
 //! then, and a setting to fix fails at once. Every failed attempt is a `key_source_failed`
-//! event; past the deadline it is `Error::Unreachable` (exit 4).
+//! event; past the deadline it is `KeyError::Unreachable` (exit 4).
 
 use std::future::Future;
 use std::time::Instant;
 
 use super::error::{AwsKeyError, AwsService};
-use crate::error::{Error, Result};
 use crate::events::{event, Event};
 use crate::keys::KeyError;
 use crate::retry::Backoff;
@@ -23,11 +22,11 @@ pub(crate) struct Calls {
 }
 
 impl Calls {
-    pub(crate) fn new(deadline: Instant) -> Result<Calls> {
+    pub(crate) fn new(deadline: Instant) -> Result<Calls, KeyError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(Error::io("cannot start a runtime for the key source's AWS calls"))?;
+            .map_err(KeyError::Runtime)?;
         Ok(Calls { runtime, deadline })
     }
 
@@ -47,7 +46,7 @@ impl Calls {
         call: &'static str,
         target: &str,
         mut attempt: F,
-    ) -> Result<T>
+    ) -> Result<T, KeyError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AwsKeyError>>,
@@ -76,7 +75,7 @@ impl Calls {
                 needs = error.needs(),
                 transient = error.is_transient(),
                 retry_in_ms = retry_in.map(|d| d.as_millis() as u64),
-                error = %crate::error::report(&error),
+                error = %crate::cause::report(&error),
                 "{} {call} failed{}",
                 service.name(),
                 if retry_in.is_some() { "; retrying" } else { "" }
@@ -95,12 +94,12 @@ impl Calls {
                         (None, Some(answered)) => answered,
                         _ => error,
                     };
-                    return Err(Error::Unreachable {
+                    return Err(KeyError::Unreachable {
                         service: format!("{} ({target})", service.name()),
-                        last: Box::new(wrap(last).into()),
+                        last: Box::new(wrap(last)),
                     });
                 }
-                None => return Err(wrap(error).into()),
+                None => return Err(wrap(error)),
             }
         }
     }

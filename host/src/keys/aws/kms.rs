@@ -11,7 +11,6 @@ use zeroize::Zeroizing;
 use super::calls::{Calls, Wrap};
 use super::error::{AwsKeyError, AwsService};
 use crate::aws::{region_of_arn, sdk_config, Endpoint};
-use crate::error::{Error, Result};
 use crate::keys::KeyError;
 
 /// The encryption context's key; its value is the key id of the line (`k2`). IAM policies can
@@ -39,7 +38,7 @@ impl<'a> Kms<'a> {
         key: &str,
         call: &'static str,
         wrap: Wrap<'_>,
-    ) -> Result<(Client, String)> {
+    ) -> Result<(Client, String), KeyError> {
         let region = region_of_arn(key).map(str::to_owned);
         if let Some((_, client, at)) = self.clients.iter().find(|(r, ..)| *r == region) {
             return Ok((client.clone(), at.clone()));
@@ -47,12 +46,12 @@ impl<'a> Kms<'a> {
         let config = self
             .calls
             .by_deadline(sdk_config(self.endpoint, region.as_deref(), None))
-            .ok_or_else(|| Error::Unreachable {
+            .ok_or_else(|| KeyError::Unreachable {
                 service: SERVICE.name().to_owned(),
-                last: Box::new(wrap(AwsKeyError::no_answer(SERVICE, call, key.to_owned())).into()),
+                last: Box::new(wrap(AwsKeyError::no_answer(SERVICE, call, key.to_owned()))),
             })?;
         let Some(resolved) = config.region() else {
-            return Err(KeyError::NoRegion { service: SERVICE }.into());
+            return Err(KeyError::NoRegion { service: SERVICE });
         };
         let at = self
             .endpoint
@@ -73,7 +72,7 @@ impl<'a> Kms<'a> {
         ciphertext: &[u8],
         line: usize,
         wrap: Wrap<'_>,
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let (client, at) = self.client(key_arn, "Decrypt", wrap)?;
         let target = format!("key {key_arn} (line {line}, key id `{id}`) at {at}");
         let mut out = self.calls.retry(wrap, SERVICE, "Decrypt", &target, || {
@@ -95,8 +94,7 @@ impl<'a> Kms<'a> {
                 "Decrypt",
                 target,
                 "the answer holds no plaintext",
-            ))
-            .into()),
+            ))),
         }
     }
 
@@ -107,7 +105,7 @@ impl<'a> Kms<'a> {
         key: &str,
         id: &str,
         clear: &[u8],
-    ) -> Result<(String, Vec<u8>)> {
+    ) -> Result<(String, Vec<u8>), KeyError> {
         let wrap = |cause| KeyError::Wrap { cause };
         let (client, at) = self.client(key, "Encrypt", &wrap)?;
         let target = format!("key {key} at {at}");
@@ -131,8 +129,7 @@ impl<'a> Kms<'a> {
                     target,
                     "the answer holds no key ARN or ciphertext",
                 ),
-            }
-            .into()),
+            }),
         }
     }
 }

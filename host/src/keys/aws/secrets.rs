@@ -6,7 +6,6 @@ use zeroize::Zeroizing;
 use super::calls::Calls;
 use super::error::{AwsKeyError, AwsService};
 use crate::aws::{region_of_arn, sdk_config, Endpoint};
-use crate::error::{Error, Result};
 use crate::keys::{KeyError, KeySource};
 
 const SERVICE: AwsService = AwsService::SecretsManager;
@@ -18,7 +17,7 @@ pub(crate) fn get_secret(
     endpoint: &Endpoint,
     secret_id: &str,
     stage: Option<&str>,
-) -> Result<Zeroizing<String>> {
+) -> Result<Zeroizing<String>, KeyError> {
     let from = KeySource::SecretsManager {
         secret_id: secret_id.to_owned(),
         stage: stage.map(str::to_owned),
@@ -27,7 +26,7 @@ pub(crate) fn get_secret(
         .by_deadline(sdk_config(endpoint, region_of_arn(secret_id), None))
         .ok_or_else(|| unreachable(&from, "the AWS configuration (region, credentials)"))?;
     let Some(region) = config.region() else {
-        return Err(KeyError::NoRegion { service: SERVICE }.into());
+        return Err(KeyError::NoRegion { service: SERVICE });
     };
     let target = format!(
         "secret `{secret_id}` at {}",
@@ -55,11 +54,11 @@ pub(crate) fn get_secret(
     let binary = out.secret_binary.take().map(|b| Zeroizing::new(b.into_inner()));
     match text {
         Some(text) if text.trim_start().starts_with('{') => {
-            Err(KeyError::NotKeyFile { from, what: "JSON" }.into())
+            Err(KeyError::NotKeyFile { from, what: "JSON" })
         }
         Some(text) => Ok(text),
         None if binary.is_some() => {
-            Err(KeyError::NotKeyFile { from, what: "binary data (SecretBinary)" }.into())
+            Err(KeyError::NotKeyFile { from, what: "binary data (SecretBinary)" })
         }
         None => Err(KeyError::Aws {
             cause: AwsKeyError::unusable(
@@ -69,16 +68,15 @@ pub(crate) fn get_secret(
                 "the answer holds no secret string",
             ),
             from,
-        }
-        .into()),
+        }),
     }
 }
 
-fn unreachable(from: &KeySource, what: &str) -> Error {
+fn unreachable(from: &KeySource, what: &str) -> KeyError {
     let cause = AwsKeyError::no_answer(SERVICE, "GetSecretValue", what.to_owned());
-    Error::Unreachable {
+    KeyError::Unreachable {
         service: SERVICE.name().to_owned(),
-        last: Box::new(KeyError::Aws { from: from.clone(), cause }.into()),
+        last: Box::new(KeyError::Aws { from: from.clone(), cause }),
     }
 }
 

@@ -1,4 +1,6 @@
-//! Why a replay could not start, or could not replay everything it selected.
+//! Why a replay (`commands/replay/`) could not start, or could not replay everything it
+//! selected. Beside `error.rs`, which gathers it, as `stop.rs` is: the metrics label bodies
+//! that did not unseal by [`Unsealable`] too.
 
 use thiserror::Error;
 
