@@ -658,8 +658,9 @@ def section_clickhouse():
     """bench/clickhouse.py in the integrations' venv (chDB): the UDFs and the pipeline beside the
     built-in query a ClickHouse user would write, on one thread."""
     log(f"clickhouse: UDFs, pipeline and module beside JSONExtract + encrypt, {args.clickhouse_events} events, one thread")
-    python = subprocess.run([os.path.join(REPO, "integrations", "test"), "--venv"], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    venv = subprocess.run([os.path.join(REPO, "integrations", "test"), "--venv"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    python = os.path.join(venv, "bin", "python")
     started = time.monotonic()
     proc = subprocess.run([python, os.path.join(REPO, "bench", "clickhouse.py"), "--events", str(args.clickhouse_events),
                            "--maskflow", MASKFLOW, "--key-file", args.key_file], stdout=subprocess.PIPE, text=True)

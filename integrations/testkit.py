@@ -8,9 +8,13 @@ scripts/test before this runs) and the golden vectors (tests/vectors/golden.json
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,9 +58,11 @@ def generated(n: int, seed: int = 7) -> list[bytes]:
     return out.split(b"\n")[:n]
 
 
-def host_transform(bodies: list[bytes], sent_ms: int = SENT_MS, key_file: Path = TEST_KEY) -> list[dict]:
-    """`maskflow transform` over NDJSON lines, as outcome JSON (the golden vectors' shape).
-    Bodies must not contain a newline (one line each)."""
+def host_transform(bodies: list[bytes], sent_ms: int = SENT_MS, key_file: Path = TEST_KEY,
+                   args: tuple[str, ...] = ()) -> list[dict]:
+    """`maskflow transform` over NDJSON lines, as outcome JSON (the golden vectors' shape);
+    `args` are more flags (`--sent-timestamp-field sent_at`). Bodies must not contain a newline
+    (one line each)."""
     assert all(b"\n" not in b for b in bodies)
     env = {**os.environ, "MASKFLOW_MODULE_CACHE": "off"}
     env.pop("MASKFLOW_KEY", None)
@@ -65,7 +71,7 @@ def host_transform(bodies: list[bytes], sent_ms: int = SENT_MS, key_file: Path =
     key_copy.chmod(0o600)
     try:
         out = subprocess.run(
-            [maskflow_bin(), "transform", "--key-file", str(key_copy), "--sent-timestamp-ms", str(sent_ms)],
+            [maskflow_bin(), "transform", "--key-file", str(key_copy), "--sent-timestamp-ms", str(sent_ms), *args],
             input=b"\n".join(bodies) + b"\n",
             check=True,
             capture_output=True,
@@ -100,3 +106,55 @@ def assert_vector(v: dict, actual: dict, unmask) -> None:
 @pytest.fixture(scope="session")
 def golden_vectors() -> list[dict]:
     return golden()
+
+
+# ---- README blocks -------------------------------------------------------------------------
+# The convention (stated in each README's "Tests"): a fenced block whose info string holds
+# `no-run` (```sh no-run) is not run; every other `sh` and `python` block runs as pasted, in
+# order, in one scratch directory that stands for the root of a checkout (the checkout's
+# top-level entries are linked into it; what the blocks write stays in it), with `maskflow`
+# and this venv's executables on PATH; the python blocks share one namespace.
+_FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.S | re.M)
+
+
+def readme_blocks(readme: Path) -> list[tuple[str, bool, str]]:
+    """(language, runs, code) of every fenced block, in order."""
+    blocks = []
+    for info, code in _FENCE.findall(readme.read_text()):
+        words = info.split()
+        blocks.append((words[0] if words else "", "no-run" not in words, code))
+    return blocks
+
+
+def run_readme(readme: Path, workdir: Path, env: dict[str, str] | None = None, timeout: float = 600) -> list[str]:
+    """Runs the README's blocks as the convention says; returns what each block that ran
+    printed (stdout), in order. Fails on the first block that exits non-zero or raises."""
+    env = {**os.environ, **(env or {})}
+    env["PATH"] = os.pathsep.join([str(maskflow_bin().parent), str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.pop("MASKFLOW_KEY", None)
+    for entry in REPO.iterdir():
+        if entry.name not in (".git", "target") and not (workdir / entry.name).exists():
+            (workdir / entry.name).symlink_to(entry)
+    namespace: dict = {"__name__": "__readme__"}
+    printed = []
+    for language, runs, code in readme_blocks(readme):
+        if not runs:
+            continue
+        if language == "sh":
+            out = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=workdir, env=env,
+                                 capture_output=True, timeout=timeout)
+            assert out.returncode == 0, f"{readme.name} block failed ({out.returncode}):\n{code}\n{out.stderr.decode()}"
+            printed.append(out.stdout.decode())
+        elif language == "python":
+            buffer = io.StringIO()
+            cwd = os.getcwd()
+            os.chdir(workdir)
+            try:
+                with contextlib.redirect_stdout(buffer):
+                    exec(compile(code, f"{readme.name} block", "exec"), namespace)
+            finally:
+                os.chdir(cwd)
+            printed.append(buffer.getvalue())
+        else:
+            raise AssertionError(f"{readme.name}: a `{language}` block must be marked no-run or be sh/python")
+    return printed

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use maskflow::runtime::{ModuleLimits, WasmModule, EMBEDDED_MODULE};
+use maskflow::{ModuleLimits, WasmModule, EMBEDDED_MODULE};
 use maskflow_bench::{data, naive::Naive};
 use maskflow_transform::config::IP_NONCE;
 use maskflow_transform::{CacheStats, Message, Transformer};

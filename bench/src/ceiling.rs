@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use maskflow::cli::SqsArgs;
-use maskflow::source::SqsSource;
+use maskflow::{SqsArgs, SqsSource};
 use tokio::sync::mpsc;
 
 #[derive(Debug, clap::Args)]

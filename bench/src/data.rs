@@ -16,7 +16,7 @@ pub fn config(cache_size: usize) -> Config {
 /// Production-shaped events from `maskflow send --generate`: every user, address and device
 /// recurs about four times, 2% malformed.
 pub fn realistic(n: usize) -> Vec<String> {
-    let mut generator = maskflow::commands::send::Generator::new(17, n, 20);
+    let mut generator = maskflow::Generator::new(17, n, 20);
     (0..n).map(|_| generator.next_body()).collect()
 }
 

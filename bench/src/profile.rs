@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use maskflow::runtime::EMBEDDED_MODULE;
+use maskflow::EMBEDDED_MODULE;
 use maskflow_transform::wire;
 use maskflow_transform::Transformer;
 use wasmtime::{Config, Engine, Instance, Module, ProfilingStrategy, Store, TypedFunc};

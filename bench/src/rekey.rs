@@ -6,9 +6,9 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use maskflow::commands::rekey::{self, RekeyConfig};
-use maskflow::commands::send::Generator;
-use maskflow::sink::{PostgresConfig, PostgresSink, SslMode, Timeouts, TlsConfig};
+use maskflow::Generator;
+use maskflow::{rekey, RekeyConfig};
+use maskflow::{PostgresConfig, PostgresSink, SslMode, Timeouts, TlsConfig};
 use maskflow_transform::{Config, Key, Mapping, Message, Transformer};
 use postgres::{Client, NoTls};
 
@@ -49,7 +49,7 @@ pub fn run(args: &RekeyArgs) -> Result<()> {
     client.batch_execute("CHECKPOINT")?;
 
     let started = Instant::now();
-    let summary = rekey::run(RekeyConfig {
+    let summary = rekey(RekeyConfig {
         postgres: config,
         keys: vec![k2, k1],
         mapping: Mapping::user_logins(),

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use maskflow::sink::{Item, PostgresConfig, PostgresSink, SslMode, Timeouts, TlsConfig};
+use maskflow::{Item, PostgresConfig, PostgresSink, SslMode, Timeouts, TlsConfig};
 use maskflow_transform::Outcome;
 use maskflow_transform::Transformer;
 use postgres::types::ToSql;

@@ -1,107 +1,160 @@
+//! The host's one error type: kinds that keep their causes.
+//!
+//! Each part has an error of its own with typed fields: [`PostgresError`] (what it means, the
+//! SQLSTATE, table, column and constraint), [`SqsError`] (the call and the service's error
+//! code), [`ModuleError`] (the step of the module and how it failed), [`KeyError`] (which
+//! source, which line and rule). [`Error`] gathers them, keeping each as the cause. What an
+//! error means for a run is its [`Kind`], computed from those fields in one place
+//! ([`Error::kind`]); each kind has one exit code ([`Kind::exit_code`], README "Exit codes").
+//! Nothing sorts an error by its text.
+//!
+//! None of them carries a clear-text PII value or key material: bodies and values are never
+//! formatted into them, and PostgreSQL's own message is kept only for errors that are not about
+//! data (a data error's message can quote the value: only its SQLSTATE and names are kept).
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use thiserror::Error;
 
-/// The host's one error type, by what the error means for the run: a flag to fix, a setting to
-/// fix, trouble that heals by itself, a data path that cannot go on, a bug. Messages say what
-/// to do next; none carries a clear-text PII value or key material (bodies and values are
-/// never formatted into them). Each kind has its exit code (README, `maskflow run --help`).
+pub(crate) use crate::cause::report;
+pub use crate::keys::KeyError;
+pub use crate::kind::Kind;
+pub use crate::runtime::ModuleError;
+pub use crate::sink::{PgKind, PostgresError, RetireError};
+pub use crate::source::SqsError;
+pub use crate::stop::Stop;
+
 #[derive(Debug, Error)]
 pub enum Error {
-    /// A bad or conflicting flag.
-    #[error("{0}")]
-    Usage(String),
-    /// A setting to fix: credentials, permissions, a missing queue or database, TLS, the
-    /// table's shape, the key, the module. Retrying will not help.
-    #[error("{0}")]
-    Config(String),
-    /// Trouble that may heal by itself: SQS or PostgreSQL down, silent, throttling, failing
-    /// over. Retried while running; at start, retried until the start-up budget runs out.
-    #[error("{0}")]
-    Transient(String),
-    /// SQS or PostgreSQL did not answer within the start-up budget.
-    #[error("{0}")]
-    Unreachable(String),
-    /// The data path cannot go on (a module that fails on everything, a table that refuses
-    /// everything); nothing of the batch was deleted.
-    #[error("{0}")]
-    Stopped(String),
-    /// A bug: a worker or poller panicked. The host stops; what it held comes back.
-    #[error("internal error: {0}")]
-    Internal(String),
-    #[error("{context}: {source}")]
+    /// A bad or conflicting flag. The one error that is only text: a command line the user
+    /// rewrites, which nothing in the host sorts or retries.
+    #[error("{problem}")]
+    Usage { problem: String },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A mapping file that is not a valid mapping (a flag's value: usage).
+    #[error("mapping {}: {source}", path.display())]
+    Mapping {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The transform library refused the keys or the mapping.
+    #[error(transparent)]
+    Transform(#[from] maskflow_transform::Error),
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    #[error(transparent)]
+    Postgres(#[from] PostgresError),
+    #[error(transparent)]
+    Sqs(#[from] SqsError),
+    #[error(transparent)]
+    Retire(#[from] RetireError),
+    /// A service kept failing in a way that heals until the start-up budget ran out.
+    #[error("{service} did not answer within --startup-timeout. Check the address, the network path and that the service runs")]
+    Unreachable {
+        service: String,
+        #[source]
+        last: Box<Error>,
+    },
+    #[error(transparent)]
+    Stopped(#[from] Stop),
+    /// `--metrics-addr` cannot be served.
+    #[error("cannot listen on {addr} for --metrics-addr (MASKFLOW_METRICS_ADDR); pick a free port or an address of this machine")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
         source: std::io::Error,
     },
+    /// A bug: a worker, poller or task panicked. The host stops; what it held comes back.
+    #[error("internal error: {what} panicked: {message}")]
+    Panicked { what: String, message: String },
+    #[error("internal error: {what} failed")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Exit codes, documented in README ("Exit codes") and `maskflow run --help`.
-pub mod exit {
-    pub const FAILURE: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const CONFIG: u8 = 3;
-    pub const UNREACHABLE: u8 = 4;
-    pub const STOPPED: u8 = 5;
-}
-
-/// The first error of type `T` in `error`'s source chain, looking inside `std::io::Error`s
-/// too (whose `source()` skips the error they wrap): how errors are sorted by what they are.
-pub fn find_cause<'a, T: std::error::Error + 'static>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        let wrapped = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
-        if let Some(found) = wrapped.and_then(|inner| find_cause::<T>(inner)) {
-            return Some(found);
-        }
-        cause = e.source();
-    }
-    None
-}
-
-/// Keys, config and mapping problems the transform library finds are settings to fix.
-impl From<maskflow_transform::Error> for Error {
-    fn from(e: maskflow_transform::Error) -> Self {
-        Error::Config(e.to_string())
-    }
-}
-
 impl Error {
-    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
-        let context = context.into();
-        move |source| Error::Io { context, source }
+    /// What this error means for the run: the one place errors are sorted.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::Usage { .. } | Error::Mapping { .. } => Kind::Usage,
+            Error::Key(_) | Error::Transform(_) | Error::Listen { .. } => Kind::Config,
+            Error::Module(e) => e.kind(),
+            Error::Postgres(e) | Error::Retire(RetireError::Sink(e)) => match e.kind() {
+                PgKind::Transient => Kind::Transient,
+                // A refusal that reaches the top is a batch that cannot be recorded at all.
+                PgKind::Refused => Kind::Stopped,
+                PgKind::Fatal => Kind::Config,
+            },
+            Error::Sqs(e) => match e.is_fatal() {
+                true => Kind::Config,
+                false => Kind::Transient,
+            },
+            Error::Retire(_) => Kind::Config,
+            Error::Unreachable { .. } => Kind::Unreachable,
+            Error::Stopped(_) => Kind::Stopped,
+            Error::Io { .. } | Error::Panicked { .. } | Error::Task { .. } => Kind::Internal,
+        }
     }
 
-    /// A problem with the key (`key: ...`): a setting.
-    pub fn key(message: impl std::fmt::Display) -> Error {
-        Error::Config(format!("key: {message}"))
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.kind().exit_code())
     }
 
-    /// A problem with the wasm module (`wasm module: ...`): a setting.
-    pub fn module(message: impl std::fmt::Display) -> Error {
-        Error::Config(format!("wasm module: {message}"))
+    /// Whether the reader of our output went away (`maskflow ... | head`): the command ends
+    /// quietly with exit 0, as ripgrep and coreutils do, instead of reporting an error.
+    /// Only local I/O counts (stdout, files): a broken pipe to PostgreSQL or SQS is their
+    /// error, never this.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// Whether waiting may heal it (an outage), as opposed to a setting to fix.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Transient(_))
+        self.kind() == Kind::Transient
     }
 
-    pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(match self {
-            Error::Usage(_) => exit::USAGE,
-            Error::Config(_) => exit::CONFIG,
-            Error::Unreachable(_) | Error::Transient(_) => exit::UNREACHABLE,
-            Error::Stopped(_) => exit::STOPPED,
-            Error::Internal(_) | Error::Io { .. } => exit::FAILURE,
-        })
+    pub(crate) fn usage(problem: impl Into<String>) -> Error {
+        Error::Usage { problem: problem.into() }
+    }
+
+    /// `map_err(Error::io("cannot read x"))`: an I/O error with what was being done.
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+
+    /// The error and its causes on one line, `error: cause: cause`: what the CLI prints.
+    pub fn report(&self) -> String {
+        report(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_shows_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = Error::io("cannot read mapping m.json")(io);
+        assert_eq!(e.report(), "cannot read mapping m.json: no such file");
+        let wrapped = Error::Unreachable { service: "SQS".into(), last: Box::new(e) };
+        let report = wrapped.report();
+        assert!(report.starts_with("SQS did not answer within --startup-timeout"), "{report}");
+        assert!(report.ends_with(": cannot read mapping m.json: no such file"), "{report}");
     }
 }

@@ -4,7 +4,7 @@
 
 /// Marks the process not dumpable (`prctl(PR_SET_DUMPABLE, 0)`) and returns what the kernel
 /// reports back (`PR_GET_DUMPABLE`: 0 when it took).
-pub fn not_dumpable() -> std::io::Result<i32> {
+pub(crate) fn not_dumpable() -> std::io::Result<i32> {
     // SAFETY: PR_SET_DUMPABLE takes an integer argument and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error());

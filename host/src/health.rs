@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 #[derive(Clone)]
-pub struct Loops {
+pub(crate) struct Loops {
     started: Instant,
     slots: Arc<Mutex<Vec<Weak<Slot>>>>,
 }
@@ -27,7 +27,7 @@ impl Default for Loops {
 
 impl Loops {
     /// A heartbeat for the loop `name`, watched until it is dropped.
-    pub fn register(&self, name: impl Into<String>) -> Heartbeat {
+    pub(crate) fn register(&self, name: impl Into<String>) -> Heartbeat {
         let slot = Arc::new(Slot { name: name.into(), last_ms: AtomicU64::new(0) });
         let mut slots = self.slots.lock().expect("heartbeats lock");
         slots.retain(|s| s.strong_count() > 0);
@@ -38,7 +38,7 @@ impl Loops {
     }
 
     /// The loops that have not beaten for longer than `after`, with how long.
-    pub fn stuck(&self, after: Duration) -> Vec<(String, Duration)> {
+    pub(crate) fn stuck(&self, after: Duration) -> Vec<(String, Duration)> {
         let now = self.started.elapsed();
         let slots = self.slots.lock().expect("heartbeats lock");
         slots
@@ -54,20 +54,20 @@ impl Loops {
 }
 
 /// One loop's heartbeat; cheap to beat.
-pub struct Heartbeat {
+pub(crate) struct Heartbeat {
     slot: Arc<Slot>,
     started: Instant,
 }
 
 impl Heartbeat {
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         let ms = self.started.elapsed().as_millis() as u64;
         self.slot.last_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Awaits `future`, beating every second meanwhile: waiting for room (backpressure) is
     /// going round, not being stuck.
-    pub async fn while_waiting<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+    pub(crate) async fn while_waiting<T>(&self, future: impl std::future::Future<Output = T>) -> T {
         let mut future = std::pin::pin!(future);
         loop {
             match tokio::time::timeout(Duration::from_secs(1), future.as_mut()).await {

@@ -4,17 +4,17 @@
 //! becomes of it (a `module_failed` or `sink_refused` rejection).
 
 /// How one attempt at a slice went.
-pub enum Attempt<R, E> {
+pub(crate) enum Attempt<R, W, E> {
     Done(R),
-    /// The slice failed as a whole, maybe through one item's fault: try its halves. The text
-    /// says why (for `alone`).
-    Bisect(String),
+    /// The slice failed as a whole, maybe through one item's fault: try its halves. `W` says
+    /// why (for `alone`).
+    Bisect(W),
     /// Stop: no part can succeed now (an outage, a broken module, a fatal error).
     Stop(E),
 }
 
 /// Results of halves are merged back in order.
-pub trait Merge: Default {
+pub(crate) trait Merge: Default {
     fn merge(&mut self, other: Self);
 }
 
@@ -26,11 +26,11 @@ impl<T> Merge for Vec<T> {
 
 /// Runs `attempt` on `items`; when it asks to bisect, runs it on each half, down to single
 /// items, whose failure goes to `alone`. `state` is what both need mutably (an instance, a sink).
-pub fn bisect<'a, S, T, R: Merge, E>(
+pub(crate) fn bisect<'a, S, T, R: Merge, W, E>(
     state: &mut S,
     items: &'a [T],
-    attempt: &mut impl FnMut(&mut S, &'a [T]) -> Attempt<R, E>,
-    alone: &mut impl FnMut(&mut S, &'a T, String) -> Result<R, E>,
+    attempt: &mut impl FnMut(&mut S, &'a [T]) -> Attempt<R, W, E>,
+    alone: &mut impl FnMut(&mut S, &'a T, W) -> Result<R, E>,
 ) -> Result<R, E> {
     match attempt(state, items) {
         Attempt::Done(result) => Ok(result),
@@ -60,7 +60,7 @@ mod tests {
             &mut |calls, slice: &[i32]| {
                 *calls += 1;
                 match slice.iter().any(|&i| i < 0) {
-                    true => Attempt::Bisect("negative".into()),
+                    true => Attempt::Bisect("negative"),
                     false => Attempt::Done(slice.iter().map(i32::to_string).collect()),
                 }
             },
@@ -88,10 +88,12 @@ mod tests {
 
     #[test]
     fn stop_ends_the_search() {
-        let result: Result<Vec<()>, &str> =
-            bisect(&mut (), &[1, 2, 3, 4], &mut |_, _| Attempt::Stop("down"), &mut |_, _, _| {
-                Ok(vec![])
-            });
+        let result: Result<Vec<()>, &str> = bisect(
+            &mut (),
+            &[1, 2, 3, 4],
+            &mut |_, _| Attempt::<_, (), _>::Stop("down"),
+            &mut |_, _, _| Ok(vec![]),
+        );
         assert_eq!(result, Err("down"));
     }
 }

@@ -26,12 +26,12 @@ const BODY_LOGGING_TARGETS: [&str; 9] = [
 
 /// How log lines look on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
 }
 
-pub fn init(format: Format) {
+pub(crate) fn init(format: Format) {
     let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     for target in BODY_LOGGING_TARGETS {
@@ -44,7 +44,9 @@ pub fn init(format: Format) {
         .with_writer(|| StderrAroundBar);
     let _ = match format {
         Format::Text => builder.with_target(false).try_init(),
-        Format::Json => builder.json().try_init(),
+        // Fields at the top level (`"event": "batch_committed"`), not under "fields": the
+        // documented events are read by log pipelines and tests (docs/events.md).
+        Format::Json => builder.json().flatten_event(true).try_init(),
     };
 }
 

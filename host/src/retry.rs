@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-pub struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
 }
 
@@ -12,13 +12,13 @@ const FIRST: Duration = Duration::from_millis(100);
 const CAP: Duration = Duration::from_secs(5);
 
 impl Backoff {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Backoff { next: FIRST }
     }
 
     /// The next wait: doubling from 100 ms to 5 s, each with up to 25% jitter so that many
     /// workers do not retry in lockstep.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = self.next;
         self.next = (self.next * 2).min(CAP);
         base + base.mul_f64(rand::rng().random_range(0.0..0.25))

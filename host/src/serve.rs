@@ -23,15 +23,16 @@ use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::error::{Error, Result};
-use crate::pipeline::shutdown::Shutdown;
-use crate::stats::Stats;
+use crate::events::{event, Event};
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 
 /// What the last probe found.
 #[derive(Default)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     postgres: AtomicBool,
     sqs: AtomicBool,
 }
@@ -39,7 +40,7 @@ pub struct Readiness {
 impl Readiness {
     /// Probes every `period` until `shutdown`, on a thread of its own (the PostgreSQL client
     /// blocks). `postgres` and `sqs` return whether each answered.
-    pub fn probe_every(
+    pub(crate) fn probe_every(
         self: &Arc<Self>,
         period: Duration,
         shutdown: Shutdown,
@@ -74,7 +75,7 @@ impl Readiness {
 
 struct Endpoints {
     registry: Registry,
-    stats: Stats,
+    metrics: Metrics,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
     /// A loop that has not gone round for this long is stuck (a healthy idle loop goes round
@@ -96,7 +97,7 @@ impl Endpoints {
                     Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
                 }
             }
-            "/healthz" => match self.stats.loops().stuck(self.stuck_after).as_slice() {
+            "/healthz" => match self.metrics.loops().stuck(self.stuck_after).as_slice() {
                 [] => (StatusCode::OK, "text/plain", "ok\n".into()),
                 stuck => (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -131,23 +132,20 @@ impl Endpoints {
 }
 
 /// Binds `addr` (a failure is a configuration error: exit 3) and serves until the process ends.
-pub fn start(
+pub(crate) fn start(
     runtime: &tokio::runtime::Runtime,
     addr: SocketAddr,
-    stats: Stats,
+    metrics: Metrics,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
     stuck_after: Duration,
 ) -> Result<()> {
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| {
-        Error::Config(format!(
-            "cannot listen on {addr} for --metrics-addr (MASKFLOW_METRICS_ADDR): {e}; \
-             pick a free port or an address of this machine"
-        ))
-    })?;
-    info!(%addr, "serving /metrics, /healthz and /readyz");
-    let registry = stats.registry();
-    let endpoints = Arc::new(Endpoints { registry, stats, readiness, shutdown, stuck_after });
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|source| Error::Listen { addr, source })?;
+    event!(info, Event::Serving, %addr, "serving /metrics, /healthz and /readyz");
+    let registry = metrics.registry();
+    let endpoints = Arc::new(Endpoints { registry, metrics, readiness, shutdown, stuck_after });
     runtime.spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };

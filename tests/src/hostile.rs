@@ -37,7 +37,7 @@ pub fn grows_memory_without_bound() -> Vec<u8> {
 }
 
 /// Grows memory one 64 KiB page at a time until it has `target_pages`, then rejects every
-/// message with reason `x` (as [`traps_on_poison`] does). If `memory.grow` is refused first,
+/// message with reason `wrong_type` (as [`traps_on_poison`] does). If `memory.grow` is refused first,
 /// it answers with the module's own error `memory.grow refused at N pages`, N being its
 /// `memory.size` then: how far it got, in its own words.
 pub fn grows_memory_to(target_pages: u32) -> Vec<u8> {
@@ -64,13 +64,13 @@ pub fn grows_memory_to(target_pages: u32) -> Vec<u8> {
               (return (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
                               (i64.extend_i32_u (i32.sub (i32.const 906) (local.get $out)))))))
           (br $grow)))
-        {REJECT_ALL_AS_X}"#
+        {REJECT_ALL_AS_WRONG_TYPE}"#
         ),
     )
 }
 
 /// Grows a function table 1,000 elements at a time until it has `target` elements, then
-/// rejects every message with reason `x`. If `table.grow` is refused first, it answers with
+/// rejects every message with reason `wrong_type`. If `table.grow` is refused first, it answers with
 /// the module's own error `table.grow refused at N elements`, N being its `table.size` then.
 pub fn grows_table_to(target: u32) -> Vec<u8> {
     module(
@@ -96,7 +96,7 @@ pub fn grows_table_to(target: u32) -> Vec<u8> {
               (return (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
                               (i64.extend_i32_u (i32.sub (i32.const 929) (local.get $out)))))))
           (br $grow)))
-        {REJECT_ALL_AS_X}"#
+        {REJECT_ALL_AS_WRONG_TYPE}"#
         ),
     )
 }
@@ -118,7 +118,7 @@ pub fn imports_a_function() -> Vec<u8> {
     module(1, r#"(import "env" "log" (func $log (param i32)))"#, "unreachable")
 }
 
-/// Rejects every message with reason `x`, but traps on any batch holding a `!` byte.
+/// Rejects every message with reason `wrong_type`, but traps on any batch holding a `!` byte.
 pub fn traps_on_poison() -> Vec<u8> {
     module(
         1,
@@ -130,14 +130,15 @@ pub fn traps_on_poison() -> Vec<u8> {
           (if (i32.eq (i32.load8_u (i32.add (local.get $p) (local.get $i))) (i32.const 33)) (then unreachable))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br $scan)))
-{REJECT_ALL_AS_X}"#
+{REJECT_ALL_AS_WRONG_TYPE}"#
         ),
     )
 }
 
-/// The ok answer rejecting each of the batch's messages with reason, message and body `x`
-/// (the batch's message count is its first u32, at `$p`).
-const REJECT_ALL_AS_X: &str = r#"
+/// The ok answer rejecting each of the batch's messages as `wrong_type`, with message and body
+/// `x` (the batch's message count is its first u32, at `$p`). A host accepts only ABI.md's
+/// reason codes.
+const REJECT_ALL_AS_WRONG_TYPE: &str = r#"
         (local.set $count (i32.load (local.get $p)))
         (i32.store8 (i32.const 65536) (i32.const 0))
         (i32.store (i32.const 65537) (local.get $count))
@@ -146,13 +147,15 @@ const REJECT_ALL_AS_X: &str = r#"
         (block $emitted (loop $emit
           (br_if $emitted (i32.ge_u (local.get $i) (local.get $count)))
           (i32.store8 (local.get $out) (i32.const 1))
-          (i32.store (i32.add (local.get $out) (i32.const 1)) (i32.const 1))
-          (i32.store8 (i32.add (local.get $out) (i32.const 5)) (i32.const 120))
-          (i32.store (i32.add (local.get $out) (i32.const 6)) (i32.const 1))
-          (i32.store8 (i32.add (local.get $out) (i32.const 10)) (i32.const 120))
-          (i32.store (i32.add (local.get $out) (i32.const 11)) (i32.const 1))
-          (i32.store8 (i32.add (local.get $out) (i32.const 15)) (i32.const 120))
-          (local.set $out (i32.add (local.get $out) (i32.const 16)))
+          (i32.store (i32.add (local.get $out) (i32.const 1)) (i32.const 10))
+          ;; "wrong_type", little-endian: "wrong_ty" then "pe"
+          (i64.store (i32.add (local.get $out) (i32.const 5)) (i64.const 0x79745f676e6f7277))
+          (i32.store16 (i32.add (local.get $out) (i32.const 13)) (i32.const 0x6570))
+          (i32.store (i32.add (local.get $out) (i32.const 15)) (i32.const 1))
+          (i32.store8 (i32.add (local.get $out) (i32.const 19)) (i32.const 120))
+          (i32.store (i32.add (local.get $out) (i32.const 20)) (i32.const 1))
+          (i32.store8 (i32.add (local.get $out) (i32.const 24)) (i32.const 120))
+          (local.set $out (i32.add (local.get $out) (i32.const 25)))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br $emit)))
         (i64.or (i64.shl (i64.const 65536) (i64.const 32)) (i64.extend_i32_u (i32.sub (local.get $out) (i32.const 65536))))"#;

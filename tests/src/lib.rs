@@ -11,6 +11,7 @@ use serde_json::Value;
 
 pub mod faults;
 pub mod hostile;
+pub mod key_files;
 pub mod proxy;
 pub mod run;
 pub mod services;
@@ -139,6 +140,22 @@ pub fn maskflow_bin() -> PathBuf {
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let bin = profile_dir.join("maskflow");
     assert!(bin.exists(), "{} is missing: build it first (`cargo build --release -p maskflow-host`, scripts/test does)", bin.display());
+    bin
+}
+
+/// The host built with fail points (`cargo build --release -p maskflow-host --features
+/// failpoints`, copied to `maskflow-failpoints` beside `maskflow`: `scripts/build-failpoints`,
+/// which scripts/test runs). The shipped binary has none.
+pub fn maskflow_failpoints_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("MASKFLOW_FAILPOINTS_BIN") {
+        return bin.into();
+    }
+    let bin = maskflow_bin().with_file_name("maskflow-failpoints");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with scripts/build-failpoints (scripts/test does)",
+        bin.display()
+    );
     bin
 }
 

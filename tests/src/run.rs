@@ -5,10 +5,11 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use maskflow::commands::send::Generator;
+use maskflow::Generator;
 use maskflow_transform::{Message, Transformer};
+use serde_json::Value;
 
-use crate::{maskflow_bin, maskflow_env, test_config, Services};
+use crate::{maskflow_bin, maskflow_env, maskflow_failpoints_bin, test_config, Services};
 
 /// How long a stopped host may take to exit: a graceful stop finishes its commit (at most the
 /// 30 s commit timeout) and its deletes.
@@ -29,11 +30,25 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// `maskflow ARGS` against this queue and database, logging JSON events
+    /// (docs/events.md) at info.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(maskflow_bin());
+        self.command_of(maskflow_bin(), args)
+    }
+
+    /// [`Run::command`] with the fail-point build of the host (`FAILPOINTS=...`).
+    pub fn command_with_failpoints(&self, args: &[&str], failpoints: &str) -> Command {
+        let mut cmd = self.command_of(maskflow_failpoints_bin(), args);
+        cmd.env("FAILPOINTS", failpoints);
+        cmd
+    }
+
+    fn command_of(&self, bin: std::path::PathBuf, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .envs(maskflow_env(self.services, &self.database_url, &self.queue_url))
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .env("MASKFLOW_LOG_FORMAT", "json");
         cmd
     }
 
@@ -53,6 +68,13 @@ impl<'a> Run<'a> {
         let mut cmd = self.command(args);
         cmd.envs(extra_env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
         cmd.spawn().expect("spawn maskflow")
+    }
+
+    /// [`Run::spawn_watched`] with the fail-point build of the host, `FAILPOINTS` set.
+    pub fn spawn_failpoints(&self, args: &[&str], failpoints: &str) -> Watched {
+        let mut cmd = self.command_with_failpoints(args, failpoints);
+        cmd.env("RUST_LOG", "warn,maskflow=debug").stdout(Stdio::null()).stderr(Stdio::piped());
+        Watched::new(cmd.spawn().expect("spawn maskflow"))
     }
 
     pub fn db(&self) -> postgres::Client {
@@ -156,24 +178,99 @@ impl Run<'_> {
         ids
     }
 
-    /// [`Run::spawn`] with the host's stderr read as it comes and its debug lines on for the
-    /// pipeline (one per batch phase: received, transforming, committing, committed, deleted).
+    /// [`Run::spawn`] with the host's stderr read as it comes, in JSON (`--log-format json`)
+    /// with the batch events on (docs/events.md: `batch_received`, `batch_transforming`,
+    /// `batch_committing`, `batch_committed`, `batch_deleted`).
     pub fn spawn_watched(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Watched {
-        let mut env = vec![("RUST_LOG", "warn,maskflow=debug")];
+        let mut env = vec![("RUST_LOG", "warn,maskflow=debug"), ("MASKFLOW_LOG_FORMAT", "json")];
         env.extend_from_slice(extra_env);
-        let mut child = self.spawn(args, &env);
-        let stderr = child.stderr.take().unwrap();
-        let log: Arc<Mutex<String>> = Arc::default();
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&strip_ansi(&line));
-                log.push('\n');
-            }
-        });
-        Watched { child, log, reader: Some(reader) }
+        Watched::new(self.spawn(args, &env))
     }
+}
+
+/// The documented events (docs/events.md) among log lines: every line that is a JSON object
+/// with an `event` field. Lines of other shapes (the final `maskflow: error: ...`) are skipped.
+#[derive(Debug, Clone, Default)]
+pub struct Events(Vec<Value>);
+
+impl Events {
+    pub fn parse(log: &str) -> Events {
+        Events(
+            log.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| v.get("event").is_some())
+                .collect(),
+        )
+    }
+
+    /// The events named `name`, in order.
+    pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.0.iter().filter(move |v| v["event"] == name)
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.named(name).count()
+    }
+
+    /// The sum of the integer field `field` over the events named `name`.
+    pub fn sum(&self, name: &str, field: &str) -> u64 {
+        self.named(name).filter_map(|v| v[field].as_u64()).sum()
+    }
+
+    /// The last event named `name`.
+    pub fn last(&self, name: &str) -> Option<&Value> {
+        self.0.iter().rev().find(|v| v["event"] == name)
+    }
+
+    /// How many `retrying` events of this kind (`postgres`, `receive`, `delete`, `extend`).
+    pub fn retries(&self, kind: &str) -> usize {
+        self.named("retrying").filter(|v| v["retry"] == kind).count()
+    }
+
+    /// The `kind` of the `failed` event (the command's error), if it failed.
+    pub fn failure_kind(&self) -> Option<&str> {
+        self.last("failed").and_then(|e| e["kind"].as_str())
+    }
+
+    /// The `done` event's integer `field` (a run's summary); panics if the run did not finish.
+    pub fn done(&self, field: &str) -> u64 {
+        let done = self.last("done").unwrap_or_else(|| panic!("no `done` event: {:?}", self.0));
+        done[field].as_u64().unwrap_or_else(|| panic!("`done` has no {field}: {done}"))
+    }
+
+    /// Where the batch events put the host (see [`Phase`]).
+    pub fn tally(&self) -> Tally {
+        Tally {
+            received: self.sum("batch_received", "messages"),
+            transforming: self.sum("batch_transforming", "messages"),
+            committing: self.sum("batch_committing", "messages"),
+            committed: self.sum("batch_committed", "messages"),
+            deleted: self.sum("batch_deleted", "messages"),
+        }
+    }
+
+    /// The phase the last batch event names (the pollers' `batch_received` aside): a kill
+    /// after `batch_transforming` lands in the module, after `batch_committing` in the
+    /// PostgreSQL transaction, after `batch_committed` while the lease task deletes, and after
+    /// `batch_deleted` (or before any batch) while the host receives.
+    pub fn last_phase(&self) -> Phase {
+        self.0
+            .iter()
+            .rev()
+            .find_map(|v| match v["event"].as_str()? {
+                "batch_deleted" => Some(Phase::Receive),
+                "batch_transforming" => Some(Phase::Transform),
+                "batch_committing" => Some(Phase::Commit),
+                "batch_committed" => Some(Phase::Delete),
+                _ => None,
+            })
+            .unwrap_or(Phase::Receive)
+    }
+}
+
+/// The events of a finished command's stderr (run with `MASKFLOW_LOG_FORMAT=json`).
+pub fn events_of(stderr: &[u8]) -> Events {
+    Events::parse(&String::from_utf8_lossy(stderr))
 }
 
 /// A running host whose stderr the test reads while it runs. Dropped while it still runs (a
@@ -194,24 +291,42 @@ impl Drop for Watched {
 }
 
 impl Watched {
-    /// What the host printed so far.
+    fn new(mut child: Child) -> Watched {
+        let stderr = child.stderr.take().unwrap();
+        let log: Arc<Mutex<String>> = Arc::default();
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Watched { child, log, reader: Some(reader) }
+    }
+
+    /// What the host printed so far, for failure messages.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
-    /// Waits until `done(log so far)`; panics with the log after `timeout`.
-    pub fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) {
+    /// The host's events so far.
+    pub fn events(&self) -> Events {
+        Events::parse(&self.log())
+    }
+
+    /// Waits until `done(events so far)`; panics with the log after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&Events) -> bool) {
         let started = Instant::now();
-        while !done(&self.log()) {
+        while !done(&self.events()) {
             assert!(started.elapsed() < timeout, "timed out waiting for {what}: {}", self.log());
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
-    /// Sends `signal` (`-KILL`, `-TERM`, `-INT`), waits for the exit; returns the status and
-    /// everything the host printed.
-    /// Sends `signal` and waits for the exit, at most [`STOP_LIMIT`]: a host that ignores a
-    /// stop fails the test instead of hanging the suite.
+    /// Sends `signal` (`-KILL`, `-TERM`, `-INT`) and waits for the exit, at most
+    /// [`STOP_LIMIT`]: a host that ignores a stop fails the test instead of hanging the suite.
+    /// Returns the status and everything the host printed.
     pub fn stop(self, signal: &str) -> (ExitStatus, String) {
         let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status();
         assert!(status.unwrap().success(), "kill {signal} failed");
@@ -243,7 +358,7 @@ impl Watched {
     }
 }
 
-/// Where a batch is, by the host's debug line for it.
+/// Where a batch is, by the host's last batch event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     Receive,
@@ -252,7 +367,7 @@ pub enum Phase {
     Delete,
 }
 
-/// Message counts per debug line of a host's log (`batch received messages=10` and so on).
+/// Message counts per batch event (docs/events.md).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
     pub received: u64,
@@ -263,73 +378,10 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn of(log: &str) -> Tally {
-        let mut t = Tally::default();
-        for line in log.lines() {
-            let Some(n) = batch_messages(line) else { continue };
-            let slot = match batch_event(line) {
-                Some("received") => &mut t.received,
-                Some("transforming") => &mut t.transforming,
-                Some("committing") => &mut t.committing,
-                Some("committed") => &mut t.committed,
-                Some("deleted") => &mut t.deleted,
-                _ => continue,
-            };
-            *slot += n;
-        }
-        t
-    }
-
     /// Received and not yet deleted.
     pub fn in_flight(&self) -> u64 {
         self.received.saturating_sub(self.deleted)
     }
-}
-
-fn batch_event(line: &str) -> Option<&str> {
-    let rest = &line[line.find("batch ")? + "batch ".len()..];
-    rest.split_whitespace().next()
-}
-
-fn batch_messages(line: &str) -> Option<u64> {
-    let rest = &line[line.find("messages=")? + "messages=".len()..];
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
-
-/// The phase the host's last pipeline line names (the pollers' `received` lines aside): a
-/// kill after `transforming` lands in the module, after `committing` in the PostgreSQL
-/// transaction, after `committed` while the lease task deletes, and after `deleted` (or before
-/// any batch) while the host receives.
-pub fn last_phase(log: &str) -> Phase {
-    log.lines()
-        .rev()
-        .filter(|l| batch_messages(l).is_some())
-        .find_map(|l| match batch_event(l)? {
-            "deleted" => Some(Phase::Receive),
-            "transforming" => Some(Phase::Transform),
-            "committing" => Some(Phase::Commit),
-            "committed" => Some(Phase::Delete),
-            _ => None,
-        })
-        .unwrap_or(Phase::Receive)
-}
-
-/// `line` without terminal colour codes (`ESC [ ... m`).
-pub fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Polls `done` every 100 ms; panics naming `what` after `timeout`.

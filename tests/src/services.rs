@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use maskflow::source::{Queue, SqsConfig, SqsSource};
+use maskflow::{Queue, SqsConfig, SqsSource};
 
 pub struct Services {
     /// The variables written by `scripts/services start` (`.state/services.env`).
@@ -109,7 +109,7 @@ impl Services {
         use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
         let client = self.runtime.block_on(async {
             let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(maskflow::source::sqs::https_client())
+                .http_client(maskflow::https_client())
                 .endpoint_url(self.var("AWS_ENDPOINT_URL"))
                 .region(aws_config::Region::new("us-east-1"))
                 .credentials_provider(aws_sdk_sqs::config::Credentials::new(

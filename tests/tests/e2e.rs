@@ -5,23 +5,13 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use maskflow_tests::run::{expected_rows, generated, Run};
+use maskflow_tests::run::{events_of, expected_rows, generated, Run};
 use maskflow_tests::{end_to_end, golden, test_config, Services, Vector};
 use maskflow_transform::Transformer;
 
 /// Seconds since the Unix epoch (fractional).
 fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
-}
-
-/// The number before " received" in a host's summary line (`maskflow: 1000 received (...`).
-fn summary_received(log: &str) -> u64 {
-    let summary = log
-        .lines()
-        .rfind(|l| l.contains(" received (") && l.contains("redelivered (skipped)"))
-        .unwrap_or_else(|| panic!("no summary: {log}"));
-    let before = &summary[..summary.find(" received (").unwrap()];
-    before.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -106,23 +96,18 @@ fn redelivery_after_a_crash_between_commit_and_delete_writes_nothing_twice() {
     let bodies = generated(300, 11);
     services.send(&run.queue_url, &bodies);
     // First host: commits its first batch, then dies before deleting it.
-    let crashed = run
-        .spawn(
-            &["run", "--concurrency", "1", "--batch-size", "50", "--visibility-timeout-secs", "2"],
-            &[("MASKFLOW_CRASH_AT", "after-commit")],
-        )
-        .wait_with_output()
-        .unwrap();
-    assert!(!crashed.status.success(), "the crash hook should have aborted the host");
+    let args =
+        ["run", "--concurrency", "1", "--batch-size", "50", "--visibility-timeout-secs", "2"];
+    let crashed =
+        run.command_with_failpoints(&args, "after-commit=return(abort)").output().unwrap();
+    assert!(!crashed.status.success(), "the fail point should have aborted the host");
+    assert_eq!(events_of(&crashed.stderr).count("failpoint"), 1, "it fired once");
     let committed = run.count("SELECT count(*) FROM maskflow_ledger");
     assert!(committed > 0, "the first batch was committed before the crash");
     std::thread::sleep(Duration::from_secs(3)); // let the undeleted batch become visible again
     let out = run.drain(&["--batch-size", "50"]);
-    let summary = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        summary.contains("redelivered (skipped)") && !summary.contains(" 0 redelivered"),
-        "{summary}"
-    );
+    let skipped = events_of(&out.stderr).done("redelivered");
+    assert_eq!(skipped, committed as u64, "the committed batch came back and was skipped");
     run.assert_exactly_once(bodies.len(), expected_rows(&bodies));
 }
 
@@ -139,7 +124,7 @@ fn two_hosts_on_one_queue_share_it_without_duplicates_or_gaps() {
         let out = host.wait_with_output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{log}");
-        received.push(summary_received(&log));
+        received.push(events_of(&out.stderr).done("received"));
     }
     // Both consumed: each host received a real share (SQS hands out at most 10 per call).
     assert!(received.iter().all(|&n| n >= 100), "messages received per host: {received:?}");
@@ -217,6 +202,8 @@ fn a_broken_module_stops_the_host_and_keeps_every_message_queued() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert_eq!(events_of(&out.stderr).failure_kind(), Some("stopped"), "{stderr}");
     assert!(stderr.contains("failed on every message"), "{stderr}");
     assert_eq!(run.count("SELECT count(*) FROM maskflow_ledger"), 0);
     std::thread::sleep(Duration::from_secs(3));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use maskflow_tests::faults::{Fault, SilentListener, SqsFaults, SslThenReset};
 use maskflow_tests::proxy::Proxy;
-use maskflow_tests::run::{expected_rows, generated, wait_until, Run, Watched};
+use maskflow_tests::run::{expected_rows, generated, wait_until, Events, Run, Watched};
 use maskflow_tests::{free_port, get, Services};
 
 const EXIT_CONFIG: i32 = 3;
@@ -66,6 +66,7 @@ fn a_postgres_that_accepts_and_never_answers_or_resets_mid_handshake_fails_the_s
         let took = started.elapsed();
         assert_eq!(code(status), Some(EXIT_UNREACHABLE), "{mode} via {addr}: {log}");
         assert!(took < Duration::from_secs(8), "{mode}: exit after {took:?}, budget 3 s: {log}");
+        assert_eq!(Events::parse(&log).failure_kind(), Some("unreachable"), "{log}");
         assert!(log.contains("did not answer within --startup-timeout"), "{log}");
     }
     assert_eq!(services.queue_depth(&run.queue_url), 0, "nothing was received");
@@ -90,11 +91,9 @@ fn postgres_going_silent_mid_run_is_waited_out_and_nothing_is_lost_or_doubled() 
         "10",
     ];
     let host = run.spawn_watched(&args, &[("DATABASE_URL", &url)]);
-    host.wait_for("a commit", Duration::from_secs(60), |log| log.contains("batch committed"));
+    host.wait_for("a commit", Duration::from_secs(60), |e| e.tally().committed > 0);
     proxy.silence();
-    host.wait_for("the silence noticed", Duration::from_secs(20), |log| {
-        log.contains("did not answer in time") || log.contains("did not complete the connection")
-    });
+    host.wait_for("the silence noticed", Duration::from_secs(20), |e| e.retries("postgres") > 0);
     std::thread::sleep(Duration::from_secs(3));
     proxy.restore();
     let (status, log) = host.wait_at_most(Duration::from_secs(120));
@@ -124,8 +123,9 @@ fn a_ledger_row_held_by_a_frozen_session_delays_only_its_message() {
     wait_until("every other message committed", Duration::from_secs(60), || {
         run.committed() == (ids.len() - 1) as i64
     });
-    host.wait_for("the lock logged", Duration::from_secs(30), |log| {
-        log.contains("held by another open transaction") && log.contains("frozen-host")
+    host.wait_for("the held message handed back", Duration::from_secs(30), |e| {
+        e.named("messages_released")
+            .any(|r| r["held_by"].as_str().unwrap_or("").contains("frozen-host"))
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(run.committed(), (ids.len() - 1) as i64, "the held message waits");
@@ -156,6 +156,7 @@ fn a_read_only_postgres_is_waited_for_and_gets_no_ddl() {
     let host = run.spawn_watched(&["run", "--drain", "--startup-timeout", "3"], &[]);
     let (status, log) = host.wait_at_most(Duration::from_secs(30));
     assert_eq!(code(status), Some(EXIT_UNREACHABLE), "a standby heals (failover): {log}");
+    assert_eq!(Events::parse(&log).failure_kind(), Some("unreachable"), "{log}");
     assert!(
         log.contains("is read-only (a standby"),
         "found by the check at connect, before any DDL: {log}"
@@ -183,7 +184,8 @@ fn access_denied_on_delete_stops_the_host_before_its_messages_come_back() {
     let (status, log) = run.spawn_watched(&args, &env).wait_at_most(Duration::from_secs(60));
     assert_eq!(code(status), Some(EXIT_CONFIG), "{log}");
     assert!(log.contains("sqs:DeleteMessage"), "says what to fix: {log}");
-    assert!(!log.contains("SQS delivered messages again"), "stopped before redeliveries: {log}");
+    assert_eq!(Events::parse(&log).failure_kind(), Some("config"), "{log}");
+    assert_eq!(Events::parse(&log).count("redelivered"), 0, "stopped before redeliveries: {log}");
     // The policy fixed: what was committed and not deleted is skipped, the rest lands.
     relay.clear();
     let (status, log) = run.spawn_watched(&args, &env).wait_at_most(Duration::from_secs(120));
@@ -217,7 +219,10 @@ fn entries_sqs_fails_inside_a_200_are_retried_alone_or_left_to_come_back() {
         });
         assert!(retried, "the failed entries were sent again, alone: {:?}", call.failed);
     }
-    assert!(log.contains("SQS refused an entry") && log.contains("InternalError"), "{log}");
+    let refused = Events::parse(&log);
+    let codes: Vec<&str> =
+        refused.named("entry_refused").filter_map(|e| e["code"].as_str()).collect();
+    assert!(!codes.is_empty() && codes.iter().all(|c| *c == "InternalError"), "{log}");
     run.assert_exactly_once(bodies.len(), expected_rows(&bodies));
 
     // The request's fault (a stale receipt): not sent again; the message comes back, skipped.
@@ -229,8 +234,11 @@ fn entries_sqs_fails_inside_a_200_are_retried_alone_or_left_to_come_back() {
     );
     let (status, log) = run.spawn_watched(&args, &env).wait_at_most(Duration::from_secs(120));
     assert!(status.success(), "{log}");
-    assert!(log.contains("ReceiptHandleIsInvalid"), "{log}");
-    assert!(log.contains("SQS delivered messages again"), "they came back: {log}");
+    let events = Events::parse(&log);
+    let codes: Vec<&str> =
+        events.named("entry_refused").filter_map(|e| e["code"].as_str()).collect();
+    assert!(codes.contains(&"ReceiptHandleIsInvalid"), "{log}");
+    assert!(events.count("redelivered") > 0, "they came back: {log}");
     run.assert_exactly_once(bodies.len(), expected_rows(&bodies));
 }
 
@@ -259,6 +267,7 @@ fn a_table_refusing_every_row_stops_the_host_even_at_one_row_per_batch() {
     for attempt in 0..2 {
         let (status, log) = run.spawn_watched(&light, &[]).wait_at_most(Duration::from_secs(60));
         assert_eq!(code(status), Some(EXIT_STOPPED), "attempt {attempt}: {log}");
+        assert_eq!(Events::parse(&log).failure_kind(), Some("stopped"), "{log}");
         assert!(log.contains("none was recorded and nothing was deleted"), "{log}");
         let refused = run.count("SELECT count(*) FROM user_logins_rejected");
         assert!(refused <= 2, "at most {} rows diverted, not the queue: {refused}", 2);
@@ -273,8 +282,8 @@ fn a_rejection_redelivered_after_its_ledger_entry_was_pruned_is_recorded_once() 
     let services = Services::get();
     let run = Run::new(&services, "edge_pruned_rejection");
     services.send(&run.queue_url, &["this is not json".to_owned(), "{\"user_id\": 7}".to_owned()]);
-    let crash = [("MASKFLOW_CRASH_AT", "after-commit")];
-    let host = run.spawn_watched(&["run", "--drain", "--visibility-timeout-secs", "2"], &crash);
+    let args = ["run", "--drain", "--visibility-timeout-secs", "2"];
+    let host = run.spawn_failpoints(&args, "after-commit=return(abort)");
     let (status, log) = host.wait_at_most(Duration::from_secs(60));
     assert!(!status.success(), "aborted after the commit: {log}");
     assert_eq!(run.count("SELECT count(*) FROM user_logins_rejected"), 2);
@@ -297,11 +306,9 @@ fn sigterm_during_a_postgres_outage_exits_zero() {
     let proxy = Proxy::start(pg_addr(&services));
     let url = via(&run.database_url, proxy.addr);
     let host = run.spawn_watched(&["run", "--batch-size", "100"], &[("DATABASE_URL", &url)]);
-    host.wait_for("a commit", Duration::from_secs(60), |log| log.contains("batch committed"));
+    host.wait_for("a commit", Duration::from_secs(60), |e| e.tally().committed > 0);
     proxy.cut();
-    host.wait_for("the outage noticed", Duration::from_secs(30), |log| {
-        log.contains("PostgreSQL unavailable")
-    });
+    host.wait_for("the outage noticed", Duration::from_secs(30), |e| e.retries("postgres") > 0);
     let started = Instant::now();
     let (status, log) = host.stop("-TERM");
     assert_eq!(code(status), Some(0), "a clean stop, as the README says: {log}");
@@ -315,10 +322,11 @@ fn sigterm_during_a_postgres_outage_exits_zero() {
 fn a_panicking_worker_stops_the_host_and_what_it_held_comes_back() {
     let services = Services::get();
     let (run, bodies) = queued(&services, "edge_panic", 500, 69);
-    let panic = [("MASKFLOW_CRASH_AT", "panic:before-commit")];
-    let host = run.spawn_watched(&["run", "--drain", "--visibility-timeout-secs", "30"], &panic);
+    let args = ["run", "--drain", "--visibility-timeout-secs", "30"];
+    let host = run.spawn_failpoints(&args, "before-commit=panic");
     let (status, log) = host.wait_at_most(Duration::from_secs(60));
     assert_eq!(code(status), Some(1), "{log}");
+    assert_eq!(Events::parse(&log).failure_kind(), Some("internal"), "{log}");
     assert!(log.contains("internal error") && log.contains("panicked"), "{log}");
     // Handed back at exit, not after the 30 s visibility timeout.
     let started = Instant::now();
@@ -334,7 +342,7 @@ fn one_stuck_worker_makes_healthz_fail_whatever_the_other_loops_do() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let args = ["run", "--metrics-addr", &addr, "--health-stuck-after", "2s", "--concurrency", "2"];
-    let host = run.spawn_watched(&args, &[("MASKFLOW_CRASH_AT", "stall:before-commit")]);
+    let host = run.spawn_failpoints(&args, "before-commit=pause");
     let url = format!("http://{addr}/healthz");
     wait_until(
         "/healthz 503",

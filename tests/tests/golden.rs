@@ -2,8 +2,9 @@
 //! and the wasm module under wasmtime (Node: integrations/node/test; VRL:
 //! integrations/vector/conformance; the other engines: integrations/).
 
-use maskflow::runtime::{ModuleLimits, Outcome, WasmModule, EMBEDDED_MODULE};
+use maskflow::{ModuleLimits, WasmModule, EMBEDDED_MODULE};
 use maskflow_tests::{cases, golden, native_outcome, test_config, test_keys, Vector};
+use maskflow_transform::Outcome;
 use maskflow_transform::{Message, Reason, Transformer};
 use serde_json::{json, Value};
 

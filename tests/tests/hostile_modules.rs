@@ -3,15 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use maskflow::pipeline::stage::ModuleStage;
-use maskflow::runtime::{ModuleLimits, Outcome, WasmModule};
+use maskflow::{
+    Error, Failure, Kind, ModuleError, ModuleLimits, ModuleStage, Step, Stop, WasmModule,
+};
 use maskflow_tests::{hostile, test_config, test_keys};
-use maskflow_transform::{BodySealer, Message, Transformer};
+use maskflow_transform::wire::FailureKind;
+use maskflow_transform::{BodySealer, Message, Outcome, Reason, Transformer};
 
 const LIMITS: ModuleLimits =
     ModuleLimits { memory_bytes: 16 << 20, call_timeout: Duration::from_millis(300) };
 
-fn compile(bytes: &[u8]) -> maskflow::Result<WasmModule> {
+fn compile(bytes: &[u8]) -> Result<WasmModule, ModuleError> {
     WasmModule::compile(bytes, LIMITS, &serde_json::to_string(&test_config()).unwrap(), None)
 }
 
@@ -25,18 +27,24 @@ fn messages<'a>(bodies: &'a [&'a str]) -> Vec<Message<'a>> {
 
 #[test]
 fn a_trapping_module_stops_the_pipeline_instead_of_rejecting_everything() {
-    let err = stage(&hostile::traps()).run(&messages(&["a", "b", "c"])).unwrap_err().to_string();
-    assert!(
-        err.contains("failed on every message") && err.contains("nothing was deleted"),
-        "{err}"
-    );
+    let err = stage(&hostile::traps()).run(&messages(&["a", "b", "c"])).unwrap_err();
+    assert_eq!(err.kind(), Kind::Stopped, "{err}");
+    let Error::Stopped(Stop::ModuleNeverWorked { failed, last: Some(last) }) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*failed, 3, "every message was tried alone");
+    assert!(matches!(last.failure(), Failure::Trap(_)), "{last:?}");
+    assert!(err.to_string().contains("nothing was deleted"), "{err}");
 }
 
 #[test]
 fn a_looping_module_is_interrupted_at_its_deadline() {
     let started = Instant::now();
-    let err = stage(&hostile::loops_forever()).run(&messages(&["a"])).unwrap_err().to_string();
-    assert!(err.contains("failed on every message"), "{err}");
+    let err = stage(&hostile::loops_forever()).run(&messages(&["a"])).unwrap_err();
+    let Error::Stopped(Stop::ModuleNeverWorked { last: Some(last), .. }) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(matches!(last.failure(), Failure::Deadline), "{last:?}");
     // Two attempts of 300 ms each, plus compilation slack.
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }
@@ -45,8 +53,9 @@ fn a_looping_module_is_interrupted_at_its_deadline() {
 fn a_memory_hungry_module_hits_the_cap_and_traps() {
     let module = compile(&hostile::grows_memory_without_bound()).unwrap();
     let mut instance = module.instantiate().unwrap();
-    let err = instance.transform(&messages(&["a"])).unwrap_err().to_string();
-    assert!(err.contains("trapped"), "{err}");
+    let err = instance.transform(&messages(&["a"])).unwrap_err();
+    assert!(matches!(err.failure(), Failure::Trap(_)), "{err:?}");
+    assert_eq!((err.step(), err.kind()), (Step::Transform, Kind::Stopped), "a call, not a setting");
 }
 
 const PAGE: usize = 64 << 10;
@@ -56,7 +65,7 @@ const PAGE: usize = 64 << 10;
 const HUNGRY_PAGES: u32 = 2048;
 
 /// What the module answers for one message under a memory cap of `memory_bytes`.
-fn grow_to_hungry_pages_under(memory_bytes: usize) -> maskflow::Result<Vec<Outcome>> {
+fn grow_to_hungry_pages_under(memory_bytes: usize) -> Result<Vec<Outcome>, ModuleError> {
     let limits = ModuleLimits { memory_bytes, ..LIMITS };
     let module = WasmModule::compile(
         &hostile::grows_memory_to(HUNGRY_PAGES),
@@ -73,16 +82,19 @@ fn the_memory_cap_is_what_stops_a_module_that_would_otherwise_succeed() {
     // Without a binding cap (1 GiB) the module gets its 128 MiB and answers.
     let outcomes = grow_to_hungry_pages_under(1 << 30).expect("128 MiB is allowed under 1 GiB");
     assert!(
-        matches!(&outcomes[..], [Outcome::Rejected { reason, .. }] if reason == "x"),
+        matches!(&outcomes[..], [Outcome::Rejected { reason, .. }] if *reason == Reason::WrongType),
         "{outcomes:?}"
     );
     // With the cap, memory.grow is refused exactly at the cap: the module reports its size.
     for cap_mb in [16, 40] {
-        let err = grow_to_hungry_pages_under(cap_mb << 20).unwrap_err().to_string();
+        let err = grow_to_hungry_pages_under(cap_mb << 20).unwrap_err();
         let pages = (cap_mb << 20) / PAGE;
-        assert!(
-            err.contains(&format!("memory.grow refused at {pages} pages")),
-            "a {cap_mb} MiB cap should stop the module at {pages} pages: {err}"
+        let Failure::Reported(failure) = err.failure() else { panic!("{err:?}") };
+        assert_eq!(failure.kind, FailureKind::Other, "the hostile module's status 1");
+        assert_eq!(
+            &failure.message,
+            &format!("memory.grow refused at {pages} pages"),
+            "a {cap_mb} MiB cap should stop the module at {pages} pages"
         );
     }
 }
@@ -117,7 +129,7 @@ fn module_memory_mb_caps_the_module_in_the_cli() {
         (out.status.success(), String::from_utf8_lossy(&output).into_owned())
     };
     let (ok, stderr) = transform(Some("1024"));
-    assert!(ok && stderr.contains(r#""reason":"x""#), "1024 MB lets it through: {stderr}");
+    assert!(ok && stderr.contains(r#""reason":"wrong_type""#), "1024 MB lets it through: {stderr}");
     for (flag, pages) in [(Some("16"), 256), (None, 1024)] {
         let (ok, stderr) = transform(flag);
         assert!(!ok, "--module-memory-mb {flag:?} should stop the module: {stderr}");
@@ -132,7 +144,7 @@ fn module_memory_mb_caps_the_module_in_the_cli() {
 /// `MAX_TABLE_ELEMENTS`, so a module growing one is stopped like one growing memory.
 #[test]
 fn a_module_growing_a_table_is_stopped_at_the_table_cap() {
-    use maskflow::runtime::MAX_TABLE_ELEMENTS;
+    use maskflow::MAX_TABLE_ELEMENTS;
     let run = |target: u32| {
         compile(&hostile::grows_table_to(target))
             .unwrap()
@@ -142,7 +154,9 @@ fn a_module_growing_a_table_is_stopped_at_the_table_cap() {
     };
     // Under the cap the module gets its table and answers: the cap is what stops it below.
     let outcomes = run(MAX_TABLE_ELEMENTS as u32).expect("a table at the cap is allowed");
-    assert!(matches!(&outcomes[..], [Outcome::Rejected { reason, .. }] if reason == "x"));
+    assert!(
+        matches!(&outcomes[..], [Outcome::Rejected { reason, .. }] if *reason == Reason::WrongType)
+    );
     // 1,000,000 elements (8 MB of host memory) would be granted without the cap.
     let err = run(1_000_000).unwrap_err().to_string();
     assert!(err.contains(&format!("table.grow refused at {MAX_TABLE_ELEMENTS} elements")), "{err}");
@@ -152,33 +166,31 @@ fn a_module_growing_a_table_is_stopped_at_the_table_cap() {
         .instantiate()
         .unwrap()
         .transform(&messages(&["a"]))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("trapped"), "{err}");
-    let err = stage(&hostile::grows_table_without_bound())
-        .run(&messages(&["a", "b"]))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("failed on every message"), "{err}");
+        .unwrap_err();
+    assert!(matches!(err.failure(), Failure::Trap(_)), "{err:?}");
+    let err = stage(&hostile::grows_table_without_bound()).run(&messages(&["a", "b"])).unwrap_err();
+    assert!(matches!(err, Error::Stopped(Stop::ModuleNeverWorked { failed: 2, .. })), "{err:?}");
 }
 
 #[test]
 fn a_module_of_another_abi_version_is_refused() {
-    let err =
-        compile(&hostile::wrong_abi_version()).unwrap().instantiate().err().unwrap().to_string();
-    assert!(err.contains("ABI version 2"), "{err}");
+    let err = compile(&hostile::wrong_abi_version()).unwrap().instantiate().err().unwrap();
+    assert!(matches!(err.failure(), Failure::AbiVersion { found: 2, expected: 1 }), "{err:?}");
+    assert_eq!(err.kind(), Kind::Config, "a setting to fix: --module");
 }
 
 #[test]
 fn a_module_with_imports_is_refused() {
-    let err = compile(&hostile::imports_a_function()).err().unwrap().to_string();
-    assert!(err.contains("imports `env.log`"), "{err}");
+    let err = compile(&hostile::imports_a_function()).err().unwrap();
+    let Failure::Imports { module, name } = err.failure() else { panic!("{err:?}") };
+    assert_eq!((module.as_str(), name.as_str()), ("env", "log"));
 }
 
 #[test]
 fn garbage_is_not_a_module() {
-    let err = compile(b"definitely not wasm").err().unwrap().to_string();
-    assert!(err.contains("not a valid WebAssembly module"), "{err}");
+    let err = compile(b"definitely not wasm").err().unwrap();
+    assert!(matches!(err.failure(), Failure::Invalid(_)), "{err:?}");
+    assert_eq!((err.step(), err.kind()), (Step::Compile, Kind::Config));
 }
 
 #[test]
@@ -192,7 +204,7 @@ fn a_message_the_module_fails_on_is_isolated_and_the_rest_go_through() {
             panic!("{body}: {outcome:?}")
         };
         if body.contains('!') {
-            assert_eq!(reason, "module_failed");
+            assert_eq!(*reason, Reason::ModuleFailed);
             let clear = Transformer::new(test_config()).unwrap().unmask(encrypted_body).unwrap();
             assert_eq!(
                 clear.value,
@@ -200,7 +212,7 @@ fn a_message_the_module_fails_on_is_isolated_and_the_rest_go_through() {
                 "the failed message's body is kept, encrypted"
             );
         } else {
-            assert_eq!(reason, "x", "{body} went through the module");
+            assert_eq!(*reason, Reason::WrongType, "{body} went through the module");
         }
     }
 }

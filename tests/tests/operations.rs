@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use maskflow_tests::run::{generated, wait_until, Run};
+use maskflow_tests::run::{events_of, generated, wait_until, Events, Run};
 use maskflow_tests::{free_port, get, golden, maskflow_bin, test_key_file, Services, Vector};
 use serde_json::Value;
 
@@ -65,6 +65,14 @@ fn metrics_count_the_run_and_readiness_follows_postgres() {
     // After it: the counters equal what PostgreSQL holds and what was sent.
     let m = metrics();
     assert_eq!(value(&m, "maskflow_messages_received_total") as usize, bodies.len());
+    // Every reason's series exists, at 0 where none happened (no panel reads "no data").
+    assert_eq!(value(&m, "maskflow_rejections_total{reason=\"sink_refused\"}"), 0.0);
+    let start = value(&m, "maskflow_start_time_seconds");
+    assert!(
+        start >= started.as_secs_f64() - 1.0
+            && start <= value(&m, "maskflow_last_commit_timestamp_seconds"),
+        "{start}"
+    );
     assert_eq!(
         value(&m, "maskflow_rows_written_total") as i64,
         run.count("SELECT count(*) FROM user_logins")
@@ -95,8 +103,8 @@ fn metrics_count_the_run_and_readiness_follows_postgres() {
     assert!(mean_lag > 0.0 && mean_lag < (now - sent_at).as_secs_f64(), "mean lag {mean_lag} s");
     let text = get(&format!("{base}/metrics")).unwrap().1;
     every_series_the_dashboard_and_alerts_name_is_served(&text);
-    host.wait_for("the stats line (stderr is not a terminal)", Duration::from_secs(10), |log| {
-        log.lines().any(|l| l.contains(&format!("{} received (", bodies.len())))
+    host.wait_for("the stats event (stderr is not a terminal)", Duration::from_secs(10), |e| {
+        e.named("stats").any(|s| s["received"] == bodies.len() && s["deleted"] == bodies.len())
     });
 
     // Readiness follows PostgreSQL; liveness does not.
@@ -141,7 +149,7 @@ fn prune_deletes_only_ledger_entries_older_than_asked() {
     let out = run.command(&["prune", "--older-than", "14d"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("10 ledger entries"), "{stderr}");
+    assert_eq!(events_of(&out.stderr).sum("pruned", "deleted"), 10, "{stderr}");
     assert_eq!(run.count("SELECT count(*) FROM maskflow_ledger"), 40);
     assert_eq!(
         run.count("SELECT count(*) FROM user_logins")
@@ -167,14 +175,15 @@ fn golden_by_sent_time() -> BTreeMap<i64, Vec<Vector>> {
 }
 
 /// `maskflow transform` of these vectors; asserts every output line is the vector's expected
-/// row or rejection, and returns stderr.
-fn transform_golden(sent: i64, group: &[Vector], args: &[&str]) -> String {
+/// row or rejection, and returns its events.
+fn transform_golden(sent: i64, group: &[Vector], args: &[&str]) -> Events {
     let bin = maskflow_bin();
     let mut child = Command::new(&bin)
         .args(["transform", "--sent-timestamp-ms", &sent.to_string()])
         .args(args)
         .env("MASKFLOW_KEY", std::fs::read_to_string(test_key_file()).unwrap())
         .env("RUST_LOG", "maskflow=debug")
+        .env("MASKFLOW_LOG_FORMAT", "json")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -201,7 +210,13 @@ fn transform_golden(sent: i64, group: &[Vector], args: &[&str]) -> String {
             None => assert_eq!(Some(line.as_object().unwrap()), v.expected_row(), "{}", v.name),
         }
     }
-    stderr
+    Events::parse(&stderr)
+}
+
+/// What the module cache did in one run (`module_cache` events' `outcome`, and `why`).
+fn cache_outcomes(events: &Events) -> Vec<(String, String)> {
+    let field = |e: &Value, f: &str| e[f].as_str().unwrap_or("").to_owned();
+    events.named("module_cache").map(|e| (field(e, "outcome"), field(e, "why"))).collect()
 }
 
 #[test]
@@ -226,52 +241,52 @@ fn the_module_cache_is_reused_only_when_intact_and_private() {
     let mode =
         |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
 
-    let first = run();
-    assert!(first.contains("compiled module cached"), "{first}");
+    let outcomes = |events: Events| -> Vec<String> {
+        cache_outcomes(&events).into_iter().map(|(outcome, _)| outcome).collect()
+    };
+    assert_eq!(outcomes(run()), ["stored"], "compiled, then cached");
     assert_eq!(mode(&dir), 0o700, "created private");
     let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(entries.len(), 1, "one entry, no temporary left: {entries:?}");
     let entry = &entries[0];
     assert_eq!(mode(entry), 0o600);
-    let second = run();
-    assert!(second.contains("module loaded from the cache"), "{second}");
-    assert!(!second.contains("compiled module cached"), "{second}");
+    assert_eq!(outcomes(run()), ["loaded"], "loaded, not compiled again");
 
     // One flipped byte inside the machine code: refused, compiled again, stored again.
     let mut bytes = std::fs::read(entry).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0xff;
     std::fs::write(entry, &bytes).unwrap();
-    let damaged = run();
-    assert!(damaged.contains("damaged module cache entry"), "{damaged}");
-    assert!(damaged.contains("compiled module cached"), "{damaged}");
-    assert!(run().contains("module loaded from the cache"));
+    assert_eq!(outcomes(run()), ["damaged", "stored"]);
+    assert_eq!(outcomes(run()), ["loaded"]);
 
     // An entry others may write: refused (checked on the opened file), compiled, replaced.
     std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o622)).unwrap();
-    let writable = run();
-    assert!(writable.contains("module cache entry refused: mode 622"), "{writable}");
-    assert!(writable.contains("compiled module cached"), "{writable}");
+    let writable = cache_outcomes(&run());
+    assert_eq!(writable.len(), 2, "{writable:?}");
+    assert_eq!(writable[0].0, "refused", "{writable:?}");
+    assert!(writable[0].1.starts_with("mode 622"), "says why: {writable:?}");
+    assert_eq!(writable[1].0, "stored", "{writable:?}");
     assert_eq!(mode(entry), 0o600, "replaced by a private entry");
-    assert!(run().contains("module loaded from the cache"));
+    assert_eq!(outcomes(run()), ["loaded"]);
 
     // A directory on the way that others may write: the cache is not used at all.
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let parent = run();
-    assert!(
-        parent.contains(&format!("module cache not used: {}: mode 777", root.display())),
-        "{parent}"
-    );
+    let parent = cache_outcomes(&run());
+    assert_eq!(parent.len(), 1, "{parent:?}");
+    assert_eq!(parent[0].0, "unused", "{parent:?}");
+    assert!(parent[0].1.starts_with(&format!("{}: mode 777", root.display())), "{parent:?}");
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     // Others may write the directory: not loaded from, not written to.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let open = run();
-    assert!(open.contains("module cache not used: mode 777"), "{open}");
-    assert!(!open.contains("module loaded from the cache"), "{open}");
+    let open = cache_outcomes(&run());
+    assert_eq!(open.len(), 1, "not loaded from, not written to: {open:?}");
+    assert_eq!(open[0].0, "unused", "{open:?}");
+    assert!(open[0].1.starts_with("mode 777"), "{open:?}");
 
     let off = transform_golden(sent, &group, &["--module-cache", "off"]);
-    assert!(!off.contains("module cache"), "{off}");
+    assert_eq!(cache_outcomes(&off), [], "no cache at all");
     let _ = std::fs::remove_dir_all(&root);
 }
 

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
-use maskflow::commands::send::Generator;
+use maskflow::Generator;
 use maskflow_tests::run::{wait_until, Run};
 use maskflow_tests::Services;
 use maskflow_transform::{Config, Key, Message, Transformer};
@@ -255,7 +255,13 @@ fn rekey_killed_twice_under_a_running_host_re_masks_everything_once() {
     let done = maskflow(&run, &k2_first, &["rekey", "--to", "k2"]);
     let log = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{log}");
-    assert!(log.contains("rekey done"), "{log}");
+    let rekey_done = maskflow_tests::run::events_of(&done.stderr);
+    let rekey_done =
+        rekey_done.last("rekey_done").unwrap_or_else(|| panic!("no rekey_done: {log}"));
+    assert!(
+        rekey_done["bodies"].as_u64() > Some(0),
+        "the second run re-sealed the bodies left: {log}"
+    );
     let status = host.wait().unwrap();
     assert!(status.success(), "the host on k2 failed: {status}");
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use maskflow_tests::faults::{Fault, SqsFaults};
 use maskflow_tests::proxy::Proxy;
 use maskflow_tests::run::{
-    expected_contents, generated, last_phase, wait_until, Phase, Run, Tally,
+    events_of, expected_contents, generated, wait_until, Events, Phase, Run,
 };
 use maskflow_tests::{golden, test_key_file, Services};
 
@@ -55,16 +55,15 @@ fn kill_9_at_random_moments_loses_and_doubles_nothing() {
         let host = run.spawn_watched(&args, &[]);
         // Only once this host has committed a batch of its own, then a random moment later,
         // and only while it holds messages it has not deleted.
-        host.wait_for("a commit", Duration::from_secs(60), |log| Tally::of(log).committed > 0);
+        host.wait_for("a commit", Duration::from_secs(60), |e| e.tally().committed > 0);
         std::thread::sleep(Duration::from_millis(schedule.next_ms(0, 600)));
-        host.wait_for("messages in flight", Duration::from_secs(30), |log| {
-            Tally::of(log).in_flight() > 0
-        });
+        host.wait_for("messages in flight", Duration::from_secs(30), |e| e.tally().in_flight() > 0);
         let (status, log) = host.stop("-KILL");
         assert_eq!(status.signal(), Some(9), "kill {k}: the host was not killed by SIGKILL: {log}");
-        let tally = Tally::of(&log);
+        let events = Events::parse(&log);
+        let tally = events.tally();
         assert!(tally.committed > 0 && tally.in_flight() > 0, "kill {k}: {tally:?}");
-        let phase = last_phase(&log);
+        let phase = events.last_phase();
         eprintln!("kill {k}: in {phase:?}, the host's tally at death {tally:?}");
         *phases.entry(phase).or_default() += 1;
     }
@@ -104,20 +103,9 @@ fn postgres_outage_mid_run_is_waited_out() {
     let out = host.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("PostgreSQL unavailable"), "the outage is logged: {log}");
+    assert!(events_of(&out.stderr).retries("postgres") > 0, "the outage was waited out: {log}");
     run.assert_exactly_once(bodies.len(), expected_contents(&bodies).len());
     assert_eq!(run.contents(), expected_contents(&bodies));
-}
-
-/// The number before "more than once" in a host's summary line: messages SQS delivered to it
-/// with `ApproximateReceiveCount` > 1.
-fn received_again(log: &str) -> u64 {
-    let summary = log
-        .lines()
-        .rfind(|l| l.contains("more than once)"))
-        .unwrap_or_else(|| panic!("no summary: {log}"));
-    let before = &summary[..summary.find(" more than once)").unwrap()];
-    before.rsplit('(').next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -148,8 +136,11 @@ fn held_messages_stay_hidden_through_an_outage_longer_than_their_visibility_time
         let out = stop(host, "-TERM");
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{name}: {log}");
-        assert!(log.contains("PostgreSQL unavailable"), "{name}: the outage is logged: {log}");
-        assert_eq!(received_again(&log), 0, "{name} host got redelivered messages: {log}");
+        let events = events_of(&out.stderr);
+        // The first host waits in its commit; the second, started in the outage, at start.
+        let waited = events.retries("postgres") + events.count("startup_waiting");
+        assert!(waited > 0, "{name}: the outage was waited out: {log}");
+        assert_eq!(events.done("received_again"), 0, "{name} host got redelivered messages: {log}");
     }
     std::thread::sleep(Duration::from_secs(1)); // SQS's approximate counts settle
     run.assert_exactly_once(bodies.len(), expected_contents(&bodies).len());
@@ -201,21 +192,10 @@ fn sqs_down_at_start_fails_the_start_and_mid_run_is_waited_out() {
     let out = stop(host, "-TERM");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("SQS receive failed; retrying"), "the outage is logged: {log}");
+    assert!(events_of(&out.stderr).retries("receive") > 0, "receives were retried: {log}");
     let all: Vec<String> = first.into_iter().chain(second).collect();
     run.assert_exactly_once(all.len(), expected_contents(&all).len());
     assert_eq!(run.contents(), expected_contents(&all));
-}
-
-/// The number before `what` in a host's summary line (`maskflow: 3000 received (12 more than
-/// once), ..., 40 redelivered (skipped), ...`).
-fn summary_count(log: &str, what: &str) -> u64 {
-    let summary = log
-        .lines()
-        .rfind(|l| l.contains("redelivered (skipped)"))
-        .unwrap_or_else(|| panic!("no summary: {log}"));
-    let before = &summary[..summary.find(what).unwrap_or_else(|| panic!("no `{what}`: {summary}"))];
-    before.trim_end().rsplit([' ', '(']).next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -254,16 +234,16 @@ fn sqs_outage_with_messages_in_flight_and_deletes_failing_loses_and_doubles_noth
     );
     // Cut while the host holds committed messages it has not deleted yet and received ones it
     // has not committed yet.
-    host.wait_for("commits with messages in flight", Duration::from_secs(60), |log| {
-        let t = Tally::of(log);
+    host.wait_for("commits with messages in flight", Duration::from_secs(60), |e| {
+        let t = e.tally();
         t.committed >= 200 && t.committed > t.deleted && t.received > t.committing + 100
     });
     proxy.cut();
-    let at_cut = Tally::of(&host.log());
+    let at_cut = host.events().tally();
     // Longer than the visibility timeout (held messages come back) and than a delete's retries
     // (committed messages stay in the queue).
     std::thread::sleep(Duration::from_secs(12));
-    let during = Tally::of(&host.log());
+    let during = host.events().tally();
     proxy.restore();
     let (status, log) = host.wait();
     assert!(status.success(), "{log}");
@@ -276,18 +256,16 @@ fn sqs_outage_with_messages_in_flight_and_deletes_failing_loses_and_doubles_noth
         during.committed > at_cut.deleted,
         "committed during the outage, not deleted: {during:?}"
     );
-    assert!(log.contains("SQS receive failed; retrying"), "the outage is logged: {log}");
-    assert!(log.contains("delete failed; retrying"), "deletes failed during the outage: {log}");
-    eprintln!(
-        "deletes given up on during the outage: {}",
-        log.matches("committed messages not deleted").count()
-    );
-    let skipped = summary_count(&log, "redelivered (skipped)");
+    let events = Events::parse(&log);
+    assert!(events.retries("receive") > 0, "receives were retried: {log}");
+    assert!(events.retries("delete") > 0, "deletes failed during the outage: {log}");
+    eprintln!("deletes given up on during the outage: {}", events.count("delete_abandoned"));
+    let skipped = events.done("redelivered");
     assert!(
         skipped > 0,
         "committed, undeleted messages came back and the ledger skipped them: {log}"
     );
-    assert!(summary_count(&log, "more than once)") >= skipped, "{log}");
+    assert!(events.done("received_again") >= skipped, "{log}");
 
     sent_ids.sort();
     assert_eq!(run.ledger_ids(), sent_ids, "the ledger's message ids are exactly those sent");
@@ -398,13 +376,22 @@ fn trace_logs_and_rejections_carry_no_clear_pii_or_key() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let log = maskflow_tests::run::strip_ansi(
-        &(String::from_utf8_lossy(&out.stderr).into_owned()
-            + &String::from_utf8_lossy(&out.stdout)),
-    );
-    // Trace logging was on all the way: the pipeline's own line for every batch phase of every
-    // message, and trace lines from the libraries beside it.
-    let tally = Tally::of(&log);
+    let events = events_of(&out.stderr);
+    // What is scanned: every byte written, and every field as JSON-decoded (a value with a
+    // quote or a backslash is escaped in the JSON text).
+    let decoded: String = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|v| v.as_object().cloned().unwrap_or_default().into_iter())
+        .filter_map(|(_, v)| v.as_str().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned()
+        + &String::from_utf8_lossy(&out.stdout)
+        + &decoded;
+    // Trace logging was on all the way: the pipeline's own event for every batch phase of
+    // every message, and trace lines from the libraries beside it.
+    let tally = events.tally();
     let n = bodies.len() as u64;
     assert!(
         tally.received == n
@@ -413,7 +400,7 @@ fn trace_logs_and_rejections_carry_no_clear_pii_or_key() {
             && tally.deleted == n,
         "a debug line per batch phase for all {n} messages: {tally:?}"
     );
-    let trace_lines = log.lines().filter(|l| l.contains(" TRACE ")).count();
+    let trace_lines = log.lines().filter(|l| l.contains(r#""level":"TRACE""#)).count();
     eprintln!("{} log lines, {trace_lines} at trace, for {n} messages", log.lines().count());
     // About 7 per message when the module comes from the compiled-module cache (PostgreSQL's
     // client, wasmtime, rustls, hyper), thousands more when Cranelift compiles it.

@@ -10,8 +10,9 @@ use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use maskflow_tests::key_files::{malformed_key_files, KeyFileCase};
 use maskflow_tests::maskflow_bin;
-use maskflow_transform::Key;
+use maskflow_transform::{Error as TransformError, Key};
 
 /// A 64-byte key: bytes spread over the whole range so every window is distinctive.
 fn key_bytes(seed: u8) -> [u8; 64] {
@@ -40,31 +41,6 @@ fn assert_no_key(shown: &[u8], keys: &[[u8; 64]], what: &str) {
             );
         }
     }
-}
-
-/// Malformed key files: (text, line the error must name, words of the rule).
-fn malformed(b64: &str, other: &str) -> Vec<(String, usize, &'static str)> {
-    let mut mangled = b64.to_owned();
-    mangled.replace_range(40..41, "!");
-    vec![
-        (format!("{b64}:k1\n"), 1, "reversed"),
-        (format!("# keys\n\n{b64}:k2"), 3, "reversed"),
-        (format!("k1:{b64} # main key\n"), 1, "spaces"),
-        (format!("k1:{b64}#main\n"), 1, "comment"),
-        (format!(" k1:{b64}\n"), 1, "spaces"),
-        (format!("k1: {b64}\n"), 1, "spaces"),
-        (format!("k1:{b64}\r\nk2:{other}\r\n"), 1, "CRLF"),
-        (format!("k1:{}\n", &b64[..80]), 1, "bytes"),
-        (format!("k1:{}\n", &b64[..87]), 1, "base64"),
-        (format!("k1:{mangled}\n"), 1, "base64"),
-        (format!("k1:{}\n", b64.replace('+', "-").replace('/', "_")), 1, "base64"),
-        (format!("K1:{b64}\n"), 1, "id"),
-        (format!("k.1:{b64}\n"), 1, "id"),
-        (format!(":{b64}\n"), 1, "id"),
-        (format!("{}:{}\n", &b64[..8], &b64[8..]), 1, "id"),
-        (format!("k1:{b64}:k1\n"), 1, "`:`"),
-        (format!("k1:{b64}\nk2:{other}\nk1:{other}\n"), 3, "already used on line 1"),
-    ]
 }
 
 /// `maskflow unmask` with the key in a file (mode 0600) or in MASKFLOW_KEY: its exit code and
@@ -98,23 +74,29 @@ fn unmask_with(key_text: &[u8], in_file: bool) -> (Option<i32>, Vec<u8>) {
 fn key_loading_errors_name_the_line_and_rule_never_the_key() {
     let (key, other) = (key_bytes(5), key_bytes(200));
     let (b64, other_b64) = (STANDARD.encode(key), STANDARD.encode(other));
-    for (text, line, rule) in malformed(&b64, &other_b64) {
-        // The library: Display and Debug, of its error and of the host's.
-        let err = Key::parse_key_file(&text).map(|_| ()).expect_err(&text);
+    let cases = malformed_key_files(&b64, &other_b64);
+    assert!(cases.len() >= 17, "the fixture lost cases: {}", cases.len());
+    for KeyFileCase { name, text, line, rule, says } in cases {
+        // The library: the typed rule and line; Display and Debug, of its error and the host's.
+        let err = Key::parse_key_file(&text).map(|_| ()).expect_err(&name);
+        let TransformError::KeyFile { line: got, rule: got_rule } = &err else {
+            panic!("{name}: {err:?}")
+        };
+        assert_eq!((*got, got_rule.code()), (line, rule.as_str()), "{name}");
         let host: maskflow::Error = err.clone().into();
         for shown in [err.to_string(), format!("{err:?}"), host.to_string(), format!("{host:?}")] {
             let named = [format!("line {line}"), format!("line: {line}")];
-            assert!(named.iter().any(|n| shown.contains(n)), "{text:?}: {shown}");
-            assert!(shown.contains(rule), "{text:?} should say {rule:?}: {shown}");
-            assert_no_key(shown.as_bytes(), &[key, other], &format!("{text:?}"));
+            assert!(named.iter().any(|n| shown.contains(n)), "{name}: {shown}");
+            assert!(shown.contains(&says), "{name} should say {says:?}: {shown}");
+            assert_no_key(shown.as_bytes(), &[key, other], &name);
         }
         // The CLI: exit 3 (a setting), the source and line named, nothing of the key.
         for (in_file, source) in [(true, "key file "), (false, "MASKFLOW_KEY line")] {
             let (code, output) = unmask_with(text.as_bytes(), in_file);
             let shown = String::from_utf8_lossy(&output);
-            assert_eq!(code, Some(3), "{text:?}: {shown}");
+            assert_eq!(code, Some(3), "{name}: {shown}");
             assert!(shown.contains(source) && shown.contains(&format!("line {line}")), "{shown}");
-            assert_no_key(&output, &[key, other], &format!("{text:?} (file: {in_file})"));
+            assert_no_key(&output, &[key, other], &format!("{name} (file: {in_file})"));
         }
     }
 }
@@ -163,6 +145,7 @@ fn the_process_is_not_dumpable() {
         .args(["transform", "--module-cache", "off"])
         .env("MASKFLOW_KEY", std::fs::read_to_string(maskflow_tests::test_key_file()).unwrap())
         .env("RUST_LOG", "maskflow=debug")
+        .env("MASKFLOW_LOG_FORMAT", "json")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -172,5 +155,8 @@ fn the_process_is_not_dumpable() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("dumpable=0") && stderr.contains("process not dumpable"), "{stderr}");
+    let hardening = maskflow_tests::run::events_of(&out.stderr);
+    let hardening =
+        hardening.last("hardening").unwrap_or_else(|| panic!("no hardening event: {stderr}"));
+    assert_eq!(hardening["dumpable"], 0, "{stderr}");
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use maskflow::runtime::EMBEDDED_MODULE;
+use maskflow::EMBEDDED_MODULE;
 use maskflow_tests::repo_root;
 use wasmtime::{Engine, ExternType, Module, ValType};
 

@@ -3,11 +3,12 @@
 //! Exports: `memory`, `abi_version`, `alloc`, `dealloc`, `init`, `transform_batch`, `unmask`.
 //! No imports. (ClickHouse's UDF exports are in [`crate::clickhouse`].)
 //! Calls return a packed `u64` = `ptr << 32 | len` of a result buffer owned by the module and
-//! valid until the next `init`, `transform_batch` or `unmask`. Errors are values in that buffer, never traps.
+//! valid until the next `init`, `transform_batch` or `unmask`. Errors are values in that buffer,
+//! never traps: a status byte by kind ([`crate::wire::FailureKind`]) and the message.
 
 use std::cell::RefCell;
 
-use crate::wire::{self, BatchReader, STATUS_ERROR, STATUS_OK};
+use crate::wire::{self, BatchReader, FailureKind, ModuleFailure, STATUS_OK};
 use crate::{Config, Transformer, ABI_VERSION};
 
 thread_local! {
@@ -51,9 +52,13 @@ pub unsafe extern "C" fn dealloc(ptr: *mut u8, len: u32) {
 pub unsafe extern "C" fn init(ptr: *const u8, len: u32) -> u64 {
     let input = std::slice::from_raw_parts(ptr, len as usize);
     respond(|out| {
-        let text = std::str::from_utf8(input).map_err(|_| "config is not UTF-8".to_owned())?;
-        let transformer =
-            Config::from_json(text).and_then(Transformer::new).map_err(|e| e.to_string())?;
+        let text = std::str::from_utf8(input).map_err(|_| ModuleFailure {
+            kind: FailureKind::ConfigRefused,
+            message: "invalid config: not UTF-8".into(),
+        })?;
+        let transformer = Config::from_json(text)
+            .and_then(Transformer::new)
+            .map_err(|e| ModuleFailure::from(&e))?;
         wire::encode_columns(out, transformer.columns());
         TRANSFORMER.with(|t| *t.borrow_mut() = Some(transformer));
         Ok(())
@@ -71,11 +76,13 @@ pub unsafe extern "C" fn transform_batch(ptr: *const u8, len: u32) -> u64 {
     respond(|out| {
         TRANSFORMER.with(|cell| {
             let mut guard = cell.borrow_mut();
-            let transformer =
-                guard.as_mut().ok_or("transform_batch called before a successful init")?;
-            let mut batch = BatchReader::new(input).map_err(|e| format!("batch: {e}"))?;
+            let transformer = guard.as_mut().ok_or_else(|| {
+                ModuleFailure::other("transform_batch called before a successful init")
+            })?;
+            let malformed = |e| ModuleFailure::other(format!("batch: {e}"));
+            let mut batch = BatchReader::new(input).map_err(malformed)?;
             wire::put_u32(out, batch.len());
-            while let Some(message) = batch.next_message().map_err(|e| format!("batch: {e}"))? {
+            while let Some(message) = batch.next_message().map_err(malformed)? {
                 match transformer.transform(&message) {
                     Ok(row) => wire::encode_row(out, row),
                     Err(rejection) => wire::encode_rejection(out, &rejection),
@@ -97,10 +104,14 @@ pub unsafe extern "C" fn unmask(ptr: *const u8, len: u32) -> u64 {
     respond(|out| {
         TRANSFORMER.with(|cell| {
             let guard = cell.borrow();
-            let transformer = guard.as_ref().ok_or("unmask called before a successful init")?;
-            let text =
-                std::str::from_utf8(input).map_err(|_| "the mask is not UTF-8".to_owned())?;
-            let unmasked = transformer.unmask(text).map_err(|e| e.to_string())?;
+            let transformer = guard
+                .as_ref()
+                .ok_or_else(|| ModuleFailure::other("unmask called before a successful init"))?;
+            let text = std::str::from_utf8(input).map_err(|_| ModuleFailure {
+                kind: FailureKind::NotAMask,
+                message: "not a mask: the text is not UTF-8".into(),
+            })?;
+            let unmasked = transformer.unmask(text).map_err(|e| ModuleFailure::from(&e))?;
             wire::put_bytes(out, unmasked.column.as_bytes());
             out.extend_from_slice(&unmasked.value);
             Ok(())
@@ -109,15 +120,14 @@ pub unsafe extern "C" fn unmask(ptr: *const u8, len: u32) -> u64 {
 }
 
 /// Runs `body` into the reused result buffer and packs its address.
-fn respond(body: impl FnOnce(&mut Vec<u8>) -> Result<(), String>) -> u64 {
+fn respond(body: impl FnOnce(&mut Vec<u8>) -> Result<(), ModuleFailure>) -> u64 {
     RESULT.with(|cell| {
         let mut out = cell.borrow_mut();
         out.clear();
         out.push(STATUS_OK);
-        if let Err(message) = body(&mut out) {
+        if let Err(failure) = body(&mut out) {
             out.clear();
-            out.push(STATUS_ERROR);
-            out.extend_from_slice(message.as_bytes());
+            wire::encode_failure(&mut out, &failure);
         }
         (out.as_ptr() as u64) << 32 | out.len() as u64
     })

@@ -28,7 +28,7 @@ pub struct Config {
     pub cache_size: usize,
 }
 
-fn default_cache_size() -> usize {
+pub(crate) fn default_cache_size() -> usize {
     4096
 }
 

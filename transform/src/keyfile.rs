@@ -1,80 +1,34 @@
 //! The key file (and `MASKFLOW_KEY`, which holds the same text): one `id:base64` per line.
 //!
-//! Every error names the line and the rule it breaks, and never any part of the line: a line
-//! that breaks a rule may hold key material anywhere (reversed `<base64>:k1`, the key pasted as
-//! its id, a comment after it), so nothing of it is echoed. Only an id that passed the id rule is
-//! shown. Every copy of the key made while parsing is wiped (`zeroize`) when dropped.
+//! Every error names the line and the rule it breaks ([`KeyFileRule`]), and never any part of
+//! the line: a line that breaks a rule may hold key material anywhere (reversed `<base64>:k1`,
+//! the key pasted as its id, a comment after it), so nothing of it is echoed. Every copy of the
+//! key made while parsing is wiped (`zeroize`) when dropped. The same parser serves the host,
+//! and every engine through the module's `init` (`"key_file"`, ABI.md).
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use zeroize::Zeroizing;
+use crate::key::{self, valid_id, Key};
+use crate::{Error, KeyFileRule};
 
-use crate::mask::{Key, KEY_LEN};
-use crate::Error;
-
-/// The format, repeated in errors so the fix is in the message.
-const FORMAT: &str = "a key line is `id:base64` (id: 1-16 characters of a-z and 0-9; base64 of \
-                      64 bytes, 88 characters), nothing else on the line";
+impl Key {
+    /// Parses a key file: one `id:base64` per line (a bare `base64` line means id `k1`). The
+    /// first key masks; all of them unmask. `#` starts a comment line. Errors name the line
+    /// and the rule, never the line's text.
+    pub fn parse_key_file(text: &str) -> Result<Vec<Key>, Error> {
+        parse(text)
+    }
+}
 
 /// Parses the text of a key file: `id:base64` lines (a bare `base64` line means id `k1`). The
 /// first key masks; all of them unmask. Blank lines and lines starting with `#` are skipped.
-pub(crate) fn parse(text: &str) -> Result<Vec<Key>, Error> {
+fn parse(text: &str) -> Result<Vec<Key>, Error> {
     let mut keys: Vec<(usize, Key)> = Vec::new();
     for (index, line) in text.split('\n').enumerate() {
         let number = index + 1;
-        let bad = |rule: &str| Error::KeyFile { line: number, rule: rule.to_owned() };
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        if line.contains('\r') {
-            return Err(bad(
-                "carriage return (CRLF line endings): save the key file with LF line endings",
-            ));
-        }
-        if line.contains(char::is_whitespace) {
-            return Err(bad(&format!("spaces or tabs on the line; {FORMAT}")));
-        }
-        if line.contains('#') {
-            return Err(bad(
-                "`#` after the key: a comment goes on a line of its own, starting with `#`",
-            ));
-        }
-        let (id, b64) = match line.split_once(':') {
-            Some((id, b64)) => (id, b64),
-            None => ("k1", line),
-        };
-        if b64.contains(':') {
-            return Err(bad(&format!("more than one `:`; {FORMAT}")));
-        }
-        if !valid_id(id) {
-            let rule = if valid_id(b64) && id.len() > 16 {
-                "reversed: the id comes first, then `:`, then the key (`k1:<base64>`)"
-            } else {
-                "the key id (before `:`) must be 1-16 characters of a-z and 0-9"
-            };
-            return Err(bad(rule));
-        }
-        // Ids are not echoed: `id` may be a piece of a key split at a stray `:`.
-        if let Some((first, _)) = keys.iter().find(|(_, k)| k.id() == id) {
-            return Err(bad(&format!("its key id is already used on line {first}")));
-        }
-        let bytes = Zeroizing::new(STANDARD.decode(b64).map_err(|_| {
-            bad(&format!(
-                "the key is not standard base64 (A-Z a-z 0-9 + / and `=` padding; {} \
-                 characters): truncated or mangled?",
-                b64.len()
-            ))
-        })?);
-        let mut exact = Zeroizing::new([0u8; KEY_LEN]);
-        if bytes.len() != KEY_LEN {
-            return Err(bad(&format!(
-                "the key is {} bytes; an AES-256-SIV key is {KEY_LEN} bytes (88 base64 \
-                 characters): truncated?",
-                bytes.len()
-            )));
-        }
-        exact.copy_from_slice(&bytes);
-        keys.push((number, Key::new(id, *exact)?));
+        let key = parse_line(line, &keys).map_err(|rule| Error::KeyFile { line: number, rule })?;
+        keys.push((number, key));
     }
     if keys.is_empty() {
         return Err(Error::NoKey);
@@ -82,15 +36,43 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Key>, Error> {
     Ok(keys.into_iter().map(|(_, k)| k).collect())
 }
 
-pub(crate) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 16
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+/// One key line, given the keys (and their line numbers) read before it.
+fn parse_line(line: &str, earlier: &[(usize, Key)]) -> Result<Key, KeyFileRule> {
+    if line.contains('\r') {
+        return Err(KeyFileRule::CarriageReturn);
+    }
+    if line.contains(char::is_whitespace) {
+        return Err(KeyFileRule::Whitespace);
+    }
+    if line.contains('#') {
+        return Err(KeyFileRule::CommentAfterKey);
+    }
+    let (id, b64) = line.split_once(':').unwrap_or(("k1", line));
+    if b64.contains(':') {
+        return Err(KeyFileRule::ExtraColon);
+    }
+    if !valid_id(id) {
+        let reversed = valid_id(b64) && id.len() > 16;
+        return Err(if reversed { KeyFileRule::Reversed } else { KeyFileRule::InvalidId });
+    }
+    // Ids are not echoed: `id` may be a piece of a key split at a stray `:`.
+    if let Some((first_line, _)) = earlier.iter().find(|(_, k)| k.id() == id) {
+        return Err(KeyFileRule::DuplicateId { first_line: *first_line });
+    }
+    let bytes = key::decode(b64)?;
+    Ok(Key::new(id, *bytes).expect("the id was checked above"))
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+
     use super::*;
+    use crate::key::KEY_LEN;
+
+    /// The malformed key files every engine refuses (tests/vectors/key_files.md).
+    const FIXTURE: &str = include_str!("../../tests/vectors/key_files.jsonl");
 
     /// A key whose every 8-byte window and 8-character base64 window is distinct from the
     /// format's own text (bytes 0x80.. never appear in an error message's ASCII).
@@ -99,7 +81,7 @@ mod tests {
     }
 
     /// The first 8-character window of the key (base64 text or raw bytes) found in `shown`.
-    pub(crate) fn leaked(shown: &[u8], b64: &str, bytes: &[u8]) -> Option<String> {
+    fn leaked(shown: &[u8], b64: &str, bytes: &[u8]) -> Option<String> {
         let windows = b64.as_bytes().windows(8).chain(bytes.windows(8));
         windows
             .into_iter()
@@ -107,34 +89,50 @@ mod tests {
             .map(|w| String::from_utf8_lossy(w).into_owned())
     }
 
-    /// Malformed key files: (text, line the error must name, words of the rule).
-    pub(crate) fn malformed(b64: &str, other: &str) -> Vec<(String, usize, &'static str)> {
-        let mut mangled = b64.to_owned();
+    /// A fixture case: its name, the key file's text, and the line, rule code and words its
+    /// error must have.
+    struct Case {
+        name: String,
+        text: String,
+        line: usize,
+        rule: String,
+        says: String,
+    }
+
+    /// The fixture with its placeholders replaced by `key` and `other` (standard base64).
+    fn malformed(key: &str, other: &str) -> Vec<Case> {
+        let mut mangled = key.to_owned();
         mangled.replace_range(40..41, "!");
-        vec![
-            (format!("{b64}:k1\n"), 1, "reversed"),
-            (format!("# keys\n\n{b64}:k2"), 3, "reversed"),
-            (format!("k1:{b64} # main key\n"), 1, "spaces"),
-            (format!("k1:{b64}#main\n"), 1, "comment"),
-            (format!(" k1:{b64}\n"), 1, "spaces"),
-            (format!("k1: {b64}\n"), 1, "spaces"),
-            (format!("k1:{b64}\t\n"), 1, "spaces"),
-            (format!("k1:{b64}\r\nk2:{other}\r\n"), 1, "CRLF"),
-            (format!("k1:{}\n", &b64[..80]), 1, "bytes"),
-            (format!("k1:{}\n", &b64[..87]), 1, "base64"),
-            (format!("{}\n", &b64[..60]), 1, "base64"),
-            (format!("k1:{mangled}\n"), 1, "base64"),
-            (format!("k1:{}\n", b64.replace('+', "-").replace('/', "_")), 1, "base64"),
-            (format!("K1:{b64}\n"), 1, "id"),
-            (format!("k.1:{b64}\n"), 1, "id"),
-            (format!("k-1:{b64}\n"), 1, "id"),
-            (format!("kéy:{b64}\n"), 1, "id"),
-            (format!(":{b64}\n"), 1, "id"),
-            (format!("seventeenchars123:{b64}\n"), 1, "id"),
-            (format!("{}:{}\n", &b64[..8], &b64[8..]), 1, "id"),
-            (format!("k1:{b64}:k1\n"), 1, "`:`"),
-            (format!("k1:{b64}\nk2:{other}\nk1:{other}\n"), 3, "already used on line 1"),
-        ]
+        let urlsafe = key.replace('+', "-").replace('/', "_");
+        assert_ne!(urlsafe, key, "the test key must hold `+` or `/`");
+        FIXTURE
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("fixture line is JSON");
+                let field = |name: &str| v[name].as_str().expect(name).to_owned();
+                let mut text = field("text")
+                    .replace("{key}", key)
+                    .replace("{other}", other)
+                    .replace("{key_mangled}", &mangled)
+                    .replace("{key_urlsafe}", &urlsafe);
+                while let Some(start) = text.find("{key[") {
+                    let end = start + text[start..].find("]}").expect("slice placeholder ends");
+                    let (from, to) = text[start + 5..end].split_once("..").expect("a range");
+                    let from = if from.is_empty() { 0 } else { from.parse().unwrap() };
+                    let to = if to.is_empty() { key.len() } else { to.parse().unwrap() };
+                    text.replace_range(start..end + 2, &key[from..to]);
+                }
+                assert!(!text.contains('{'), "unknown placeholder in {l}");
+                Case {
+                    name: field("name"),
+                    text,
+                    line: v["line"].as_u64().expect("line") as usize,
+                    rule: field("rule"),
+                    says: field("says"),
+                }
+            })
+            .collect()
     }
 
     #[test]
@@ -143,20 +141,48 @@ mod tests {
         let b64 = STANDARD.encode(bytes);
         assert_eq!(b64.len(), 88);
         let other = STANDARD.encode(key_bytes(99));
-        for (text, line, rule) in malformed(&b64, &other) {
-            let err = Key::parse_key_file(&text).map(|_| ()).expect_err(&text);
+        let cases = malformed(&b64, &other);
+        assert!(cases.len() >= 17, "the fixture lost cases: {}", cases.len());
+        for case in cases {
+            let (text, line, name) = (&case.text, case.line, &case.name);
+            let err = Key::parse_key_file(text).map(|_| ()).expect_err(name);
+            let Error::KeyFile { line: got, rule } = &err else { panic!("{name}: {err:?}") };
+            assert_eq!((*got, rule.code()), (line, case.rule.as_str()), "{name}");
             for shown in [err.to_string(), format!("{err:?}")] {
                 let named = [format!("line {line}"), format!("line: {line}")];
-                assert!(named.iter().any(|n| shown.contains(n)), "{text:?}: {shown}");
-                assert!(shown.contains(rule), "{text:?} should say {rule:?}: {shown}");
+                assert!(named.iter().any(|n| shown.contains(n)), "{name}: {shown}");
+                assert!(shown.contains(&case.says), "{name} should say {:?}: {shown}", case.says);
                 if let Some(w) = leaked(shown.as_bytes(), &b64, &bytes) {
-                    panic!("{text:?}: the error shows key material {w:?}: {shown}");
+                    panic!("{name}: the error shows key material {w:?}: {shown}");
                 }
                 if let Some(w) = leaked(shown.as_bytes(), &other, &key_bytes(99)) {
-                    panic!("{text:?}: the error shows key material {w:?}: {shown}");
+                    panic!("{name}: the error shows key material {w:?}: {shown}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_fixture_covers_every_rule() {
+        let b64 = STANDARD.encode(key_bytes(11));
+        let cases = malformed(&b64, &STANDARD.encode(key_bytes(99)));
+        for code in KeyFileRule::CODES {
+            assert!(cases.iter().any(|c| c.rule == code), "no fixture case for {code}");
+        }
+        for case in &cases {
+            assert!(KeyFileRule::CODES.contains(&case.rule.as_str()), "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn key_file_lines_round_trip_and_never_print_the_key() {
+        let k = Key::new("k1", key_bytes(3)).unwrap();
+        let parsed =
+            Key::parse_key_file(&format!("# comment\n{}\n", *k.to_key_file_line())).unwrap();
+        assert_eq!(parsed[0].bytes(), k.bytes());
+        assert_eq!(format!("{:?}", parsed[0]), "Key(k1, <redacted>)");
+        assert!(matches!(Key::parse_key_file("k1:abc"), Err(Error::KeyFile { line: 1, .. })));
+        assert!(Key::parse_key_file(&format!("K.1:{}", STANDARD.encode([0u8; 64]))).is_err());
     }
 
     #[test]

@@ -18,10 +18,12 @@
 
 mod cache;
 pub mod config;
+mod config_json;
 mod date;
 mod error;
 mod flat;
 mod ip;
+mod key;
 mod keyfile;
 pub mod mask;
 mod outcome;
@@ -41,7 +43,7 @@ pub mod clickhouse;
 
 pub use cache::CacheStats;
 pub use config::{Column, Config, KeyConfig, Kind, Mapping};
-pub use error::Error;
+pub use error::{Error, KeyFileRule};
 pub use mask::{ColumnCipher, Key};
 pub use outcome::{Outcome, OutcomeJson, Row};
 pub use reason::{Reason, Rejection};

@@ -11,14 +11,13 @@ use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::Aes256;
 use aes_siv::aead::Aead;
 use aes_siv::Aes256SivAead;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use dbl::Dbl;
-use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
 
-pub const KEY_LEN: usize = 64;
+pub use crate::key::{Key, KEY_LEN};
 pub const NONCE_LEN: usize = 16;
 /// Length of the SIV tag that precedes the ciphertext.
 pub const TAG_LEN: usize = 16;
@@ -28,69 +27,7 @@ type Block = aes::Block;
 /// The nonce of [`Key::fingerprint`]'s domain: no column or body uses it.
 const FINGERPRINT_NONCE: &[u8; NONCE_LEN] = b"maskflow.key.fpr";
 
-/// One named 64-byte key (`k1`, `k2`, ...). The id prefixes every mask, so a key can be rotated
-/// and masks made with an older key can still be recovered.
-#[derive(Clone)]
-pub struct Key {
-    id: String,
-    bytes: [u8; KEY_LEN],
-}
-
-/// The key bytes are wiped when a key is dropped (copies made by `Clone` are wiped too).
-impl Drop for Key {
-    fn drop(&mut self) {
-        self.bytes.zeroize();
-    }
-}
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Key({}, <redacted>)", self.id)
-    }
-}
-
 impl Key {
-    pub fn new(id: &str, bytes: [u8; KEY_LEN]) -> Result<Self, Error> {
-        if !crate::keyfile::valid_id(id) {
-            // Not echoed: a malformed id may be key material (a key line written backwards).
-            return Err(Error::Key {
-                id: "(not shown)".into(),
-                reason: "a key id is 1-16 characters of a-z and 0-9".into(),
-            });
-        }
-        Ok(Key { id: id.to_owned(), bytes })
-    }
-
-    /// Decodes standard base64 of exactly 64 bytes.
-    pub fn from_base64(id: &str, text: &str) -> Result<Self, Error> {
-        let shown = if crate::keyfile::valid_id(id) { id } else { "(not shown)" };
-        let bad = |reason: &str| Error::Key { id: shown.to_owned(), reason: reason.to_owned() };
-        let bytes =
-            Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| bad("not valid base64"))?);
-        let mut exact = Zeroizing::new([0u8; KEY_LEN]);
-        if bytes.len() != KEY_LEN {
-            return Err(bad("an AES-256-SIV key is 64 bytes (88 base64 characters)"));
-        }
-        exact.copy_from_slice(&bytes);
-        Key::new(id, *exact)
-    }
-
-    /// Parses a key file: one `id:base64` per line (a bare `base64` line means id `k1`). The
-    /// first key masks; all of them unmask. `#` starts a comment line. Errors name the line
-    /// and the rule, never the line's text (`keyfile`).
-    pub fn parse_key_file(text: &str) -> Result<Vec<Key>, Error> {
-        crate::keyfile::parse(text)
-    }
-
-    /// The key-file line for this key (what `maskflow keygen` writes).
-    pub fn to_key_file_line(&self) -> Zeroizing<String> {
-        Zeroizing::new(format!("{}:{}", self.id, &*Zeroizing::new(STANDARD.encode(self.bytes))))
-    }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// A one-way fingerprint of the key, safe to store beside the data (it is the mask of a
     /// fixed text in a domain of its own, so it reveals nothing a mask would not): two keys
     /// with the same id and different bytes have different fingerprints.
@@ -100,7 +37,7 @@ impl Key {
 
     /// Decrypts `tag || ciphertext` made under `nonce`; `None` when the tag does not verify.
     fn open(&self, nonce: &[u8; NONCE_LEN], sealed: &[u8]) -> Option<Vec<u8>> {
-        let aead = <Aes256SivAead as aes_siv::aead::KeyInit>::new(&self.bytes.into());
+        let aead = <Aes256SivAead as aes_siv::aead::KeyInit>::new(&(*self.bytes()).into());
         aead.decrypt(aes_siv::Nonce::from_slice(nonce), sealed).ok()
     }
 }
@@ -127,7 +64,7 @@ pub struct ColumnCipher {
 
 impl ColumnCipher {
     pub fn new(key: &Key, nonce: &[u8; NONCE_LEN]) -> Self {
-        let (mac_key, ctr_key) = key.bytes.split_at(KEY_LEN / 2);
+        let (mac_key, ctr_key) = key.bytes().split_at(KEY_LEN / 2);
         let mac_key = Aes256::new_from_slice(mac_key).expect("32-byte CMAC key");
         let mut l = Block::default();
         mac_key.encrypt_block(&mut l);
@@ -138,7 +75,7 @@ impl ColumnCipher {
         ctr_key.encrypt_block(&mut ctr_check);
         let mut cipher = ColumnCipher {
             key_check: [l, ctr_check],
-            key_id: key.id.clone(),
+            key_id: key.id().to_owned(),
             mac_key,
             k1,
             k2,
@@ -297,7 +234,7 @@ pub fn unmask(
     }
     let key = keys
         .iter()
-        .find(|k| k.id == id)
+        .find(|k| k.id() == id)
         .ok_or_else(|| Error::UnknownKeyId(id.chars().take(16).collect()))?;
     nonces
         .iter()
@@ -326,7 +263,7 @@ mod tests {
     }
 
     fn reference(key: &Key, nonce: &[u8; 16], value: &[u8]) -> Vec<u8> {
-        let aead = <Aes256SivAead as aes_siv::aead::KeyInit>::new(&key.bytes.into());
+        let aead = <Aes256SivAead as aes_siv::aead::KeyInit>::new(&(*key.bytes()).into());
         aead.encrypt(aes_siv::Nonce::from_slice(nonce), value).unwrap()
     }
 
@@ -363,25 +300,13 @@ mod tests {
         assert!(matches!(unmask(&[key(1)], &nonces, "k1.!!"), Err(Error::MaskFormat(_))));
     }
 
-    #[test]
-    fn key_file_lines_round_trip_and_never_print_the_key() {
-        let k = key(3);
-        let parsed =
-            Key::parse_key_file(&format!("# comment\n{}\n", *k.to_key_file_line())).unwrap();
-        assert_eq!(parsed[0].bytes, k.bytes);
-        assert_eq!(format!("{:?}", parsed[0]), "Key(k1, <redacted>)");
-        assert!(matches!(Key::parse_key_file("k1:abc"), Err(Error::KeyFile { line: 1, .. })));
-        assert_eq!(Key::parse_key_file("\n# nothing\n").unwrap_err(), Error::NoKey);
-        assert!(Key::parse_key_file(&format!("K.1:{}", STANDARD.encode([0u8; 64]))).is_err());
-    }
-
     proptest! {
         #[test]
         fn cmac_is_the_cmac_crates(seed in any::<u8>(), message in proptest::collection::vec(any::<u8>(), 0..80)) {
             use cmac::{Cmac, Mac};
             let k = key(seed);
             let cipher = ColumnCipher::new(&k, NONCE);
-            let mut reference = <Cmac<Aes256> as KeyInit>::new_from_slice(&k.bytes[..32]).unwrap();
+            let mut reference = <Cmac<Aes256> as KeyInit>::new_from_slice(&k.bytes()[..32]).unwrap();
             reference.update(&message);
             prop_assert_eq!(cipher.cmac(&message), reference.finalize().into_bytes());
         }

@@ -1,7 +1,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::Rejection;
+use crate::{Reason, Rejection};
 
 /// One output row: a text value (PostgreSQL input syntax) or NULL per column, in mapping order.
 /// Reused across messages by [`crate::Transformer`], so a row costs no allocation once warm.
@@ -43,7 +43,7 @@ pub enum Outcome {
     /// Text (PostgreSQL input syntax) or NULL per column, in the module's column order.
     Row(Vec<Option<String>>),
     Rejected {
-        reason: String,
+        reason: Reason,
         message: String,
         encrypted_body: String,
     },

@@ -64,10 +64,6 @@ impl Config {
             cache_size: 4096,
         }
     }
-
-    pub fn from_json(text: &str) -> Result<Config, Error> {
-        serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))
-    }
 }
 
 impl From<&Key> for KeyConfig {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::mapping::load_mapping;
 use super::module::{KeyArgs, ModuleArgs};
 use super::postgres::PostgresArgs;
 use super::run::SqsArgs;
@@ -10,57 +11,57 @@ use crate::commands::prune::PruneConfig;
 use crate::commands::send::{LineSet, SendConfig, SendInput};
 use crate::commands::transform::{Rejects, TransformConfig};
 use crate::commands::unmask::{Output, UnmaskConfig};
-use crate::error::Result;
-use crate::keys;
+use crate::error::{Error, Result};
+use crate::runtime::init_config;
 
 /// Creates a new random AES-256-SIV key.
 #[derive(Debug, Clone, clap::Args)]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// Write the key file here (mode 0600; never overwrites) instead of printing it.
     #[arg(long, value_name = "PATH")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Key id, the prefix of every mask made with this key (`k2` when rotating from `k1`).
     #[arg(long, default_value = "k1")]
-    pub id: String,
+    pub(crate) id: String,
 }
 
 impl KeygenArgs {
-    pub fn into_config(self) -> KeygenConfig {
+    pub(crate) fn into_config(self) -> KeygenConfig {
         KeygenConfig { out: self.out, id: self.id }
     }
 }
 
 /// Recovers clear values from masks (authorised operators only: needs the key).
 #[derive(Debug, Clone, clap::Args)]
-pub struct UnmaskArgs {
+pub(crate) struct UnmaskArgs {
     #[command(flatten)]
-    pub key: KeyArgs,
+    pub(crate) key: KeyArgs,
     /// The mapping the masks were made with, if not the built-in one (for its column nonces).
     #[arg(long, value_name = "PATH")]
-    pub mapping: Option<PathBuf>,
+    pub(crate) mapping: Option<PathBuf>,
     /// Also print which column (or `raw_body`) each value came from, tab-separated.
     #[arg(long)]
-    pub with_column: bool,
+    pub(crate) with_column: bool,
     /// `lines`: one value per line, and a value holding a line break is refused (exit 1, with
     /// the flag to use); `nul`: each value ends with a NUL byte (`xargs -0`); `json`: one JSON
     /// object per mask, in order (`{"column", "value"}`, `"value_base64"` for bytes that are
     /// not UTF-8, or `{"error"}`). A stdin line that is not UTF-8 is reported by its number.
     #[arg(long, value_enum, default_value_t = UnmaskOutput::Lines)]
-    pub output: UnmaskOutput,
+    pub(crate) output: UnmaskOutput,
     /// Masks (`k1.…`); read one per line from stdin when none are given.
-    pub values: Vec<String>,
+    pub(crate) values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum UnmaskOutput {
+pub(crate) enum UnmaskOutput {
     Lines,
     Nul,
     Json,
 }
 
 impl UnmaskArgs {
-    pub fn into_config(self) -> Result<UnmaskConfig> {
-        let (config, _) = keys::transform_config(&self.key.load()?, self.mapping.as_deref(), 0)?;
+    pub(crate) fn into_config(self) -> Result<UnmaskConfig> {
+        let (config, _) = init_config(&self.key.load()?, load_mapping(self.mapping.as_deref())?, 0);
         let output = match self.output {
             UnmaskOutput::Lines => Output::Lines,
             UnmaskOutput::Nul => Output::Nul,
@@ -71,7 +72,7 @@ impl UnmaskArgs {
 }
 
 /// Shown at the end of `maskflow transform --help`.
-pub const TRANSFORM_EXIT_CODES: &str = "Exit codes:\n  \
+pub(crate) const TRANSFORM_EXIT_CODES: &str = "Exit codes:\n  \
     0  every line read (rejections included, unless --fail-on-reject)\n  \
     2  usage: a bad flag\n  \
     3  configuration: the key, the module or the mapping\n  \
@@ -81,34 +82,37 @@ pub const TRANSFORM_EXIT_CODES: &str = "Exit codes:\n  \
 /// NDJSON message bodies on stdin -> NDJSON rows on stdout, through the same wasm module as
 /// `run`: a streaming stage for shell pipelines and other stream processors' exec stages.
 #[derive(Debug, Clone, clap::Args)]
-pub struct TransformArgs {
+pub(crate) struct TransformArgs {
     #[command(flatten)]
-    pub module: ModuleArgs,
+    pub(crate) module: ModuleArgs,
     /// Where rejections go: `stdout` (interleaved with the rows as `{"rejected": {...}}`
     /// lines) or a file (NDJSON).
     #[arg(long, value_name = "stdout|PATH", default_value = "stdout")]
-    pub rejects: String,
+    pub(crate) rejects: String,
     /// Exit with code 6 when any line was rejected.
     #[arg(long)]
-    pub fail_on_reject: bool,
+    pub(crate) fail_on_reject: bool,
     /// The sent timestamp of every line (ms since the epoch), which sets `create_date`;
     /// default: the time the line arrives.
     #[arg(long, value_name = "MS", allow_negative_numbers = true)]
-    pub sent_timestamp_ms: Option<i64>,
-    /// Take each line's sent timestamp from this top-level JSON field (ms since the epoch, or
-    /// RFC 3339); lines without it get --sent-timestamp-ms or their arrival time.
+    pub(crate) sent_timestamp_ms: Option<i64>,
+    /// Take each line's sent timestamp from this top-level JSON field: milliseconds since the
+    /// epoch as a JSON integer, from 100000000000 (1973) on (a smaller number could be seconds
+    /// and is refused, not guessed), or an RFC 3339 string with its zone. A line whose field
+    /// holds anything else is rejected as invalid_timestamp, naming the field; lines without the
+    /// field (or with null) get --sent-timestamp-ms, or their arrival time.
     #[arg(long, value_name = "FIELD")]
-    pub sent_timestamp_field: Option<String>,
+    pub(crate) sent_timestamp_field: Option<String>,
     /// Lines per module call, at most.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub batch_size: u32,
+    pub(crate) batch_size: u32,
     /// A line's row is written at most this long after the line arrives (plus one module call).
     #[arg(long, default_value_t = 20, value_name = "MS")]
-    pub linger_ms: u64,
+    pub(crate) linger_ms: u64,
 }
 
 impl TransformArgs {
-    pub fn into_config(self) -> Result<TransformConfig> {
+    pub(crate) fn into_config(self) -> Result<TransformConfig> {
         Ok(TransformConfig {
             module: self.module.into_config()?.0,
             rejects: match self.rejects.as_str() {
@@ -125,23 +129,22 @@ impl TransformArgs {
 
 /// Deletes old entries of the exactly-once ledger (`maskflow_ledger`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     #[command(flatten)]
-    pub postgres: PostgresArgs,
+    pub(crate) postgres: PostgresArgs,
     /// Delete entries processed longer ago than this (e.g. 14d). Never less than the queue's
     /// message retention period (SQS: 4 days by default, 14 at most): until then SQS may
     /// deliver a message again, and only its ledger entry keeps it from being written twice.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub older_than: std::time::Duration,
+    pub(crate) older_than: std::time::Duration,
 }
 
 impl PruneArgs {
-    pub fn into_config(self) -> Result<PruneConfig> {
+    pub(crate) fn into_config(self) -> Result<PruneConfig> {
         if self.older_than < std::time::Duration::from_secs(60) {
-            return Err(crate::Error::Usage(
+            return Err(Error::usage(
                 "--older-than is below SQS' shortest retention period (60 s): use the queue's \
-                 MessageRetentionPeriod or more"
-                    .into(),
+                 MessageRetentionPeriod or more",
             ));
         }
         Ok(PruneConfig { postgres: self.postgres.into_config()?, older_than: self.older_than })
@@ -150,39 +153,39 @@ impl PruneArgs {
 
 /// Loads messages into the queue (creating it if missing): a file, or synthetic events.
 #[derive(Debug, Clone, clap::Args)]
-pub struct SendArgs {
+pub(crate) struct SendArgs {
     #[command(flatten)]
-    pub sqs: SqsArgs,
+    pub(crate) sqs: SqsArgs,
     /// A JSON array of events, or NDJSON (each line sent as it is, malformed lines included).
     #[arg(required_unless_present = "generate", conflicts_with = "generate")]
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
     /// Generate this many synthetic login events instead.
     #[arg(long, value_name = "N")]
-    pub generate: Option<usize>,
+    pub(crate) generate: Option<usize>,
     /// Seed of the generator (same seed, same messages).
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Malformed messages per thousand generated.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1000))]
-    pub malformed_per_mille: u32,
+    pub(crate) malformed_per_mille: u32,
     /// Print the bodies as NDJSON on stdout instead of sending them.
     #[arg(long)]
-    pub print: bool,
+    pub(crate) print: bool,
     /// SendMessageBatch calls in flight at once.
     #[arg(long, default_value_t = 8)]
-    pub parallel: usize,
+    pub(crate) parallel: usize,
     /// Send only from this line of FILE on (or message N of --generate); blank lines count, the
     /// items of a JSON array are numbered from 1. A send that stops part-way prints the lines
     /// sent and the flag to send exactly the rest.
     #[arg(long, value_name = "N", conflicts_with = "lines", value_parser = clap::value_parser!(u64).range(1..))]
-    pub from_line: Option<u64>,
+    pub(crate) from_line: Option<u64>,
     /// Send only these lines: `2,4-6,9-` (`9-`: to the end).
     #[arg(long, value_name = "RANGES")]
-    pub lines: Option<LineSet>,
+    pub(crate) lines: Option<LineSet>,
 }
 
 impl SendArgs {
-    pub fn into_config(self) -> Result<SendConfig> {
+    pub(crate) fn into_config(self) -> Result<SendConfig> {
         let input = match (self.file, self.generate) {
             (Some(path), _) => SendInput::File(path),
             (None, Some(count)) => SendInput::Generate {
@@ -190,7 +193,7 @@ impl SendArgs {
                 seed: self.seed,
                 malformed_per_mille: self.malformed_per_mille,
             },
-            (None, None) => return Err(crate::Error::Usage("give a FILE or --generate N".into())),
+            (None, None) => return Err(Error::usage("give a FILE or --generate N")),
         };
         Ok(SendConfig {
             sqs: self.sqs.into_config()?,

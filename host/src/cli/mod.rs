@@ -4,23 +4,26 @@
 
 mod commands;
 mod keys;
+mod mapping;
 mod module;
 mod pgpass;
 mod postgres;
 mod run;
+#[cfg(test)]
+mod tests;
 
 pub use run::SqsArgs;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tracing::{debug, info, warn};
 
 use crate::commands::{keygen, keys as key_commands, mask, prune, rekey, send, transform, unmask};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::events::{event, Event};
 use crate::logging;
+use crate::metrics::Phase;
 use crate::pipeline;
-use crate::stats::Phase;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,16 +36,16 @@ use crate::stats::Phase;
         Messages that are not valid events are recorded in user_logins_rejected with their body \
         encrypted.\n\nQuick start: scripts/quickstart (README.md)."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log format on stderr; the level comes from RUST_LOG (default: info).
     #[arg(long, global = true, env = "MASKFLOW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -59,7 +62,7 @@ impl From<LogFormat> for logging::Format {
 // Parsed once at start: the size of the largest variant (`run`'s flags) costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Consume the queue into PostgreSQL until SIGINT/SIGTERM (or, with --drain, until it is empty).
     #[command(after_help = run::EXIT_CODES)]
     Run(run::RunArgs),
@@ -95,16 +98,30 @@ pub fn main() -> ExitCode {
     let dumpable = crate::hardening::not_dumpable();
     let cli = Cli::parse();
     logging::init(cli.log_format.into());
+    // Fail points from FAILPOINTS, in test builds only (failpoint.rs).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     match dumpable {
-        Ok(dumpable) => debug!(dumpable, "process not dumpable: no core dump, no ptrace"),
-        Err(e) => {
-            warn!(error = %e, "cannot mark the process not dumpable: a core dump would hold the key")
-        }
+        Ok(dumpable) => event!(
+            debug,
+            Event::Hardening,
+            dumpable,
+            "process not dumpable: no core dump, no ptrace"
+        ),
+        Err(e) => event!(
+            warn,
+            Event::Hardening,
+            error = %e,
+            "cannot mark the process not dumpable: a core dump would hold the key"
+        ),
     }
     match execute(cli.command) {
         Ok(code) => code,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("maskflow: error: {e}");
+            let (kind, exit_code, error) = (e.kind(), e.kind().exit_code(), e.report());
+            event!(error, Event::Failed, kind = kind.as_str(), exit_code, %error, "failed");
+            eprintln!("maskflow: error: {error}");
             e.exit_code()
         }
     }
@@ -114,22 +131,24 @@ fn execute(command: Command) -> Result<ExitCode> {
     match command {
         Command::Run(args) => {
             let summary = pipeline::run(args.into_config()?)?;
-            let stats = &summary.stats;
-            info!(
-                received = stats.received(),
-                received_again = stats.received_again(),
-                rows = stats.rows(),
-                rejected = stats.rejected(),
-                redelivered = stats.duplicates(),
-                deleted = stats.deleted(),
+            let metrics = &summary.metrics;
+            event!(
+                info,
+                Event::Done,
+                received = metrics.messages_received.get(),
+                received_again = metrics.messages_received_again.get(),
+                rows = metrics.rows_written.get(),
+                rejected = metrics.rejected(),
+                redelivered = metrics.redeliveries_skipped.get(),
+                deleted = metrics.messages_deleted.get(),
                 elapsed_s = summary.elapsed.as_secs_f64(),
-                receive_s = stats.busy_secs(Phase::Receive),
-                module_s = stats.busy_secs(Phase::Module),
-                commit_s = stats.busy_secs(Phase::Commit),
-                delete_s = stats.busy_secs(Phase::Delete),
+                receive_s = metrics.busy_secs(Phase::Receive),
+                module_s = metrics.busy_secs(Phase::Module),
+                commit_s = metrics.busy_secs(Phase::Commit),
+                delete_s = metrics.busy_secs(Phase::Delete),
                 "done"
             );
-            eprintln!("maskflow: {}", stats.summary(summary.elapsed));
+            eprintln!("maskflow: {}", metrics.summary(summary.elapsed));
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen(args) => keygen::run(&args.into_config()).map(|()| ExitCode::SUCCESS),
@@ -144,7 +163,10 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::Rekey(args) => {
             let summary = rekey::run(args.into_config()?)?;
             if summary.passes > 0 {
-                info!(
+                event!(
+                    info,
+                    Event::RekeyDone,
+                    passes = summary.passes,
                     rows = summary.rows,
                     bodies = summary.bodies,
                     distinct = summary.distinct,
@@ -172,7 +194,13 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::Prune(args) => {
             let config = args.into_config()?;
             let deleted = prune::run(&config)?;
-            info!(deleted, older_than = ?config.older_than, "pruned the ledger");
+            event!(
+                info,
+                Event::Pruned,
+                deleted,
+                older_than_s = config.older_than.as_secs(),
+                "pruned the ledger"
+            );
             eprintln!(
                 "maskflow: {deleted} ledger entries older than {} deleted",
                 humantime::format_duration(config.older_than)
@@ -184,13 +212,13 @@ fn execute(command: Command) -> Result<ExitCode> {
             let (mut cli, mut script) = (<Cli as clap::CommandFactory>::command(), Vec::new());
             clap_complete::generate(shell, &mut cli, "maskflow", &mut script);
             std::io::Write::write_all(&mut std::io::stdout(), &script)
-                .map_err(crate::Error::io("cannot write the completion script"))?;
+                .map_err(Error::io("cannot write the completion script"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => {
             let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
             man.render(&mut std::io::stdout())
-                .map_err(crate::Error::io("cannot write the manual page"))?;
+                .map_err(Error::io("cannot write the manual page"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Send(args) => send::run(args.into_config()?).map(|_| ExitCode::SUCCESS),

@@ -5,105 +5,61 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use maskflow_transform::{BodySealer, Key};
-use zeroize::Zeroizing;
 
+use super::mapping::load_mapping;
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::pipeline::stage::ModuleConfig;
-use crate::runtime::{ModuleCache, ModuleLimits, EMBEDDED_MODULE};
+use crate::pipeline::ModuleConfig;
+use crate::runtime::{init_config, ModuleCache, ModuleLimits, EMBEDDED_MODULE};
 
 /// Where the key comes from.
 #[derive(Debug, Clone, clap::Args)]
-pub struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// Key file: `id:base64` lines, the first masks, all unmask (see `maskflow keygen`).
     /// Without it, MASKFLOW_KEY holds the key file's content.
-    #[arg(long, env = "MASKFLOW_KEY_FILE", value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
+    #[arg(long, env = "MASKFLOW_KEY_FILE", value_name = "PATH", global = true)]
+    pub(crate) key_file: Option<PathBuf>,
 }
 
 impl KeyArgs {
-    /// `--key-file` wins over `MASKFLOW_KEY` (the key file's text: `id:base64` lines). A
-    /// malformed line is reported by its number and the rule it breaks, never its text; the
-    /// text read is wiped once parsed.
-    pub fn load(&self) -> Result<Vec<Key>> {
-        let (text, source) = match self.key_file.as_deref() {
-            Some(path) => (read_private(path)?, format!("key file {}", path.display())),
-            None => {
-                let text = std::env::var_os("MASKFLOW_KEY").ok_or_else(|| {
-                    Error::key(
-                        "no key: set MASKFLOW_KEY to a key file's content or pass --key-file \
-                         (create one with `maskflow keygen --out maskflow.key`)",
-                    )
-                })?;
-                let bytes = Zeroizing::new(text.into_encoded_bytes());
-                let text = std::str::from_utf8(&bytes).map_err(|_| {
-                    Error::key("MASKFLOW_KEY is not UTF-8 text: it must hold `id:base64` lines")
-                })?;
-                (Zeroizing::new(text.to_owned()), "MASKFLOW_KEY".to_owned())
-            }
-        };
-        Key::parse_key_file(&text).map_err(|e| match e {
-            maskflow_transform::Error::KeyFile { line, rule } => {
-                Error::key(format!("{source} line {line}: {rule}"))
-            }
-            maskflow_transform::Error::NoKey => {
-                Error::key(format!("{source} holds no key line (`id:base64`)"))
-            }
-            other => other.into(),
-        })
+    /// `--key-file` wins over `MASKFLOW_KEY` (the key file's text: `id:base64` lines).
+    pub(crate) fn load(&self) -> Result<Vec<Key>> {
+        Ok(keys::load(self.key_file.as_deref())?)
     }
-}
 
-/// A key file's text, refused when group or others may read it (as libpq does for its key files).
-fn read_private(path: &std::path::Path) -> Result<Zeroizing<String>> {
-    use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
-    let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Config(format!("cannot read key file {shown}: {e}")))?;
-    if meta.mode() & 0o077 != 0 {
-        return Err(Error::Config(format!(
-            "key file {shown} has mode {:o}: group or others can read the key; chmod 600 {shown}",
-            meta.mode() & 0o777
-        )));
+    /// Whether a key source is given (`maskflow keys` runs without one).
+    pub(crate) fn given(&self) -> bool {
+        keys::configured(self.key_file.as_deref())
     }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_end(&mut bytes))
-        .map_err(|e| Error::Config(format!("cannot read key file {shown}: {e}")))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        Error::Config(format!("key file {shown} is not UTF-8 text: it must hold `id:base64` lines"))
-    })?;
-    Ok(Zeroizing::new(text.to_owned()))
 }
 
 /// The transform module, its sandbox, and what `init` is given.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ModuleArgs {
+pub(crate) struct ModuleArgs {
     #[command(flatten)]
-    pub key: KeyArgs,
+    pub(crate) key: KeyArgs,
     /// A WebAssembly module with the maskflow ABI (transform/ABI.md) to use instead of the
     /// built-in one.
     #[arg(long, env = "MASKFLOW_MODULE", value_name = "PATH")]
-    pub module: Option<PathBuf>,
+    pub(crate) module: Option<PathBuf>,
     /// JSON mapping (input paths -> columns) replacing the built-in `user_logins` mapping.
     #[arg(long, env = "MASKFLOW_MAPPING", value_name = "PATH")]
-    pub mapping: Option<PathBuf>,
+    pub(crate) mapping: Option<PathBuf>,
     /// Wall-clock budget of one module call; a module still running then is stopped.
     #[arg(long, env = "MASKFLOW_MODULE_TIMEOUT_MS", default_value_t = 5_000, value_name = "MS")]
-    pub module_timeout_ms: u64,
+    pub(crate) module_timeout_ms: u64,
     /// Linear memory cap of each module instance.
     #[arg(long, env = "MASKFLOW_MODULE_MEMORY_MB", default_value_t = 64, value_name = "MB")]
-    pub module_memory_mb: usize,
+    pub(crate) module_memory_mb: usize,
     /// Slots of the per-column mask cache in the module (0 disables it). The cache switches
     /// itself off while its hit rate is below what it costs, and probes again now and then.
     #[arg(long, env = "MASKFLOW_MASK_CACHE", default_value_t = 4096)]
-    pub mask_cache: usize,
+    pub(crate) mask_cache: usize,
     /// Directory of compiled modules, so a restart skips compiling the module (about 0.2 CPU
     /// s); `off` to compile at every start. Default: $XDG_CACHE_HOME/maskflow/modules, else
     /// ~/.cache/maskflow/modules. Used only if this user owns it and nobody else can write it.
     #[arg(long, env = "MASKFLOW_MODULE_CACHE", value_name = "DIR|off")]
-    pub module_cache: Option<PathBuf>,
+    pub(crate) module_cache: Option<PathBuf>,
 }
 
 /// `--module-cache`, or the XDG default; `None` when off or when there is no home to put it in.
@@ -123,10 +79,10 @@ fn module_cache(flag: Option<PathBuf>) -> Option<ModuleCache> {
 
 impl ModuleArgs {
     /// The stage's config, and the keys (for their fingerprints).
-    pub fn into_config(self) -> Result<(ModuleConfig, Vec<Key>)> {
+    pub(crate) fn into_config(self) -> Result<(ModuleConfig, Vec<Key>)> {
         let keys = self.key.load()?;
         let (_, init_json) =
-            keys::transform_config(&keys, self.mapping.as_deref(), self.mask_cache)?;
+            init_config(&keys, load_mapping(self.mapping.as_deref())?, self.mask_cache);
         let bytes = match &self.module {
             None => Cow::Borrowed(EMBEDDED_MODULE),
             Some(path) => Cow::Owned(

@@ -8,7 +8,7 @@ use tokio_postgres::config::Host;
 use tracing::warn;
 
 /// The password for the first host, port, database and user of `config`, if the file has one.
-pub fn lookup(file: &Path, config: &tokio_postgres::Config) -> Option<String> {
+pub(crate) fn lookup(file: &Path, config: &tokio_postgres::Config) -> Option<String> {
     let meta = std::fs::metadata(file).ok()?;
     if meta.mode() & 0o077 != 0 {
         warn!(file = %file.display(), "ignoring the password file: group or others can read it (chmod 600 it)");

@@ -13,36 +13,36 @@ use super::pgpass;
 const SSL_KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct PostgresArgs {
+pub(crate) struct PostgresArgs {
     /// PostgreSQL connection: a libpq URL (`postgres://user@host/db?sslmode=verify-full&sslrootcert=ca.pem`)
     /// or `key=value` string. Without it, the PG* variables (PGHOST, PGPORT, PGUSER,
     /// PGPASSWORD, PGDATABASE, PGSSLMODE, ...) are used.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub(crate) database_url: Option<String>,
     /// Target table; `user_logins` is created with its fixed DDL if missing.
-    #[arg(long, env = "MASKFLOW_TABLE", default_value = "user_logins")]
-    pub table: String,
+    #[arg(long, env = "MASKFLOW_TABLE", default_value = "user_logins", global = true)]
+    pub(crate) table: String,
     /// Schema of the target table and of maskflow's own tables (created if missing); default:
     /// the connection's search_path (usually `public`).
-    #[arg(long, env = "MASKFLOW_SCHEMA")]
-    pub schema: Option<String>,
+    #[arg(long, env = "MASKFLOW_SCHEMA", global = true)]
+    pub(crate) schema: Option<String>,
     /// Budget for opening a connection: TCP, TLS and authentication together (libpq's
     /// `connect_timeout`, which the URL may also set). A server that accepts the connection and
     /// never answers counts as down after this.
-    #[arg(long, env = "MASKFLOW_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub connect_timeout: Option<std::time::Duration>,
+    #[arg(long, env = "MASKFLOW_CONNECT_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration, global = true)]
+    pub(crate) connect_timeout: Option<std::time::Duration>,
     /// Budget of one commit: the server stops its statements after this (`statement_timeout`),
     /// aborts the transaction if the host goes silent in it, and the host gives up waiting for
     /// an answer (then the commit is retried; the ledger keeps it exactly once).
-    #[arg(long, env = "MASKFLOW_COMMIT_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub commit_timeout: std::time::Duration,
+    #[arg(long, env = "MASKFLOW_COMMIT_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = humantime::parse_duration, global = true)]
+    pub(crate) commit_timeout: std::time::Duration,
 }
 
 /// libpq has no default connect timeout (it waits for the kernel's); a host must not hang.
 const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl PostgresArgs {
-    pub fn into_config(self) -> Result<PostgresConfig> {
+    pub(crate) fn into_config(self) -> Result<PostgresConfig> {
         let (text, mut ssl) = match &self.database_url {
             Some(url) => split_ssl_params(url)?,
             None => (from_pg_variables(), Vec::new()),
@@ -62,7 +62,7 @@ impl PostgresArgs {
 
         let mut client: tokio_postgres::Config = text
             .parse()
-            .map_err(|e| Error::Usage(format!("invalid --database-url / DATABASE_URL: {e}")))?;
+            .map_err(|e| Error::usage(format!("invalid --database-url / DATABASE_URL: {e}")))?;
         client.ssl_mode(match tls.mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -90,7 +90,7 @@ impl PostgresArgs {
         }
         if let Some(schema) = &self.schema {
             if !is_identifier(schema) {
-                return Err(Error::Usage(format!(
+                return Err(Error::usage(format!(
                     "--schema `{schema}`: use lower-case letters, digits and _"
                 )));
             }
@@ -100,9 +100,7 @@ impl PostgresArgs {
             .or_else(|| client.get_connect_timeout().copied())
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         if connect.is_zero() || self.commit_timeout.is_zero() {
-            return Err(Error::Usage(
-                "--connect-timeout and --commit-timeout must be more than 0".into(),
-            ));
+            return Err(Error::usage("--connect-timeout and --commit-timeout must be more than 0"));
         }
         let timeouts = Timeouts { connect, commit: self.commit_timeout };
         Ok(PostgresConfig { client, tls, table: self.table, schema: self.schema, timeouts })
@@ -113,7 +111,7 @@ fn env(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
-pub fn is_identifier(name: &str) -> bool {
+pub(crate) fn is_identifier(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -134,7 +132,7 @@ fn tls_config(
         "verify-ca" => SslMode::VerifyCa,
         "verify-full" => SslMode::VerifyFull,
         other => {
-            return Err(Error::Usage(format!(
+            return Err(Error::usage(format!(
                 "sslmode `{other}`: use disable, allow, prefer, require, verify-ca or verify-full"
             )))
         }
@@ -144,9 +142,7 @@ fn tls_config(
     let client_cert = match (cert, key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(ClientCert { cert: cert.into(), key: key.into() }),
-        _ => {
-            return Err(Error::Usage("sslcert and sslkey go together: give both or neither".into()))
-        }
+        _ => return Err(Error::usage("sslcert and sslkey go together: give both or neither")),
     };
     Ok(TlsConfig { mode, root_certs, client_cert })
 }
@@ -179,7 +175,7 @@ fn split_ssl_params(text: &str) -> Result<(String, Vec<(String, String)>)> {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let decoded =
                 percent_encoding::percent_decode_str(value).decode_utf8().map_err(|_| {
-                    Error::Usage(format!("--database-url: parameter `{key}` is not UTF-8"))
+                    Error::usage(format!("--database-url: parameter `{key}` is not UTF-8"))
                 })?;
             if is_ssl(key) {
                 ssl.push((key.to_owned(), decoded.into_owned()));
@@ -199,7 +195,7 @@ fn split_ssl_params(text: &str) -> Result<(String, Vec<(String, String)>)> {
 
 /// libpq's `key = value` syntax: values bare or single-quoted with `\'` and `\\` escapes.
 fn parse_key_values(text: &str) -> Result<Vec<(String, String)>> {
-    let bad = |why: &str| Error::Usage(format!("invalid --database-url / DATABASE_URL: {why}"));
+    let bad = |why: &str| Error::usage(format!("invalid --database-url / DATABASE_URL: {why}"));
     let mut chars = text.chars().peekable();
     let mut pairs = Vec::new();
     loop {

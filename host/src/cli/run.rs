@@ -3,15 +3,14 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::pipeline::pollers::PollerBounds;
-use crate::pipeline::RunConfig;
+use crate::pipeline::{default_max_in_flight_bytes, PollerBounds, RunConfig};
 use crate::source::{Queue, SqsConfig};
 
 use super::module::ModuleArgs;
 use super::postgres::PostgresArgs;
 
 /// Shown at the end of `maskflow run --help` (README "Exit codes" says the same).
-pub const EXIT_CODES: &str = "Exit codes:\n  \
+pub(crate) const EXIT_CODES: &str = "Exit codes:\n  \
     0  done (--drain emptied the queue, or SIGINT/SIGTERM after the batches in flight)\n  \
     1  an unexpected error (I/O; a bug: a worker panicked)\n  \
     2  usage: a bad or conflicting flag\n  \
@@ -21,54 +20,54 @@ pub const EXIT_CODES: &str = "Exit codes:\n  \
     130 a second SIGINT/SIGTERM: stopped at once";
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub sqs: SqsArgs,
+    pub(crate) sqs: SqsArgs,
     #[command(flatten)]
-    pub postgres: PostgresArgs,
+    pub(crate) postgres: PostgresArgs,
     #[command(flatten)]
-    pub module: ModuleArgs,
+    pub(crate) module: ModuleArgs,
     /// Workers: each transforms and commits batches with its own wasm instance and PostgreSQL
     /// connection.
     #[arg(long, env = "MASKFLOW_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
+    pub(crate) concurrency: u16,
     /// SQS receives out at once, pinned. Default: sized by the queue, from --concurrency up
     /// to 16 while receives come back full and the workers keep up, halved when one comes back
     /// empty (down to one long poll when the queue is idle).
     #[arg(long, env = "MASKFLOW_POLLERS", value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub pollers: Option<u16>,
+    pub(crate) pollers: Option<u16>,
     /// Messages per transaction (several SQS receives are grouped into one batch).
     #[arg(long, env = "MASKFLOW_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub batch_size: u32,
+    pub(crate) batch_size: u32,
     /// How long a worker waits to fill a batch before writing what it has.
     #[arg(long, env = "MASKFLOW_LINGER_MS", default_value_t = 100)]
-    pub linger_ms: u64,
+    pub(crate) linger_ms: u64,
     /// SQS visibility timeout of received messages; extended for as long as the host holds them.
     #[arg(long, env = "MASKFLOW_VISIBILITY_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=43_200))]
-    pub visibility_timeout_secs: u64,
+    pub(crate) visibility_timeout_secs: u64,
     /// Budget for reaching SQS and PostgreSQL at start; what does not answer within it is fatal
     /// (exit code 4), before any message is received.
     #[arg(long, env = "MASKFLOW_STARTUP_TIMEOUT", default_value_t = 30, value_name = "SECS")]
-    pub startup_timeout: u64,
+    pub(crate) startup_timeout: u64,
     /// Exit once the queue is empty, instead of running until SIGINT/SIGTERM.
     #[arg(long, env = "MASKFLOW_DRAIN")]
-    pub drain: bool,
+    pub(crate) drain: bool,
     /// Serve /metrics (Prometheus/OpenMetrics), /healthz and /readyz on this address, e.g.
     /// 0.0.0.0:9898 [default: off; an empty value is off too].
     #[arg(long, env = "MASKFLOW_METRICS_ADDR", value_name = "HOST:PORT")]
-    pub metrics_addr: Option<String>,
+    pub(crate) metrics_addr: Option<String>,
     /// Bytes of message bodies held at once (received and not yet committed), e.g. 64MiB;
     /// pollers wait while it is spent. Default: a quarter of the container's memory limit, at
     /// most 64MiB.
     #[arg(long, env = "MASKFLOW_MAX_IN_FLIGHT_BYTES", value_name = "SIZE", value_parser = parse_size)]
-    pub max_in_flight_bytes: Option<usize>,
+    pub(crate) max_in_flight_bytes: Option<usize>,
     /// /healthz answers 503 when any poller, worker or the lease task has not gone round its
     /// loop for this long (waiting out an outage counts as going round).
     #[arg(long, env = "MASKFLOW_HEALTH_STUCK_AFTER", default_value = "2m", value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub health_stuck_after: Duration,
+    pub(crate) health_stuck_after: Duration,
     /// When stderr is not a terminal, log a stats line this often (e.g. 30s, 1m; 0: never).
     #[arg(long, env = "MASKFLOW_STATS_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub stats_interval: Duration,
+    pub(crate) stats_interval: Duration,
 }
 
 impl RunArgs {
@@ -91,7 +90,7 @@ impl RunArgs {
             drain: self.drain,
             max_in_flight_bytes: self
                 .max_in_flight_bytes
-                .unwrap_or_else(crate::pipeline::budget::default_max_in_flight_bytes),
+                .unwrap_or_else(default_max_in_flight_bytes),
             stuck_after: self.health_stuck_after,
             metrics_addr: parse_metrics_addr(self.metrics_addr.as_deref().unwrap_or(""))?,
             stats_interval: self.stats_interval,
@@ -146,8 +145,8 @@ impl SqsArgs {
         let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
         let queue = match (set(self.queue_url), set(self.queue_name)) {
             (Some(_), Some(_)) => {
-                return Err(Error::Usage(
-                    "both a queue URL (--queue-url or MASKFLOW_QUEUE_URL) and --queue-name are given: keep one".into(),
+                return Err(Error::usage(
+                    "both a queue URL (--queue-url or MASKFLOW_QUEUE_URL) and --queue-name are given: keep one",
                 ))
             }
             (Some(url), None) => Queue::Url(url),
@@ -161,7 +160,7 @@ impl SqsArgs {
             (&url_region, std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
         {
             if *from_url != env {
-                return Err(Error::Usage(format!(
+                return Err(Error::usage(format!(
                     "the queue URL is in region {from_url} but AWS_REGION is {env}: make them agree"
                 )));
             }
@@ -187,7 +186,7 @@ fn parse_metrics_addr(value: &str) -> Result<Option<std::net::SocketAddr>> {
     match value.trim() {
         "" => Ok(None),
         addr => addr.parse().map(Some).map_err(|e| {
-            Error::Usage(format!(
+            Error::usage(format!(
                 "--metrics-addr `{addr}`: {e}; give HOST:PORT with an IP address, e.g. 0.0.0.0:9898"
             ))
         }),
@@ -196,7 +195,7 @@ fn parse_metrics_addr(value: &str) -> Result<Option<std::net::SocketAddr>> {
 
 /// The region in an SQS queue URL: `https://sqs.<region>.amazonaws.com/...`,
 /// `https://<region>.queue.amazonaws.com/...`, or LocalStack's `.../queue/<region>/<account>/<name>`.
-pub fn region_of_queue_url(url: &str) -> Option<String> {
+pub(crate) fn region_of_queue_url(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let labels: Vec<&str> = host.split('.').collect();

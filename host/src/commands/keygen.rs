@@ -1,15 +1,17 @@
 use std::path::PathBuf;
 
-use crate::error::Result;
+use std::io::Write;
+
+use crate::error::{Error, Result};
 use crate::keys;
 
 /// `maskflow keygen`: where to write the new key, and its id.
-pub struct KeygenConfig {
-    pub out: Option<PathBuf>,
-    pub id: String,
+pub(crate) struct KeygenConfig {
+    pub(crate) out: Option<PathBuf>,
+    pub(crate) id: String,
 }
 
-pub fn run(config: &KeygenConfig) -> Result<()> {
+pub(crate) fn run(config: &KeygenConfig) -> Result<()> {
     let key = keys::generate(&config.id)?;
     match &config.out {
         Some(path) => {
@@ -20,7 +22,8 @@ pub fn run(config: &KeygenConfig) -> Result<()> {
                 path.display()
             );
         }
-        None => println!("{}", *key.to_key_file_line()),
+        None => writeln!(std::io::stdout(), "{}", *key.to_key_file_line())
+            .map_err(Error::io("cannot write stdout"))?,
     }
     Ok(())
 }

@@ -7,19 +7,19 @@ use std::io::Write;
 use maskflow_transform::Key;
 
 use crate::error::{Error, Result};
-use crate::sink::{key_report, retire, PostgresConfig, RetireError};
+use crate::sink::{key_report, retire, PostgresConfig};
 
-pub struct KeysConfig {
-    pub postgres: PostgresConfig,
+pub(crate) struct KeysConfig {
+    pub(crate) postgres: PostgresConfig,
     /// The key file's keys, if one was given.
-    pub keys: Option<Vec<Key>>,
+    pub(crate) keys: Option<Vec<Key>>,
     /// The mapping's masked columns.
-    pub columns: Vec<String>,
+    pub(crate) columns: Vec<String>,
     /// `Some(id)`: retire it; `None`: list.
-    pub retire: Option<String>,
+    pub(crate) retire: Option<String>,
 }
 
-pub fn run(config: KeysConfig) -> Result<()> {
+pub(crate) fn run(config: KeysConfig) -> Result<()> {
     match &config.retire {
         Some(id) => retire_key(&config, id),
         None => list(&config),
@@ -81,7 +81,7 @@ fn list(config: &KeysConfig) -> Result<()> {
 
 fn retire_key(config: &KeysConfig, id: &str) -> Result<()> {
     if let Some(first) = config.keys.as_ref().and_then(|k| k.first()).filter(|k| k.id() == id) {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "`{}` is the key that masks now (first in the key file): put the new key first, \
              restart the hosts, `maskflow rekey --to <new id>`, then retire `{id}`",
             first.id()
@@ -95,13 +95,6 @@ fn retire_key(config: &KeysConfig, id: &str) -> Result<()> {
             );
             Ok(())
         }
-        Err(e @ RetireError::InUse { .. }) => Err(Error::Config(format!(
-            "refused: {e}. Rekey them first (`maskflow rekey --to <masking key>`); \
-             `maskflow keys` shows what is left"
-        ))),
-        Err(RetireError::Unknown(id)) => Err(Error::Config(format!(
-            "key `{id}` is not recorded in maskflow_keys (already retired, or never used here)"
-        ))),
-        Err(RetireError::Sink(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
 }

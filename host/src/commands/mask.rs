@@ -6,39 +6,52 @@
 
 use std::io::{BufRead, Write};
 
-use maskflow_transform::{Column, Config, Key, KeyConfig, Mapping, Message, Transformer};
+use maskflow_transform::{Column, Config, Key, KeyConfig, Mapping, Message, Reason, Transformer};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 
 /// `maskflow mask`'s settings (built by `crate::cli`).
-pub struct MaskConfig {
+pub(crate) struct MaskConfig {
     /// The key file's keys, the masking one first.
-    pub keys: Vec<Key>,
-    pub mapping: Mapping,
+    pub(crate) keys: Vec<Key>,
+    pub(crate) mapping: Mapping,
     /// A masked column, by its name (`masked_ip`) or input path (`ip`).
-    pub column: String,
+    pub(crate) column: String,
     /// One mask per key instead of the masking key's only.
-    pub all_keys: bool,
+    pub(crate) all_keys: bool,
     /// Read one per line from stdin when empty.
-    pub values: Vec<String>,
+    pub(crate) values: Vec<String>,
+}
+
+/// Why a value has no mask: the pipeline would reject it, for this reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub(crate) reason: Reason,
+    /// Names the field and the rule, never the value.
+    pub(crate) message: String,
 }
 
 /// One transformer per key asked for, each masking with that key over just `column`.
-pub struct Masker {
+pub(crate) struct Masker {
     transformers: Vec<Transformer>,
     path: Vec<String>,
 }
 
 impl Masker {
-    pub fn new(keys: &[Key], mapping: &Mapping, column: &str, all_keys: bool) -> Result<Masker> {
+    pub(crate) fn new(
+        keys: &[Key],
+        mapping: &Mapping,
+        column: &str,
+        all_keys: bool,
+    ) -> Result<Masker> {
         let masked: Vec<&Column> =
             mapping.columns.iter().filter(|c| c.mask_nonce.is_some()).collect();
         let Some(plan) =
             masked.iter().find(|c| c.name == column || c.path.as_deref() == Some(column))
         else {
             let names: Vec<&str> = masked.iter().filter_map(|c| c.path.as_deref()).collect();
-            return Err(Error::Usage(format!(
+            return Err(Error::usage(format!(
                 "--column {column}: not a masked column; the mapping masks: {}",
                 names.join(", ")
             )));
@@ -66,9 +79,12 @@ impl Masker {
     }
 
     /// The masks of `value` (one per key asked for), `Ok(None)` for a value stored as NULL
-    /// (empty once trimmed), or the rejection's reason code and message, which name the field
-    /// and never the value.
-    pub fn mask(&mut self, value: &str) -> std::result::Result<Option<Vec<String>>, String> {
+    /// (empty once trimmed), or the rejection's reason and message, which name the field and
+    /// never the value.
+    pub(crate) fn mask(
+        &mut self,
+        value: &str,
+    ) -> std::result::Result<Option<Vec<String>>, Refused> {
         let body = self
             .path
             .iter()
@@ -86,7 +102,8 @@ impl Masker {
                     None => return Ok(None),
                 },
                 Err(rejection) => {
-                    return Err(format!("{} ({})", rejection.reason.code(), rejection.message))
+                    let (reason, message) = (rejection.reason, rejection.message);
+                    return Err(Refused { reason, message });
                 }
             }
         }
@@ -96,7 +113,7 @@ impl Masker {
 
 /// Prints each value's mask(s), one per line (with `all_keys`: one line per key, the masking
 /// key first). Returns how many values have no mask (rejected, or empty).
-pub fn run(config: MaskConfig) -> Result<usize> {
+pub(crate) fn run(config: MaskConfig) -> Result<usize> {
     let mut masker = Masker::new(&config.keys, &config.mapping, &config.column, config.all_keys)?;
     let stdin_values;
     let values: Box<dyn Iterator<Item = String>> = if config.values.is_empty() {
@@ -119,9 +136,9 @@ pub fn run(config: MaskConfig) -> Result<usize> {
                 failed += 1;
                 eprintln!("maskflow: value {}: empty; a row stores it as NULL, unmasked", n + 1);
             }
-            Err(reason) => {
+            Err(Refused { reason, message }) => {
                 failed += 1;
-                eprintln!("maskflow: value {}: rejected: {reason}", n + 1);
+                eprintln!("maskflow: value {}: rejected: {reason} ({message})", n + 1);
             }
         }
     }
@@ -152,10 +169,10 @@ mod tests {
         assert_eq!(did.mask("  d-1 "), Ok(Some(vec![row_did])));
         assert_eq!(ip.mask("   "), Ok(None));
         let rejected = ip.mask("010.0.0.1").unwrap_err();
-        assert!(rejected.starts_with("invalid_ip"), "{rejected}");
-        assert!(!rejected.contains("010.0.0.1"), "the value leaked: {rejected}");
-        assert!(did.mask("a\0b").unwrap_err().starts_with("invalid_character"));
-        assert!(did.mask(&"x".repeat(300)).unwrap_err().starts_with("mask_too_long"));
+        assert_eq!(rejected.reason, Reason::InvalidIp);
+        assert!(!rejected.message.contains("010.0.0.1"), "the value leaked: {rejected:?}");
+        assert_eq!(did.mask("a\0b").unwrap_err().reason, Reason::InvalidCharacter);
+        assert_eq!(did.mask(&"x".repeat(300)).unwrap_err().reason, Reason::MaskTooLong);
     }
 
     #[test]
@@ -178,7 +195,10 @@ mod tests {
     fn an_unmasked_or_unknown_column_is_a_usage_error() {
         for column in ["user_id", "locale", "nope"] {
             let e = Masker::new(&keys(), &Mapping::user_logins(), column, false).err().unwrap();
-            assert!(matches!(e, Error::Usage(ref m) if m.contains("ip, device_id")), "{e}");
+            assert!(
+                matches!(e, Error::Usage { ref problem } if problem.contains("ip, device_id")),
+                "{e}"
+            );
         }
     }
 }

@@ -1,11 +1,11 @@
 //! The subcommands besides `run` (which is `crate::pipeline`). Each takes a plain config
 //! struct built by `crate::cli`.
 
-pub mod keygen;
-pub mod keys;
-pub mod mask;
-pub mod prune;
-pub mod rekey;
-pub mod send;
-pub mod transform;
-pub mod unmask;
+pub(crate) mod keygen;
+pub(crate) mod keys;
+pub(crate) mod mask;
+pub(crate) mod prune;
+pub(crate) mod rekey;
+pub(crate) mod send;
+pub(crate) mod transform;
+pub(crate) mod unmask;

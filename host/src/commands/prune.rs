@@ -5,12 +5,12 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::sink::{prune_ledger, PostgresConfig};
 
-pub struct PruneConfig {
-    pub postgres: PostgresConfig,
-    pub older_than: Duration,
+pub(crate) struct PruneConfig {
+    pub(crate) postgres: PostgresConfig,
+    pub(crate) older_than: Duration,
 }
 
 /// Returns how many entries were deleted.
-pub fn run(config: &PruneConfig) -> Result<u64> {
+pub(crate) fn run(config: &PruneConfig) -> Result<u64> {
     Ok(prune_ledger(&config.postgres, config.older_than)?)
 }

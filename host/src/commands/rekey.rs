@@ -3,14 +3,16 @@
 //! Clear values exist only here, in memory, between an unmask and a mask.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::time::Instant;
 
+use crate::error::{Error, Result};
+use crate::events::{event, Event};
+use crate::keys::KeyError;
+use crate::sink::{PostgresConfig, Rekey};
+use crate::stop::Stop;
 use indicatif::{ProgressBar, ProgressStyle};
 use maskflow_transform::{BodySealer, ColumnCipher, Config, Key, Mapping, Transformer};
-use tracing::info;
-
-use crate::error::{Error, Result};
-use crate::sink::{PostgresConfig, Rekey};
 
 /// `maskflow rekey`'s settings (built by `crate::cli`).
 pub struct RekeyConfig {
@@ -39,14 +41,14 @@ pub struct RekeySummary {
 }
 
 /// Names of the mapping's masked columns, in order.
-pub fn masked_columns(mapping: &Mapping) -> Vec<String> {
+pub(crate) fn masked_columns(mapping: &Mapping) -> Vec<String> {
     mapping.columns.iter().filter(|c| c.mask_nonce.is_some()).map(|c| c.name.clone()).collect()
 }
 
 pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
     let active = config.keys[0].id();
     if config.to != active {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "--to {}: the key file's first key (the one that masks) is `{active}`; put `{}` first, \
              as on the hosts, so that new rows and re-masked rows share one key",
             config.to, config.to
@@ -63,13 +65,10 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
         None => counts.keys().filter(|k| **k != config.to).cloned().collect(),
     };
     if let Some(id) = from.iter().find(|id| **id == config.to) {
-        return Err(Error::Usage(format!("--from {id} is the key to rekey to")));
+        return Err(Error::usage(format!("--from {id} is the key to rekey to")));
     }
     if let Some(id) = from.iter().find(|id| !in_file(id)) {
-        return Err(Error::Config(format!(
-            "masks under `{id}` are to be re-masked, but `{id}` is not in the key file: add its \
-             line after `{active}`'s (or leave it out with --from)"
-        )));
+        return Err(KeyError::NotLoaded { id: id.clone(), active: active.to_owned() }.into());
     }
     let pending = |counts: &crate::sink::MaskCounts| -> i64 {
         from.iter().filter_map(|id| counts.get(id)).flat_map(|c| c.values()).sum()
@@ -77,7 +76,8 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
     if config.dry_run || pending(&counts) == 0 {
         for id in &from {
             for (place, n) in counts.get(id).into_iter().flatten() {
-                println!("{place}\t{id}\t{n}");
+                writeln!(std::io::stdout(), "{place}\t{id}\t{n}")
+                    .map_err(Error::io("cannot write stdout"))?;
             }
         }
         let verb = if config.dry_run { "would re-mask" } else { "nothing to do:" };
@@ -130,14 +130,13 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
     while left > 0 {
         summary.passes += 1;
         if summary.passes > config.max_passes {
-            return Err(Error::Stopped(format!(
-                "{left} masks under {} remain after {} passes: rows keep arriving under an old \
-                 key, so a host still masks with it. Restart every host with `{}` first in its key \
-                 file, then rerun `maskflow rekey` (it resumes where it stopped)",
-                from.join(", "),
-                config.max_passes,
-                config.to
-            )));
+            return Err(Stop::RekeyOutpaced {
+                left,
+                from: from.join(", "),
+                passes: config.max_passes,
+                to: config.to.clone(),
+            }
+            .into());
         }
         let pages = rekey.pages()?;
         let bar = ProgressBar::new(pages as u64).with_style(
@@ -162,7 +161,9 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
         summary.rows += rows;
         summary.bodies += bodies;
         left = pending(&rekey.counts()?);
-        info!(
+        event!(
+            info,
+            Event::RekeyPass,
             pass = summary.passes,
             rows,
             bodies,
@@ -176,13 +177,8 @@ pub fn run(config: RekeyConfig) -> Result<RekeySummary> {
     }
     summary.distinct = distinct;
     if left > 0 {
-        return Err(Error::Stopped(format!(
-            "{left} masks under {} could not be re-masked ({} distinct): they do not unmask with \
-             the key file's keys (damaged, or made by another key of the same id), or their new \
-             mask would be longer than the column allows; they are left as they were",
-            from.join(", "),
-            rekey.unreadable.len()
-        )));
+        let distinct = rekey.unreadable.len();
+        return Err(Stop::RekeyUnreadable { left, from: from.join(", "), distinct }.into());
     }
     Ok(summary)
 }

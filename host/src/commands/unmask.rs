@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// How records are written (`--output`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     /// One value per line. A value holding a newline or carriage return is refused (counted
     /// as failed, with the flag to use): a line-oriented reader would take it for two records.
     Lines,
@@ -22,17 +22,17 @@ pub enum Output {
 }
 
 /// `maskflow unmask`: the transform config (keys, mapping), and what to unmask.
-pub struct UnmaskConfig {
-    pub config: Config,
-    pub with_column: bool,
-    pub output: Output,
+pub(crate) struct UnmaskConfig {
+    pub(crate) config: Config,
+    pub(crate) with_column: bool,
+    pub(crate) output: Output,
     /// Read one per line from stdin when empty.
-    pub values: Vec<String>,
+    pub(crate) values: Vec<String>,
 }
 
 /// Writes one record per mask. Returns how many could not be unmasked or written (a stdin line
 /// that is not UTF-8 counts, named by its line number).
-pub fn run(args: UnmaskConfig) -> Result<usize> {
+pub(crate) fn run(args: UnmaskConfig) -> Result<usize> {
     let transformer = Transformer::new(args.config)?;
     let mut out = std::io::stdout().lock();
     let mut failed = 0;

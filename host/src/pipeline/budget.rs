@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::stats::Stats;
+use crate::metrics::Metrics;
 
 /// `--max-in-flight-bytes` when not given: a quarter of the memory limit of the process's
 /// cgroup (a container's limit), at most this.
-pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
+pub(crate) const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 64 << 20;
 
 /// The default budget: [`DEFAULT_MAX_IN_FLIGHT_BYTES`], or a quarter of the cgroup memory
 /// limit if that is lower (bodies are held about twice: as received and inside the module).
-pub fn default_max_in_flight_bytes() -> usize {
+pub(crate) fn default_max_in_flight_bytes() -> usize {
     let limit = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())
@@ -27,21 +27,21 @@ pub fn default_max_in_flight_bytes() -> usize {
 }
 
 #[derive(Clone)]
-pub struct ByteBudget {
+pub(crate) struct ByteBudget {
     semaphore: Arc<Semaphore>,
     total: u32,
-    stats: Stats,
+    metrics: Metrics,
 }
 
 impl ByteBudget {
-    pub fn new(bytes: usize, stats: Stats) -> Self {
+    pub(crate) fn new(bytes: usize, metrics: Metrics) -> Self {
         let total = bytes.clamp(1, u32::MAX as usize) as u32;
-        ByteBudget { semaphore: Arc::new(Semaphore::new(total as usize)), total, stats }
+        ByteBudget { semaphore: Arc::new(Semaphore::new(total as usize)), total, metrics }
     }
 
     /// Waits until `sizes` (one per message) fit, then returns one share per message, in
     /// order. A receive larger than the whole budget waits for all of it.
-    pub async fn reserve(&self, sizes: &[usize]) -> Vec<Share> {
+    pub(crate) async fn reserve(&self, sizes: &[usize]) -> Vec<Share> {
         if sizes.is_empty() {
             return Vec::new();
         }
@@ -49,14 +49,15 @@ impl ByteBudget {
         let want = want.clamp(1, self.total as usize) as u32;
         let mut permit =
             self.semaphore.clone().acquire_many_owned(want).await.expect("never closed");
-        self.stats.add_in_flight_bytes(want as i64);
+        self.metrics.in_flight_bytes.inc_by(want as i64);
+        self.metrics.messages_in_flight.inc_by(sizes.len() as i64);
         let mut left = want as usize;
         let mut shares: Vec<Share> = sizes
             .iter()
             .map(|&size| {
                 let take = size.min(left);
                 left -= take;
-                Share { permit: permit.split(take), stats: self.stats.clone() }
+                Share { permit: permit.split(take), metrics: self.metrics.clone() }
             })
             .collect();
         // What a clamp left over (an empty receive still reserves a byte) goes with the last.
@@ -70,17 +71,19 @@ impl ByteBudget {
     }
 }
 
-/// One message's part of the budget, given back when dropped.
-pub struct Share {
+/// One message's part of the budget, given back when dropped; while it lives the message is
+/// counted in flight (`maskflow_messages_in_flight`: received, not yet committed or handed back).
+pub(crate) struct Share {
     permit: Option<OwnedSemaphorePermit>,
-    stats: Stats,
+    metrics: Metrics,
 }
 
 impl Drop for Share {
     fn drop(&mut self) {
         if let Some(permit) = &self.permit {
-            self.stats.add_in_flight_bytes(-(permit.num_permits() as i64));
+            self.metrics.in_flight_bytes.dec_by(permit.num_permits() as i64);
         }
+        self.metrics.messages_in_flight.dec();
     }
 }
 
@@ -96,9 +99,13 @@ mod tests {
 
     #[tokio::test]
     async fn receives_wait_while_the_budget_is_spent_and_shares_come_back_when_dropped() {
-        let budget = ByteBudget::new(1000, Stats::default());
+        let metrics = Metrics::default();
+        let budget = ByteBudget::new(1000, metrics.clone());
         let first = budget.reserve(&[300, 300]).await;
         let second = budget.reserve(&[400]).await;
+        // Held messages are in flight from their receipt until their share is dropped.
+        assert_eq!(metrics.messages_in_flight.get(), 3);
+        assert_eq!(metrics.in_flight_bytes.get(), 1000);
         // 1000 held: the next receive must wait.
         let waiting =
             tokio::time::timeout(std::time::Duration::from_millis(50), budget.reserve(&[10]));
@@ -118,5 +125,7 @@ mod tests {
         drop((first, third));
         let admitted = tokio::time::timeout(std::time::Duration::from_secs(1), huge).await;
         assert_eq!(admitted.map(|shares| shares.len()).ok(), Some(1), "then admitted alone");
+        assert_eq!(metrics.messages_in_flight.get(), 0, "every share given back");
+        assert_eq!(metrics.in_flight_bytes.get(), 0);
     }
 }

@@ -1,7 +1,7 @@
 //! `maskflow run`: data flows one way, `source -> runtime -> sink`.
 //!
 //! ```text
-//! pollers (async, 1-16: pollers.rs) --Vec<Envelope>--> channel --> workers (threads): module stage -> commit -> ack
+//! pollers (async, 1-16: pollers.rs) --Vec<Held>--> channel --> workers (threads): module stage -> commit -> ack
 //!     |  hold receipts                                                              |
 //!     +------------------------> lease task (async): extend visibility, delete <----+
 //! ```
@@ -12,77 +12,82 @@
 //! transaction that recorded it committed, so every failure ends in redelivery, and the ledger
 //! turns a redelivery into a no-op.
 
-pub mod batch;
-pub mod budget;
-pub mod pollers;
+mod assemble;
+mod batch;
+mod budget;
+mod outage;
+mod pollers;
 mod receive;
-pub mod shutdown;
-pub mod stage;
+mod refusals;
+mod stage;
 mod startup;
 mod streak;
 mod worker;
+
+pub(crate) use self::budget::default_max_in_flight_bytes;
+pub(crate) use self::pollers::PollerBounds;
+pub use self::stage::ModuleStage;
+pub(crate) use self::stage::{ModuleConfig, PreparedModule};
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::{error, info};
-
-use self::batch::Envelope;
+use self::batch::Held;
 use self::budget::ByteBudget;
-use self::pollers::{PollerBounds, PollerControl};
+use self::pollers::PollerControl;
 use self::receive::Poller;
-use self::shutdown::Shutdown;
-use self::stage::{ModuleConfig, Stages};
 use self::worker::Worker;
 use crate::error::{Error, Result};
+use crate::events::{event, Event};
+use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::serve::{self, Readiness};
+use crate::shutdown::Shutdown;
 use crate::sink::{PostgresConfig, PostgresSink};
 use crate::source::{Leases, SqsConfig, SqsSource, SQS_BATCH};
-use crate::stats::Stats;
 
 /// How often `/readyz`'s answer is refreshed (a kubelet asks every 10 s by default).
 const READINESS_PERIOD: Duration = Duration::from_secs(2);
 
 /// Everything `run` needs (built by the CLI layer).
-pub struct RunConfig {
-    pub sqs: SqsConfig,
-    pub postgres: PostgresConfig,
-    pub module: ModuleConfig,
+pub(crate) struct RunConfig {
+    pub(crate) sqs: SqsConfig,
+    pub(crate) postgres: PostgresConfig,
+    pub(crate) module: ModuleConfig,
     /// `(key id, fingerprint)` of every key, checked against `maskflow_keys` at start.
-    pub key_fingerprints: Vec<(String, String)>,
+    pub(crate) key_fingerprints: Vec<(String, String)>,
     /// Budget for reaching SQS and PostgreSQL at start.
-    pub startup_timeout: Duration,
+    pub(crate) startup_timeout: Duration,
     /// Workers: each with its own wasm instance and PostgreSQL connection.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// How many SQS receives may be out at once (adaptive unless pinned by `--pollers`).
-    pub pollers: PollerBounds,
+    pub(crate) pollers: PollerBounds,
     /// Messages per transaction.
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// How long a worker waits to fill a batch.
-    pub linger: Duration,
+    pub(crate) linger: Duration,
     /// SQS visibility timeout of received messages; extended while the host holds them.
-    pub visibility: Duration,
+    pub(crate) visibility: Duration,
     /// Exit once the queue is empty.
-    pub drain: bool,
+    pub(crate) drain: bool,
     /// Bytes of message bodies held at once (received, not yet committed).
-    pub max_in_flight_bytes: usize,
+    pub(crate) max_in_flight_bytes: usize,
     /// `/healthz` answers 503 when any loop has not gone round for this long.
-    pub stuck_after: Duration,
+    pub(crate) stuck_after: Duration,
     /// Where to serve /metrics, /healthz and /readyz, if anywhere.
-    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
     /// Period of the stats log line when stderr is not a terminal (zero: none).
-    pub stats_interval: Duration,
+    pub(crate) stats_interval: Duration,
 }
 
 /// How a run ended.
-pub struct Summary {
-    pub stats: Stats,
-    pub elapsed: Duration,
+pub(crate) struct Summary {
+    pub(crate) metrics: Metrics,
+    pub(crate) elapsed: Duration,
 }
 
-pub fn run(config: RunConfig) -> Result<Summary> {
+pub(crate) fn run(config: RunConfig) -> Result<Summary> {
     // The async side only waits on SQS and parses its answers (about 40 µs of CPU per message,
     // docs/benchmarks.md): one thread per four pollers. More threads than that cost more in
     // wake-ups and work stealing between them than they save.
@@ -93,20 +98,21 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         .build()
         .map_err(Error::io("cannot start the async runtime"))?;
     // Nothing is received before every setting has been checked (startup.rs).
-    let stages = Stages::prepare(config.module)?;
-    let shutdown = Shutdown::install(&runtime)?;
-    let stats = Stats::default();
+    let module = PreparedModule::prepare(config.module)?;
+    let shutdown =
+        Shutdown::install(&runtime).map_err(Error::io("cannot install the SIGTERM handler"))?;
+    let metrics = Metrics::default();
     let deadline = Instant::now() + config.startup_timeout;
     let checked =
         startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown).and_then(|source| {
-            let mut probe = PostgresSink::new(&config.postgres, stages.columns().to_vec())?;
+            let mut probe = PostgresSink::new(&config.postgres, module.columns().to_vec())?;
             startup::check_postgres(&mut probe, &config.key_fingerprints, deadline, &shutdown)?;
             Ok((source, probe))
         });
     let (source, probe) = match checked {
         // A signal while waiting for a service to answer is a clean stop: nothing was received.
         Err(e) if e.is_transient() && shutdown.requested() => {
-            return Ok(Summary { stats, elapsed: Duration::ZERO })
+            return Ok(Summary { metrics, elapsed: Duration::ZERO })
         }
         other => other?,
     };
@@ -114,7 +120,7 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         Some(addr) => start_endpoints(
             &runtime,
             addr,
-            &stats,
+            &metrics,
             &shutdown,
             probe,
             source.clone(),
@@ -122,7 +128,9 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         )?,
         None => drop(probe), // the workers open their own connections
     }
-    info!(
+    event!(
+        info,
+        Event::Started,
         queue = source.queue_url(),
         concurrency = config.concurrency,
         batch_size = config.batch_size,
@@ -130,19 +138,19 @@ pub fn run(config: RunConfig) -> Result<Summary> {
         "maskflow running"
     );
 
-    let progress = Progress::start(stats.clone(), config.stats_interval);
+    let progress = Progress::start(metrics.clone(), config.stats_interval);
     let started = Instant::now();
     let (leases, lease_task) = {
         let _guard = runtime.enter();
-        Leases::start(source.clone(), config.visibility, stats.clone(), shutdown.clone())
+        Leases::start(source.clone(), config.visibility, metrics.clone(), shutdown.clone())
     };
     // Each item is one receive (up to 10 messages): room for about two batches, and at most
     // `max_in_flight_bytes` of bodies held anywhere (budget.rs).
-    let (tx, rx) = flume::bounded::<Vec<Envelope>>((config.batch_size * 2).div_ceil(SQS_BATCH));
-    let budget = ByteBudget::new(config.max_in_flight_bytes, stats.clone());
+    let (tx, rx) = flume::bounded::<Vec<Held>>((config.batch_size * 2).div_ceil(SQS_BATCH));
+    let budget = ByteBudget::new(config.max_in_flight_bytes, metrics.clone());
     let batch_bytes =
         (config.max_in_flight_bytes / (2 * config.concurrency)).clamp(256 << 10, 4 << 20);
-    let control = PollerControl::new(config.pollers, stats.clone());
+    let control = PollerControl::new(config.pollers, metrics.clone());
     let pollers: Vec<_> = (0..control.tasks())
         .map(|n| {
             let poller = Poller {
@@ -152,9 +160,9 @@ pub fn run(config: RunConfig) -> Result<Summary> {
                 tx: tx.clone(),
                 leases: leases.clone(),
                 shutdown: shutdown.clone(),
-                stats: stats.clone(),
+                metrics: metrics.clone(),
                 budget: budget.clone(),
-                heartbeat: stats.loops().register(format!("poller-{n}")),
+                heartbeat: metrics.loops().register(format!("poller-{n}")),
                 visibility: config.visibility,
                 drain: config.drain,
                 grace: config.startup_timeout,
@@ -171,14 +179,14 @@ pub fn run(config: RunConfig) -> Result<Summary> {
             let worker = Worker {
                 rx: rx.clone(),
                 leases: leases.clone(),
-                stages: &stages,
+                module: &module,
                 postgres: &config.postgres,
                 batch_size: config.batch_size,
                 batch_bytes,
                 linger: config.linger,
                 shutdown: shutdown.clone(),
-                stats: stats.clone(),
-                heartbeat: stats.loops().register(name.clone()),
+                metrics: metrics.clone(),
+                heartbeat: metrics.loops().register(name.clone()),
             };
             let failure = failure.clone();
             let shutdown = shutdown.clone();
@@ -188,9 +196,13 @@ pub fn run(config: RunConfig) -> Result<Summary> {
                     // A panic is a bug; it must not leave the others running with its batch
                     // held for ever: the host stops (exit 1) and what it held comes back.
                     let result = std::panic::catch_unwind(AssertUnwindSafe(|| worker.run()))
-                        .unwrap_or_else(|panic| Err(Error::Internal(format!("{name} panicked: {}", panic_text(&*panic)))));
+                        .unwrap_or_else(|panic| {
+                            let message = panic_text(&*panic).to_owned();
+                            Err(Error::Panicked { what: name.clone(), message })
+                        });
                     if let Err(e) = result {
-                        error!(error = %e, "worker stopped; its uncommitted messages return to the queue");
+                        let (kind, error) = (e.kind().as_str(), e.report());
+                        event!(error, Event::StageFailed, stage = name, kind, %error, "worker stopped; its uncommitted messages return to the queue");
                         shutdown.trigger();
                         failure.lock().expect("failure lock").get_or_insert(e);
                     }
@@ -201,8 +213,8 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     });
     for poller in pollers {
         let result = match runtime.block_on(poller) {
-            Ok(result) => result,
-            Err(e) => Err(Error::Internal(format!("a poller failed: {e}"))),
+            Ok(result) => result.map_err(Error::from),
+            Err(source) => Err(Error::Task { what: "a poller", source }),
         };
         if let Err(e) = result {
             failure.lock().expect("failure lock").get_or_insert(e);
@@ -210,11 +222,15 @@ pub fn run(config: RunConfig) -> Result<Summary> {
     }
     // Every handle gone: the lease task finishes the deletes of committed batches, then ends.
     drop(leases);
-    if let Err(e) = runtime.block_on(lease_task.finish()) {
+    let leases_ended = match runtime.block_on(lease_task.finish()) {
+        Ok(refused) => refused.map_err(Error::from),
+        Err(source) => Err(Error::Task { what: "the lease task", source }),
+    };
+    if let Err(e) = leases_ended {
         failure.lock().expect("failure lock").get_or_insert(e);
     }
     progress.finish();
-    let summary = Summary { stats: stats.clone(), elapsed: started.elapsed() };
+    let summary = Summary { metrics: metrics.clone(), elapsed: started.elapsed() };
     let failure = failure.lock().expect("failure lock").take();
     failure.map_or(Ok(summary), Err)
 }
@@ -233,14 +249,14 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 fn start_endpoints(
     runtime: &tokio::runtime::Runtime,
     addr: std::net::SocketAddr,
-    stats: &Stats,
+    metrics: &Metrics,
     shutdown: &Shutdown,
     mut postgres: PostgresSink,
     sqs: SqsSource,
     stuck_after: Duration,
 ) -> Result<()> {
     let readiness = Arc::new(Readiness::default());
-    serve::start(runtime, addr, stats.clone(), readiness.clone(), shutdown.clone(), stuck_after)?;
+    serve::start(runtime, addr, metrics.clone(), readiness.clone(), shutdown.clone(), stuck_after)?;
     let handle = runtime.handle().clone();
     readiness.probe_every(
         READINESS_PERIOD,

@@ -14,31 +14,31 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::metrics::Metrics;
 use crate::source::SQS_BATCH;
-use crate::stats::Stats;
 
 /// The bounds of the active count: `min == max` pins it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PollerBounds {
-    pub min: usize,
-    pub start: usize,
-    pub max: usize,
+pub(crate) struct PollerBounds {
+    pub(crate) min: usize,
+    pub(crate) start: usize,
+    pub(crate) max: usize,
 }
 
 impl PollerBounds {
     /// Default: start at `concurrency`, grow to 16 (beyond, measured 20 ms from SQS, nothing
     /// more came through: docs/benchmarks.md), shrink to 1.
-    pub fn adaptive(concurrency: usize) -> Self {
+    pub(crate) fn adaptive(concurrency: usize) -> Self {
         PollerBounds { min: 1, start: concurrency.clamp(1, 16), max: 16 }
     }
 
-    pub fn pinned(n: usize) -> Self {
+    pub(crate) fn pinned(n: usize) -> Self {
         PollerBounds { min: n, start: n, max: n }
     }
 }
 
 #[derive(Clone)]
-pub struct PollerControl(Arc<Inner>);
+pub(crate) struct PollerControl(Arc<Inner>);
 
 struct Inner {
     bounds: PollerBounds,
@@ -46,33 +46,33 @@ struct Inner {
     /// Set when the run ends (drained, stopped): parked pollers leave.
     done: AtomicBool,
     wake: Notify,
-    stats: Stats,
+    metrics: Metrics,
 }
 
 impl PollerControl {
-    pub fn new(bounds: PollerBounds, stats: Stats) -> Self {
-        stats.set_pollers(bounds.start);
+    pub(crate) fn new(bounds: PollerBounds, metrics: Metrics) -> Self {
+        metrics.pollers.set(bounds.start as i64);
         PollerControl(Arc::new(Inner {
             bounds,
             active: AtomicUsize::new(bounds.start),
             done: AtomicBool::new(false),
             wake: Notify::new(),
-            stats,
+            metrics,
         }))
     }
 
     /// Poller tasks to spawn: one per possible active poller.
-    pub fn tasks(&self) -> usize {
+    pub(crate) fn tasks(&self) -> usize {
         self.0.bounds.max
     }
 
     /// Whether poller `index` (0-based) may receive now.
-    pub fn admits(&self, index: usize) -> bool {
+    pub(crate) fn admits(&self, index: usize) -> bool {
         index < self.0.active.load(Ordering::Relaxed)
     }
 
     /// Waits until poller `index` is admitted; false if the run ended meanwhile.
-    pub async fn wait_turn(&self, index: usize) -> bool {
+    pub(crate) async fn wait_turn(&self, index: usize) -> bool {
         loop {
             let woken = self.0.wake.notified();
             if self.0.done.load(Ordering::Relaxed) {
@@ -87,7 +87,7 @@ impl PollerControl {
 
     /// Adjusts the active count after a receive of `got` messages; `room`: whether the workers
     /// keep up (growing while they do not would only hold more messages).
-    pub fn after_receive(&self, got: usize, room: bool) {
+    pub(crate) fn after_receive(&self, got: usize, room: bool) {
         let bounds = self.0.bounds;
         let update = |active: usize| match got {
             0 => Some((active / 2).max(bounds.min)),
@@ -98,14 +98,14 @@ impl PollerControl {
         if let Ok(before) = before {
             let now = update(before).unwrap_or(before);
             if now != before {
-                self.0.stats.set_pollers(now);
+                self.0.metrics.pollers.set(now as i64);
                 self.0.wake.notify_waiters();
             }
         }
     }
 
     /// The run is over (drained, stopped, failed): parked pollers leave.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.0.done.store(true, Ordering::Relaxed);
         self.0.wake.notify_waiters();
     }
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn full_receives_add_pollers_up_to_the_bound_and_empty_ones_halve_them() {
-        let control = PollerControl::new(PollerBounds::adaptive(2), Stats::default());
+        let control = PollerControl::new(PollerBounds::adaptive(2), Metrics::default());
         assert_eq!(active(&control), 2);
         for _ in 0..5 {
             control.after_receive(SQS_BATCH, true);
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_pinned_count_does_not_move() {
-        let control = PollerControl::new(PollerBounds::pinned(3), Stats::default());
+        let control = PollerControl::new(PollerBounds::pinned(3), Metrics::default());
         control.after_receive(SQS_BATCH, true);
         control.after_receive(0, true);
         assert_eq!(active(&control), 3);
@@ -157,7 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_parked_poller_is_called_in_by_growth_and_let_go_at_the_end() {
-        let control = PollerControl::new(PollerBounds::adaptive(1), Stats::default());
+        let control = PollerControl::new(PollerBounds::adaptive(1), Metrics::default());
         let parked = tokio::spawn({
             let control = control.clone();
             async move { control.wait_turn(1).await }

@@ -5,41 +5,39 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
-
-use super::batch::Envelope;
+use super::batch::Held;
 use super::budget::ByteBudget;
 use super::pollers::PollerControl;
-use super::shutdown::Shutdown;
-use crate::error::Result;
+use crate::events::{event, Event};
 use crate::health::Heartbeat;
+use crate::metrics::{Metrics, Phase, Retry};
 use crate::retry::Backoff;
-use crate::source::{Leases, SqsSource};
-use crate::stats::{Phase, Retry, Stats};
+use crate::shutdown::Shutdown;
+use crate::source::{Leases, SqsError, SqsSource};
 
-pub struct Poller {
+pub(crate) struct Poller {
     /// Which poller: it receives while `control` admits its index.
-    pub index: usize,
-    pub control: PollerControl,
-    pub source: SqsSource,
-    pub tx: flume::Sender<Vec<Envelope>>,
-    pub leases: Leases,
-    pub shutdown: Shutdown,
-    pub stats: Stats,
-    pub budget: ByteBudget,
-    pub heartbeat: Heartbeat,
-    pub visibility: Duration,
+    pub(crate) index: usize,
+    pub(crate) control: PollerControl,
+    pub(crate) source: SqsSource,
+    pub(crate) tx: flume::Sender<Vec<Held>>,
+    pub(crate) leases: Leases,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) metrics: Metrics,
+    pub(crate) budget: ByteBudget,
+    pub(crate) heartbeat: Heartbeat,
+    pub(crate) visibility: Duration,
     /// Stop once the queue is empty.
-    pub drain: bool,
+    pub(crate) drain: bool,
     /// How long an error that waiting should not heal (permissions, a deleted queue) may
     /// last while running before it stops the host: IAM changes take a while to propagate.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
 }
 
 impl Poller {
     /// Ends when shutdown is requested, the queue is drained (`--drain`), or on an error that
     /// waiting cannot heal (permissions revoked, the queue deleted), which stops the host.
-    pub async fn run(self) -> Result<()> {
+    pub(crate) async fn run(self) -> Result<(), SqsError> {
         // In drain mode a short wait tells "empty" quickly; otherwise long polling keeps calls cheap.
         let wait = Duration::from_secs(if self.drain { 1 } else { 20 });
         let mut backoff = Backoff::new();
@@ -61,7 +59,7 @@ impl Poller {
             let receive = std::pin::pin!(self.heartbeat.while_waiting(async {
                 let started = Instant::now();
                 let r = self.source.receive(wait, self.visibility).await;
-                self.stats.add_busy(Phase::Receive, started.elapsed());
+                self.metrics.add_busy(Phase::Receive, started.elapsed());
                 r
             }));
             let mut receive = receive;
@@ -91,19 +89,24 @@ impl Poller {
                             break;
                         }
                         Ok(_) => continue,
-                        Err(e) => warn!(error = %e, "cannot read the queue depth"),
+                        Err(e) => {
+                            let error = crate::cause::report(&e);
+                            event!(warn, Event::Retrying, retry = Retry::Receive.as_str(), %error, "cannot read the queue depth");
+                        }
                     }
                 }
                 Ok(batch) => {
                     backoff = Backoff::new();
                     failing_since = None;
-                    self.stats.add_received(batch.len());
-                    debug!(messages = batch.len(), "batch received");
+                    self.metrics.messages_received.inc_by(batch.len() as u64);
+                    event!(debug, Event::BatchReceived, messages = batch.len(), "batch received");
                     let again = batch.iter().filter(|m| m.receive_count > 1).count();
                     if again > 0 {
-                        self.stats.add_received_again(again);
+                        self.metrics.messages_received_again.inc_by(again as u64);
                         let most = batch.iter().map(|m| m.receive_count).max().unwrap_or(0);
-                        info!(
+                        event!(
+                            info,
+                            Event::Redelivered,
                             messages = again,
                             max_receive_count = most,
                             "SQS delivered messages again (the ledger skips any already committed)"
@@ -118,17 +121,17 @@ impl Poller {
                     // Waiting for room (the budget, the channel) is backpressure, not a hang.
                     let sizes: Vec<usize> = batch.iter().map(|m| m.body.len()).collect();
                     let shares = self.heartbeat.while_waiting(self.budget.reserve(&sizes)).await;
-                    let envelopes: Vec<_> = batch
+                    let held: Vec<Held> = batch
                         .into_iter()
                         .zip(shares)
-                        .map(|(m, s)| Envelope::new(m, Some(s)))
+                        .map(|(message, share)| Held { message, share: Some(share) })
                         .collect();
-                    if self.heartbeat.while_waiting(self.tx.send_async(envelopes)).await.is_err() {
+                    if self.heartbeat.while_waiting(self.tx.send_async(held)).await.is_err() {
                         return Ok(()); // workers are gone (fatal error); what we hold returns to the queue
                     }
                 }
                 Err(e)
-                    if !e.is_transient()
+                    if e.is_fatal()
                         && failing_since.get_or_insert_with(Instant::now).elapsed()
                             > self.grace =>
                 {
@@ -137,8 +140,9 @@ impl Poller {
                 }
                 Err(e) => {
                     let wait = backoff.next_delay();
-                    self.stats.add_retry(Retry::Receive);
-                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "SQS receive failed; retrying");
+                    self.metrics.retried(Retry::Receive);
+                    let (error, retry_in_ms) = (crate::cause::report(&e), wait.as_millis() as u64);
+                    event!(warn, Event::Retrying, retry = Retry::Receive.as_str(), retry_in_ms, %error, "SQS receive failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = self.shutdown.wait() => break,

@@ -8,42 +8,41 @@
 
 use std::borrow::Cow;
 
-use maskflow_transform::{BodySealer, Message, Outcome};
-use tracing::warn;
+use maskflow_transform::{BodySealer, Message, Outcome, Reason};
 
 use crate::error::{Error, Result};
+use crate::events::{event, Event};
 use crate::isolate::{bisect, Attempt};
-use crate::runtime::{ModuleCache, ModuleLimits, WasmInstance, WasmModule};
-
-pub use crate::sink::MODULE_FAILED;
+use crate::runtime::{ModuleCache, ModuleError, ModuleLimits, WasmInstance, WasmModule};
+use crate::stop::Stop;
 
 /// An instance whose memory grew past this (a batch of big events) is dropped after its call
 /// and a fresh one made for the next: wasm memory never shrinks, so it would be held for good.
 const RECYCLE_ABOVE_BYTES: usize = 16 << 20;
 
 /// What the stage is made of (built by the CLI layer).
-pub struct ModuleConfig {
+pub(crate) struct ModuleConfig {
     /// The module's bytes: the embedded one or `--module PATH`.
-    pub bytes: Cow<'static, [u8]>,
-    pub limits: ModuleLimits,
+    pub(crate) bytes: Cow<'static, [u8]>,
+    pub(crate) limits: ModuleLimits,
     /// The `init` config JSON (ABI.md): keys, mapping, cache size.
-    pub init_json: zeroize::Zeroizing<String>,
+    pub(crate) init_json: zeroize::Zeroizing<String>,
     /// Encrypts bodies of messages the host rejects itself.
-    pub sealer: BodySealer,
+    pub(crate) sealer: BodySealer,
     /// Where compiled modules are kept between starts, if anywhere.
-    pub cache: Option<ModuleCache>,
+    pub(crate) cache: Option<ModuleCache>,
 }
 
-/// The module compiled once and checked against its config; [`Stages::stage`] gives each
-/// worker its own instance. The one constructor used by `run` and `transform`.
-pub struct Stages {
+/// The module compiled once and checked against its config: each worker makes its own
+/// [`ModuleStage`] from it. The one constructor used by `run` and `transform`.
+pub(crate) struct PreparedModule {
     module: WasmModule,
     sealer: BodySealer,
     columns: Vec<String>,
 }
 
-impl Stages {
-    pub fn prepare(config: ModuleConfig) -> Result<Self> {
+impl PreparedModule {
+    pub(crate) fn prepare(config: ModuleConfig) -> Result<Self> {
         let module = WasmModule::compile(
             &config.bytes,
             config.limits,
@@ -52,19 +51,20 @@ impl Stages {
         )?;
         // Fail fast on a bad module or config, and learn the output columns.
         let columns = module.instantiate()?.columns().to_vec();
-        Ok(Stages { module, sealer: config.sealer, columns })
+        Ok(PreparedModule { module, sealer: config.sealer, columns })
     }
 
     /// The module's output columns, in row order.
-    pub fn columns(&self) -> &[String] {
+    pub(crate) fn columns(&self) -> &[String] {
         &self.columns
     }
 
-    pub fn sealer(&self) -> &BodySealer {
+    pub(crate) fn sealer(&self) -> &BodySealer {
         &self.sealer
     }
 
-    pub fn stage(&self) -> Result<ModuleStage> {
+    /// A stage of its own (its own instance), for one worker.
+    pub(crate) fn stage(&self) -> Result<ModuleStage> {
         ModuleStage::new(self.module.clone(), self.sealer.clone())
     }
 }
@@ -76,57 +76,64 @@ pub struct ModuleStage {
     /// Whether this module has transformed anything yet: a module that never has is not trusted
     /// to judge single messages.
     proven: bool,
+    /// The last failed call's error, for the report when the module fails on everything.
+    last_failure: Option<ModuleError>,
 }
 
 impl ModuleStage {
     pub fn new(module: WasmModule, sealer: BodySealer) -> Result<Self> {
         let instance = module.instantiate()?;
-        Ok(ModuleStage { module, instance: Some(instance), sealer, proven: false })
+        Ok(ModuleStage {
+            module,
+            instance: Some(instance),
+            sealer,
+            proven: false,
+            last_failure: None,
+        })
     }
 
     /// One outcome per message, in order.
     pub fn run(&mut self, messages: &[Message]) -> Result<Vec<Outcome>> {
         let outcomes = bisect(self, messages, &mut Self::attempt, &mut Self::alone)?;
-        let failed = outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Rejected { reason, .. } if reason == MODULE_FAILED))
-            .count();
+        let failed = outcomes.iter().filter(|o| is_rejected_as(o, Reason::ModuleFailed)).count();
         // A module that has never transformed anything is not trusted to judge messages one
         // by one; a run of failures of a module that has is the worker's to judge.
         if failed > 0 && !self.proven {
-            return Err(Error::Stopped(format!(
-                "the module failed on every message it was given ({failed}); nothing was deleted. \
-                 Check --module, --module-timeout-ms and --module-memory-mb"
-            )));
+            return Err(Stop::ModuleNeverWorked { failed, last: self.last_failure.take() }.into());
         }
         Ok(outcomes)
     }
 
-    fn attempt(&mut self, messages: &[Message]) -> Attempt<Vec<Outcome>, Error> {
+    fn attempt(&mut self, messages: &[Message]) -> Attempt<Vec<Outcome>, (), Error> {
         match self.call(messages) {
             Ok(Ok(outcomes)) => {
                 self.proven = true;
                 Attempt::Done(outcomes)
             }
             Ok(Err(e)) => {
-                warn!(messages = messages.len(), error = %e, "module call failed; retrying in smaller batches");
-                Attempt::Bisect(e.to_string())
+                let error = crate::cause::report(&e);
+                event!(warn, Event::ModuleCallFailed, messages = messages.len(), %error, "module call failed; retrying in smaller batches");
+                self.last_failure = Some(e);
+                Attempt::Bisect(())
             }
-            Err(fatal) => Attempt::Stop(fatal),
+            Err(fatal) => Attempt::Stop(fatal.into()),
         }
     }
 
     /// A single message failed: one more try on a fresh instance, then it is the message.
-    fn alone(&mut self, message: &Message, _why: String) -> Result<Vec<Outcome>> {
-        if let Ok(outcomes) = self.call(std::slice::from_ref(message))? {
-            return Ok(outcomes);
+    fn alone(&mut self, message: &Message, _why: ()) -> Result<Vec<Outcome>> {
+        match self.call(std::slice::from_ref(message))? {
+            Ok(outcomes) => return Ok(outcomes),
+            Err(e) => self.last_failure = Some(e),
         }
-        warn!(
+        event!(
+            warn,
+            Event::MessageModuleFailed,
             message_id = message.id,
-            "module fails on this message alone; rejecting it as {MODULE_FAILED}"
+            "module fails on this message alone; rejecting it as module_failed"
         );
         Ok(vec![Outcome::Rejected {
-            reason: MODULE_FAILED.into(),
+            reason: Reason::ModuleFailed,
             message: "the transform module failed on this message (trap, deadline or memory cap)"
                 .into(),
             encrypted_body: self.sealer.seal(message.body),
@@ -135,7 +142,10 @@ impl ModuleStage {
 
     /// The outer error is fatal (the module cannot even be instantiated); the inner one is a
     /// failed call.
-    fn call(&mut self, messages: &[Message]) -> Result<Result<Vec<Outcome>>> {
+    fn call(
+        &mut self,
+        messages: &[Message],
+    ) -> Result<Result<Vec<Outcome>, ModuleError>, ModuleError> {
         let instance = match self.instance.as_mut() {
             Some(instance) => instance,
             None => self.instance.insert(self.module.instantiate()?),
@@ -146,4 +156,9 @@ impl ModuleStage {
         }
         Ok(result)
     }
+}
+
+/// Whether `outcome` is a rejection for `reason`.
+pub(crate) fn is_rejected_as(outcome: &Outcome, reason: Reason) -> bool {
+    matches!(outcome, Outcome::Rejected { reason: r, .. } if *r == reason)
 }

@@ -5,16 +5,17 @@
 
 use std::time::Instant;
 
-use tracing::{info, warn};
+use tracing::info;
 
-use super::shutdown::Shutdown;
 use crate::error::{Error, Result};
+use crate::events::{event, Event};
 use crate::retry::Backoff;
+use crate::shutdown::Shutdown;
 use crate::sink::PostgresSink;
-use crate::source::{SqsConfig, SqsSource};
+use crate::source::{SqsConfig, SqsError, SqsSource};
 
 /// Retries transient failures of `attempt` until `deadline`; then it is [`Error::Unreachable`].
-pub fn within_budget<T>(
+pub(crate) fn within_budget<T>(
     what: &str,
     deadline: Instant,
     shutdown: &Shutdown,
@@ -27,13 +28,11 @@ pub fn within_budget<T>(
             Err(e) if e.is_transient() && !shutdown.requested() => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(Error::Unreachable(format!(
-                        "{what} did not answer within --startup-timeout: {e}. Check the address, the \
-                         network path and that the service runs"
-                    )));
+                    return Err(Error::Unreachable { service: what.to_owned(), last: Box::new(e) });
                 }
                 let wait = backoff.next_delay().min(left);
-                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what} unavailable at start; waiting");
+                let (error, retry_in_ms) = (e.report(), wait.as_millis() as u64);
+                event!(warn, Event::StartupWaiting, service = what, retry_in_ms, %error, "{what} unavailable at start; waiting");
                 std::thread::sleep(wait);
             }
             Err(e) => return Err(e),
@@ -42,17 +41,21 @@ pub fn within_budget<T>(
 }
 
 /// SQS: the queue resolves and answers GetQueueAttributes.
-pub fn check_sqs(
+pub(crate) fn check_sqs(
     runtime: &tokio::runtime::Runtime,
     config: &SqsConfig,
     deadline: Instant,
     shutdown: &Shutdown,
 ) -> Result<SqsSource> {
     let source = within_budget("SQS", deadline, shutdown, || {
-        runtime.block_on(by(deadline, "the queue's URL", SqsSource::connect(config, false)))
+        runtime
+            .block_on(by(deadline, "the queue's URL", SqsSource::connect(config, false)))
+            .map_err(Error::from)
     })?;
     let redrive = within_budget(source.endpoint(), deadline, shutdown, || {
-        runtime.block_on(by(deadline, "the queue's attributes", source.check()))
+        runtime
+            .block_on(by(deadline, "the queue's attributes", source.check()))
+            .map_err(Error::from)
     })?;
     match redrive {
         Some(policy) => info!(redrive_policy = %policy, "the queue has a dead-letter queue"),
@@ -66,16 +69,18 @@ pub fn check_sqs(
 async fn by<T>(
     deadline: Instant,
     what: &str,
-    call: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
+    call: impl std::future::Future<Output = Result<T, SqsError>>,
+) -> Result<T, SqsError> {
     match tokio::time::timeout_at(deadline.into(), call).await {
         Ok(result) => result,
-        Err(_) => Err(Error::Transient(format!("{what}: no complete answer before the deadline"))),
+        Err(_) => {
+            Err(SqsError::transient(format!("{what}: no complete answer before the deadline")))
+        }
     }
 }
 
 /// PostgreSQL: reachable, tables ready and of the right shape, keys' fingerprints known.
-pub fn check_postgres(
+pub(crate) fn check_postgres(
     sink: &mut PostgresSink,
     key_fingerprints: &[(String, String)],
     deadline: Instant,

@@ -9,26 +9,31 @@
 //! instead (exit 5, nothing of the batch recorded or deleted). A restarted host sees the same
 //! run in the ledger and stops again at once, rather than rejecting a few more each time.
 
-use crate::sink::{MODULE_FAILED, SINK_REFUSED};
+use maskflow_transform::Reason;
+
+use crate::sink::LedgerOutcome;
 
 /// Consecutive host rejections of one kind that mean "the stage fails on everything".
-pub const STREAK: usize = 3;
+pub(crate) const STREAK: usize = 3;
 /// How many of the latest ledger entries are read to find the run.
-pub const LOOK_BACK: i64 = 50;
+pub(crate) const LOOK_BACK: i64 = 50;
 
-/// Whether `failed` more rejections of `reason`, on top of the `recent` ledger outcomes
-/// (newest first), make a run of [`STREAK`]. What shows the stage working ends the run: for
-/// the module, any outcome it produced (a row, a rejection, a row PostgreSQL refused); for
-/// PostgreSQL, an accepted row only (a message the module rejected says nothing of the table).
-pub fn completes_streak(recent: &[String], reason: &str, failed: usize) -> bool {
-    let neutral: &[&str] = match reason {
-        SINK_REFUSED => &["rejected", MODULE_FAILED],
-        _ => &[],
+/// Whether `failed` more host rejections for `reason` (`module_failed` or `sink_refused`), on
+/// top of the `recent` ledger outcomes (newest first), make a run of [`STREAK`]. What shows the
+/// stage working ends the run: for the module, any outcome it produced (a row, a rejection, a
+/// row PostgreSQL refused); for PostgreSQL, an accepted row only (a message the module
+/// rejected says nothing of the table).
+pub(crate) fn completes_streak(recent: &[LedgerOutcome], reason: Reason, failed: usize) -> bool {
+    let neutral = |outcome: &LedgerOutcome| match reason {
+        Reason::SinkRefused => {
+            matches!(outcome, LedgerOutcome::Rejected | LedgerOutcome::Host(Reason::ModuleFailed))
+        }
+        _ => false,
     };
     let run = recent
         .iter()
-        .filter(|outcome| !neutral.contains(&outcome.as_str()))
-        .take_while(|outcome| *outcome == reason)
+        .filter(|outcome| !neutral(outcome))
+        .take_while(|outcome| **outcome == LedgerOutcome::Host(reason))
         .count();
     failed + run >= STREAK
 }
@@ -37,38 +42,37 @@ pub fn completes_streak(recent: &[String], reason: &str, failed: usize) -> bool 
 mod tests {
     use super::*;
 
-    fn outcomes(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn outcomes(list: &[&str]) -> Vec<LedgerOutcome> {
+        list.iter().map(|s| LedgerOutcome::from_ledger(s)).collect()
     }
+
+    const REFUSED: Reason = Reason::SinkRefused;
+    const FAILED: Reason = Reason::ModuleFailed;
 
     #[test]
     fn a_run_of_refusals_stops_whatever_the_batch_size_and_an_accepted_row_resets_it() {
         // Light traffic: one row per batch, every one refused.
-        assert!(!completes_streak(&outcomes(&["row", "row"]), SINK_REFUSED, 1));
-        assert!(!completes_streak(&outcomes(&["sink_refused", "row"]), SINK_REFUSED, 1));
-        assert!(completes_streak(
-            &outcomes(&["sink_refused", "sink_refused", "row"]),
-            SINK_REFUSED,
-            1
-        ));
+        assert!(!completes_streak(&outcomes(&["row", "row"]), REFUSED, 1));
+        assert!(!completes_streak(&outcomes(&["sink_refused", "row"]), REFUSED, 1));
+        assert!(completes_streak(&outcomes(&["sink_refused", "sink_refused", "row"]), REFUSED, 1));
         // Module rejections in between say nothing about the table.
         let mixed = outcomes(&["rejected", "sink_refused", "module_failed", "sink_refused"]);
-        assert!(completes_streak(&mixed, SINK_REFUSED, 1));
+        assert!(completes_streak(&mixed, REFUSED, 1));
         // An accepted row in between: one bad row at a time, recorded.
         let healed = outcomes(&["sink_refused", "row", "sink_refused"]);
-        assert!(!completes_streak(&healed, SINK_REFUSED, 1));
+        assert!(!completes_streak(&healed, REFUSED, 1));
         // A whole batch refused is a run by itself.
-        assert!(completes_streak(&[], SINK_REFUSED, STREAK));
-        assert!(!completes_streak(&[], SINK_REFUSED, STREAK - 1));
+        assert!(completes_streak(&[], REFUSED, STREAK));
+        assert!(!completes_streak(&[], REFUSED, STREAK - 1));
     }
 
     #[test]
     fn any_outcome_of_the_module_ends_a_run_of_module_failures() {
         let run = outcomes(&["module_failed", "module_failed"]);
-        assert!(completes_streak(&run, MODULE_FAILED, 1));
+        assert!(completes_streak(&run, FAILED, 1));
         for working in ["row", "rejected", "sink_refused"] {
             let broken = outcomes(&["module_failed", working, "module_failed"]);
-            assert!(!completes_streak(&broken, MODULE_FAILED, 1), "{working} ends the run");
+            assert!(!completes_streak(&broken, FAILED, 1), "{working} ends the run");
         }
     }
 }

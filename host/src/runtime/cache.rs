@@ -21,8 +21,8 @@
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
+use crate::events::{event, Event};
 use sha2::{Digest, Sha256};
-use tracing::{debug, warn};
 use wasmtime::{Engine, Module};
 
 use super::trust::TrustedDir;
@@ -42,29 +42,38 @@ impl ModuleCache {
 
     /// The module compiled for `engine`: loaded from the cache when a good entry is there,
     /// compiled (and stored) otherwise.
-    pub fn load_or_compile(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+    pub(crate) fn load_or_compile(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Module> {
         let dir = match TrustedDir::open(&self.dir) {
             Ok(dir) => dir,
             Err(why) => {
-                warn!(dir = %self.dir.display(), "module cache not used: {why}; compiling the module");
+                let dir = self.dir.display();
+                event!(warn, Event::ModuleCache, outcome = "unused", %dir, %why, "module cache not used: {why}; compiling the module");
                 return Module::new(engine, bytes);
             }
         };
         let name = entry_name(engine, bytes);
         let path = self.dir.join(&name);
         if let Some(module) = load(engine, &dir, &name, &path) {
-            debug!(path = %path.display(), "module loaded from the cache");
+            event!(debug, Event::ModuleCache, outcome = "loaded", path = %path.display(), "module loaded from the cache");
             return Ok(module);
         }
         let module = Module::new(engine, bytes)?;
         match module.serialize() {
             Ok(artifact) => match dir.write(&name, &[&Sha256::digest(&artifact), &artifact]) {
-                Ok(()) => debug!(path = %path.display(), "compiled module cached"),
+                Ok(()) => {
+                    event!(debug, Event::ModuleCache, outcome = "stored", path = %path.display(), "compiled module cached")
+                }
                 Err(e) => {
-                    warn!(path = %path.display(), error = %e, "cannot write the module cache")
+                    event!(warn, Event::ModuleCache, outcome = "unwritable", path = %path.display(), error = %e, "cannot write the module cache")
                 }
             },
-            Err(e) => warn!(error = %e, "cannot serialise the compiled module"),
+            Err(e) => {
+                event!(warn, Event::ModuleCache, outcome = "unwritable", error = %e, "cannot serialise the compiled module")
+            }
         }
         Ok(module)
     }
@@ -86,13 +95,13 @@ fn load(engine: &Engine, dir: &TrustedDir, name: &str, path: &std::path::Path) -
     let file = match dir.read(name) {
         Ok(file) => file?,
         Err(why) => {
-            warn!(path = %path.display(), "module cache entry refused: {why}; compiling again");
+            event!(warn, Event::ModuleCache, outcome = "refused", path = %path.display(), %why, "module cache entry refused: {why}; compiling again");
             return None;
         }
     };
     let (digest, artifact) = file.split_at_checked(DIGEST_LEN)?;
     if Sha256::digest(artifact).as_slice() != digest {
-        warn!(path = %path.display(), "damaged module cache entry; compiling again");
+        event!(warn, Event::ModuleCache, outcome = "damaged", path = %path.display(), "damaged module cache entry; compiling again");
         return None;
     }
     // SAFETY: `artifact` is what `Module::serialize` wrote into a directory only this user
@@ -102,7 +111,7 @@ fn load(engine: &Engine, dir: &TrustedDir, name: &str, path: &std::path::Path) -
     match unsafe { Module::deserialize(engine, artifact) } {
         Ok(module) => Some(module),
         Err(e) => {
-            warn!(path = %path.display(), error = %e, "module cache entry refused; compiling again");
+            event!(warn, Event::ModuleCache, outcome = "refused", path = %path.display(), error = %e, "module cache entry refused; compiling again");
             None
         }
     }

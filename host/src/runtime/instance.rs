@@ -1,12 +1,14 @@
 //! Steps 3-6 of wasmtime's embedding: store (with limits), linker, instance, typed exports,
 //! then `init(config)`. The bytes crossing the boundary are `maskflow_transform::wire`'s.
 
-use maskflow_transform::wire::{self, WireError};
+use maskflow_transform::wire;
 use maskflow_transform::{Message, Outcome};
 use wasmtime::{Instance, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, TypedFunc};
 
+use super::error::{Failure, ModuleError, Step};
 use super::module::{WasmModule, ABI_VERSION};
-use crate::error::{Error, Result};
+
+type Result<T, E = ModuleError> = std::result::Result<T, E>;
 
 /// An input buffer larger than this is dropped after its call rather than kept.
 const KEEP_INPUT_BYTES: usize = 1 << 20;
@@ -50,22 +52,21 @@ impl WasmInstance {
         let linker: Linker<StoreLimits> = Linker::new(&module.engine);
         let instance = linker
             .instantiate(&mut store, &module.module)
-            .map_err(|e| Error::module(format!("cannot instantiate: {e:#}")))?;
+            .map_err(|e| ModuleError::call(Step::Instantiate, e))?;
 
         // 5. Typed exports: a missing or mistyped one means this is not a maskflow ABI module.
         let abi_version: TypedFunc<(), u32> =
             typed(&instance, &mut store, "abi_version", "() -> i32")?;
         let version = abi_version
             .call(&mut store, ())
-            .map_err(|e| Error::module(format!("abi_version trapped: {e}")))?;
+            .map_err(|e| ModuleError::call(Step::Instantiate, e))?;
         if version != ABI_VERSION {
-            return Err(Error::module(format!(
-                "the module speaks ABI version {version}; this maskflow speaks {ABI_VERSION}"
-            )));
+            let failure = Failure::AbiVersion { found: version, expected: ABI_VERSION };
+            return Err(ModuleError::new(Step::Instantiate, failure));
         }
         let memory = instance
             .get_memory(&mut store, "memory")
-            .ok_or_else(|| Error::module("the module exports no `memory`"))?;
+            .ok_or(ModuleError::new(Step::Instantiate, Failure::NoMemory))?;
         let mut wasm = WasmInstance {
             alloc: typed(&instance, &mut store, "alloc", "(i32) -> i32")?,
             dealloc: typed(&instance, &mut store, "dealloc", "(i32, i32) -> ()")?,
@@ -81,10 +82,9 @@ impl WasmInstance {
         // 6. init(config): the key and the mapping; the answer names the output columns. The
         // config's copy in module memory is wiped after the call (it holds the keys).
         let init = wasm.init.clone();
-        let payload = wasm
-            .call(init, module.config_json.as_bytes(), Wipe::Input)
-            .map_err(|e| Error::module(format!("init failed: {e}")))?;
-        wasm.columns = wire::decode_columns(&payload).map_err(|e| malformed("init", e))?;
+        let payload = wasm.call(Step::Init, init, module.config_json.as_bytes(), Wipe::Input)?;
+        wasm.columns = wire::decode_columns(&payload)
+            .map_err(|e| ModuleError::new(Step::Init, Failure::Malformed(e)))?;
         Ok(wasm)
     }
 
@@ -104,13 +104,13 @@ impl WasmInstance {
         input.clear();
         wire::encode_batch(&mut input, messages);
         let transform_batch = self.transform_batch.clone();
-        let result = self.call(transform_batch, &input, Wipe::No);
+        let result = self.call(Step::Transform, transform_batch, &input, Wipe::No);
         // Keep the buffer for the next batch, unless a batch of big events grew it.
         if input.capacity() <= KEEP_INPUT_BYTES {
             self.input = input;
         }
         wire::decode_outcomes(&result?, messages.len(), self.columns.len())
-            .map_err(|e| malformed("transform_batch", e))
+            .map_err(|e| ModuleError::new(Step::Transform, Failure::Malformed(e)))
     }
 
     /// Copies `input` into module memory, calls `func`, copies the result payload out and frees
@@ -118,37 +118,36 @@ impl WasmInstance {
     /// an error.
     fn call(
         &mut self,
+        step: Step,
         func: TypedFunc<(u32, u32), u64>,
         input: &[u8],
         wipe: Wipe,
     ) -> Result<Vec<u8>> {
-        let trap = |what: &str, e: wasmtime::Error| {
-            Error::module(format!("{what}: {}", describe_trap(&e)))
-        };
+        let fail = |failure| ModuleError::new(step, failure);
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let len = u32::try_from(input.len()).map_err(|_| Error::module("input over 4 GiB"))?;
-        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| trap("alloc", e))?;
+        let len = u32::try_from(input.len())
+            .map_err(|_| fail(Failure::InputTooLarge { bytes: input.len() }))?;
+        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| ModuleError::call(step, e))?;
         if ptr == 0 && len > 0 {
-            return Err(Error::module(format!(
-                "alloc({len}) failed: the module is out of memory (see --module-memory-mb)"
-            )));
+            return Err(fail(Failure::OutOfMemory { bytes: len }));
         }
         self.memory
             .write(&mut self.store, ptr as usize, input)
-            .map_err(|_| Error::module("alloc returned memory out of bounds"))?;
-        let packed = func.call(&mut self.store, (ptr, len)).map_err(|e| trap("call", e))?;
+            .map_err(|_| fail(Failure::OutOfBounds { what: "alloc's answer" }))?;
+        let packed =
+            func.call(&mut self.store, (ptr, len)).map_err(|e| ModuleError::call(step, e))?;
         let (out_ptr, out_len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
         // One copy out of module memory: the payload after the status byte.
         let result = match self
             .memory
             .data(&self.store)
             .get(out_ptr..out_ptr + out_len)
-            .map(wire::split_status)
+            .map(wire::split_result)
         {
-            None => Err(Error::module("result points outside memory")),
+            None => Err(fail(Failure::OutOfBounds { what: "the result" })),
             Some(Ok(Ok(payload))) => Ok(payload.to_vec()),
-            Some(Ok(Err(message))) => Err(Error::module(format!("the module reported: {message}"))),
-            Some(Err(e)) => Err(Error::module(e.to_string())),
+            Some(Ok(Err(failure))) => Err(fail(Failure::Reported(failure))),
+            Some(Err(e)) => Err(fail(Failure::Malformed(e))),
         };
         if wipe == Wipe::Input {
             if let Some(copy) = self
@@ -159,7 +158,7 @@ impl WasmInstance {
                 copy.fill(0);
             }
         }
-        self.dealloc.call(&mut self.store, (ptr, len)).map_err(|e| trap("dealloc", e))?;
+        self.dealloc.call(&mut self.store, (ptr, len)).map_err(|e| ModuleError::call(step, e))?;
         result
     }
 }
@@ -174,26 +173,11 @@ enum Wipe {
 fn typed<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
     instance: &Instance,
     store: &mut Store<StoreLimits>,
-    name: &str,
-    signature: &str,
+    name: &'static str,
+    signature: &'static str,
 ) -> Result<TypedFunc<P, R>> {
-    instance.get_typed_func(store, name).map_err(|e| {
-        Error::module(format!(
-            "export `{name}` {signature} is missing or mistyped ({e}); is this a maskflow ABI v{ABI_VERSION} module?"
-        ))
+    instance.get_typed_func(store, name).map_err(|source| {
+        let failure = Failure::Export { name, signature, abi: ABI_VERSION, source };
+        ModuleError::new(Step::Instantiate, failure)
     })
-}
-
-fn malformed(call: &str, e: WireError) -> Error {
-    Error::module(format!("malformed {call} result: {e}"))
-}
-
-fn describe_trap(e: &wasmtime::Error) -> String {
-    match e.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => {
-            "interrupted: the call ran past its deadline (--module-timeout-ms)".into()
-        }
-        Some(trap) => format!("trapped: {trap}"),
-        None => format!("{e:#}"),
-    }
 }

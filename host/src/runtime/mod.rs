@@ -3,11 +3,14 @@
 //! each worker owns a [`WasmInstance`].
 
 mod cache;
+mod config;
+mod error;
 mod instance;
 mod module;
 mod trust;
 
 pub use cache::ModuleCache;
+pub(crate) use config::init_config;
+pub use error::{Failure, ModuleError, Step};
 pub use instance::{WasmInstance, MAX_TABLE_ELEMENTS};
-pub use maskflow_transform::Outcome;
-pub use module::{ModuleLimits, WasmModule, ABI_VERSION, EMBEDDED_MODULE};
+pub use module::{ModuleLimits, WasmModule, EMBEDDED_MODULE};

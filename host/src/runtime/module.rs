@@ -7,14 +7,16 @@ use std::time::Duration;
 use wasmtime::{Engine, Module};
 use zeroize::Zeroizing;
 
+use super::error::{Failure, ModuleError, Step};
 use super::{ModuleCache, WasmInstance};
-use crate::error::{Error, Result};
+
+type Result<T, E = ModuleError> = std::result::Result<T, E>;
 
 /// The module built from transform/ and shipped in the crate (host/module/README.md), so the
 /// binary is self-contained and building it needs no wasm toolchain.
 pub static EMBEDDED_MODULE: &[u8] = include_bytes!("../../module/maskflow_transform.wasm");
 
-pub const ABI_VERSION: u32 = maskflow_transform::ABI_VERSION;
+pub(crate) const ABI_VERSION: u32 = maskflow_transform::ABI_VERSION;
 /// Epoch ticks are this far apart; deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -56,20 +58,17 @@ impl WasmModule {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config)
-            .map_err(|e| Error::module(format!("cannot create the wasmtime engine: {e}")))?;
+            .map_err(|e| ModuleError::new(Step::Compile, Failure::Wasmtime(e)))?;
 
         // 2. Module: validated and compiled once, here (or loaded, compiled, from the cache).
         let module = match cache {
             Some(cache) => cache.load_or_compile(&engine, bytes),
             None => Module::new(&engine, bytes),
         }
-        .map_err(|e| Error::module(format!("not a valid WebAssembly module: {e:#}")))?;
+        .map_err(|e| ModuleError::new(Step::Compile, Failure::Invalid(e)))?;
         if let Some(import) = module.imports().next() {
-            return Err(Error::module(format!(
-                "the module imports `{}.{}`; a maskflow module is pure computation and imports nothing (ABI.md)",
-                import.module(),
-                import.name()
-            )));
+            let (module, name) = (import.module().to_owned(), import.name().to_owned());
+            return Err(ModuleError::new(Step::Compile, Failure::Imports { module, name }));
         }
 
         // The clock behind every deadline: one thread ticking the engine's epoch, ending with it.
@@ -83,7 +82,7 @@ impl WasmModule {
                     std::thread::sleep(TICK);
                 }
             })
-            .map_err(Error::io("cannot start the wasm epoch thread"))?;
+            .map_err(|e| ModuleError::new(Step::Compile, Failure::EpochThread(e)))?;
 
         let config_json = Arc::new(Zeroizing::new(config_json.to_owned()));
         Ok(WasmModule { engine, module, limits, config_json })

@@ -1,22 +1,49 @@
-//! Sorting PostgreSQL errors into [`SinkError`]s by what they are made of, never by their
-//! text: the server's SQLSTATE, else the types in the error's source chain (`std::io::Error`
-//! and its kind, `rustls::Error`).
+//! Sorting PostgreSQL errors by what they are made of, never by their text: the server's
+//! SQLSTATE, else the types in the client error's source chain (`std::io::Error` and its kind,
+//! `rustls::Error`).
 
-use std::error::Error as StdError;
+use std::borrow::Cow;
 
 use rustls::CertificateError;
 use tokio_postgres::error::SqlState;
 
-use super::SinkError;
-use crate::error::find_cause;
+use super::error::{Cause, Inner, PgKind, PostgresError, ServerError};
+use crate::cause::find_cause;
 
-/// Sorts an error into refuse (isolate the row), transient (retry) or fatal (stop). The text
-/// never includes PostgreSQL's message for data errors, which can quote the offending value.
-pub fn classify(e: tokio_postgres::Error) -> SinkError {
+/// Sorts an error of the client into refuse (isolate the row), transient (retry) or fatal
+/// (stop).
+pub(crate) fn classify(e: tokio_postgres::Error) -> PostgresError {
     match e.as_db_error() {
-        Some(db) => classify_server(db.code(), db.column(), db.message()),
-        None => classify_client(&e, e.is_closed()),
+        Some(db) => classify_server(ServerError {
+            sqlstate: db.code().clone(),
+            table: db.table().map(str::to_owned),
+            column: db.column().map(str::to_owned),
+            constraint: db.constraint().map(str::to_owned),
+            message: Some(db.message().to_owned()),
+        }),
+        None => {
+            let closed = e.is_closed();
+            classify_client(Box::new(e), closed)
+        }
     }
+}
+
+fn classify_server(mut server: ServerError) -> PostgresError {
+    let code = &server.sqlstate;
+    let kind = if matches!(&code.code()[..2], "22" | "23") {
+        server.message = None; // it can quote the value
+        PgKind::Refused
+    } else if is_transient(code) {
+        PgKind::Transient
+    } else {
+        PgKind::Fatal
+    };
+    PostgresError(Box::new(Inner {
+        kind,
+        context: Cow::Borrowed(""),
+        server: Some(server),
+        cause: None,
+    }))
 }
 
 /// No server answer: the cause's types decide. TLS trouble (a certificate, a protocol problem)
@@ -24,19 +51,19 @@ pub fn classify(e: tokio_postgres::Error) -> SinkError {
 /// during a failover; closed; timed out; a name that does not resolve yet) may heal; what is
 /// left (authentication settings, a bad connection string, a server that does not offer TLS
 /// or does not speak PostgreSQL) is a setting too.
-fn classify_client(e: &(dyn StdError + 'static), closed: bool) -> SinkError {
-    let text = chain_text(e);
+fn classify_client(e: Cause, closed: bool) -> PostgresError {
     // tokio-rustls reports TLS failures as I/O errors that carry the rustls error.
-    if let Some(tls) = find_cause::<rustls::Error>(e) {
-        return SinkError::Fatal(format!("{text}; {}", tls_hint(tls)));
+    if let Some(tls) = find_cause::<rustls::Error>(e.as_ref()) {
+        return PostgresError::fatal(tls_hint(tls)).because(e);
     }
-    if closed || find_cause::<std::io::Error>(e).is_some() {
-        return SinkError::Transient(text);
+    if closed || find_cause::<std::io::Error>(e.as_ref()).is_some() {
+        return PostgresError::transient("").because(e);
     }
-    SinkError::Fatal(format!(
-        "{text}; check the connection string (host, port, user, password, database), and \
-         sslmode: a server that does not offer TLS needs sslmode=prefer or disable"
-    ))
+    PostgresError::fatal(
+        "check the connection string (host, port, user, password, database), and sslmode: a \
+         server that does not offer TLS needs sslmode=prefer or disable",
+    )
+    .because(e)
 }
 
 fn tls_hint(e: &rustls::Error) -> &'static str {
@@ -51,34 +78,6 @@ fn tls_hint(e: &rustls::Error) -> &'static str {
             "the server's certificate is not acceptable (expired, revoked or malformed)"
         }
         _ => "TLS failed: check sslmode, sslrootcert, sslcert and sslkey",
-    }
-}
-
-/// `error: cause: cause...`, for messages.
-fn chain_text(e: &(dyn StdError + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(inner) = cause {
-        text = format!("{text}: {inner}");
-        cause = inner.source();
-    }
-    text
-}
-
-fn classify_server(code: &SqlState, column: Option<&str>, message: &str) -> SinkError {
-    let sqlstate = code.code();
-    if matches!(&sqlstate[..2], "22" | "23") {
-        let column = column.map(|c| format!(" (column `{c}`)")).unwrap_or_default();
-        return SinkError::Refused(format!(
-            "SQLSTATE {sqlstate}: {}{column}",
-            describe_data_error(code)
-        ));
-    }
-    let text = format!("SQLSTATE {sqlstate}: {message}");
-    if is_transient(code) {
-        SinkError::Transient(text)
-    } else {
-        SinkError::Fatal(text)
     }
 }
 
@@ -102,46 +101,27 @@ fn is_transient(code: &SqlState) -> bool {
     }
 }
 
-fn describe_data_error(code: &SqlState) -> &'static str {
-    match *code {
-        SqlState::STRING_DATA_RIGHT_TRUNCATION => "value too long for the column",
-        SqlState::INVALID_TEXT_REPRESENTATION => "value not valid for the column's type",
-        SqlState::NUMERIC_VALUE_OUT_OF_RANGE => "number out of range",
-        SqlState::DATETIME_FIELD_OVERFLOW => "date out of range",
-        SqlState::CHARACTER_NOT_IN_REPERTOIRE | SqlState::UNTRANSLATABLE_CHARACTER => {
-            "character not allowed"
-        }
-        SqlState::NOT_NULL_VIOLATION => "NULL in a NOT NULL column",
-        SqlState::CHECK_VIOLATION => "check constraint violated",
-        SqlState::UNIQUE_VIOLATION => "unique constraint violated",
-        _ => "data refused",
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::error::Error as StdError;
+    use std::fmt;
     use std::io::{Error as IoError, ErrorKind};
 
     use super::*;
 
-    #[derive(Debug, PartialEq)]
-    enum Kind {
-        Refused,
-        Transient,
-        Fatal,
-    }
-
-    fn kind(e: &SinkError) -> Kind {
-        match e {
-            SinkError::Refused(_) => Kind::Refused,
-            SinkError::Transient(_) => Kind::Transient,
-            SinkError::Fatal(_) => Kind::Fatal,
-        }
+    fn server(code: &str, column: Option<&str>, message: &str) -> PostgresError {
+        classify_server(ServerError {
+            sqlstate: SqlState::from_code(code),
+            table: Some("user_logins".into()),
+            column: column.map(str::to_owned),
+            constraint: None,
+            message: Some(message.into()),
+        })
     }
 
     #[test]
     fn sqlstates_sort_by_what_they_mean() {
-        use Kind::*;
+        use PgKind::*;
         let table = [
             ("22001", Refused),   // value too long
             ("22P02", Refused),   // invalid text representation
@@ -173,8 +153,9 @@ mod tests {
             ("26000", Fatal),     // prepared statement missing (PgBouncer transaction mode)
         ];
         for (code, expected) in table {
-            let e = classify_server(&SqlState::from_code(code), None, "m");
-            assert_eq!(kind(&e), expected, "SQLSTATE {code}: {e:?}");
+            let e = server(code, None, "m");
+            assert_eq!(e.kind(), expected, "SQLSTATE {code}: {e:?}");
+            assert_eq!(e.sqlstate().map(SqlState::code), Some(code), "kept as a typed field");
         }
     }
 
@@ -182,68 +163,71 @@ mod tests {
     fn client_errors_sort_by_the_types_in_their_chain() {
         let io = |kind: ErrorKind| IoError::new(kind, "io");
         let tls_io = |e: rustls::Error| IoError::new(ErrorKind::InvalidData, e);
-        let cases: Vec<(Box<dyn StdError + 'static>, bool, Kind)> = vec![
-            (Box::new(io(ErrorKind::ConnectionRefused)), false, Kind::Transient),
+        let cases: Vec<(Cause, bool, PgKind)> = vec![
+            (Box::new(io(ErrorKind::ConnectionRefused)), false, PgKind::Transient),
             // A failover resets the connection in the middle of the TLS handshake.
-            (Box::new(io(ErrorKind::ConnectionReset)), false, Kind::Transient),
-            (Box::new(io(ErrorKind::UnexpectedEof)), false, Kind::Transient),
-            (Box::new(io(ErrorKind::TimedOut)), false, Kind::Transient),
-            (Box::new(io(ErrorKind::Other)), false, Kind::Transient), // e.g. a name not resolving yet
+            (Box::new(io(ErrorKind::ConnectionReset)), false, PgKind::Transient),
+            (Box::new(io(ErrorKind::UnexpectedEof)), false, PgKind::Transient),
+            (Box::new(io(ErrorKind::TimedOut)), false, PgKind::Transient),
+            (Box::new(io(ErrorKind::Other)), false, PgKind::Transient), // a name not resolving yet
             (
                 Box::new(tls_io(rustls::Error::InvalidCertificate(
                     CertificateError::UnknownIssuer,
                 ))),
                 false,
-                Kind::Fatal,
+                PgKind::Fatal,
             ),
             (
                 Box::new(tls_io(rustls::Error::InvalidCertificate(
                     CertificateError::NotValidForName,
                 ))),
                 false,
-                Kind::Fatal,
+                PgKind::Fatal,
             ),
-            (Box::new(rustls::Error::NoCertificatesPresented), false, Kind::Fatal),
+            (Box::new(rustls::Error::NoCertificatesPresented), false, PgKind::Fatal),
         ];
         for (error, closed, expected) in cases {
-            let e = classify_client(error.as_ref(), closed);
-            assert_eq!(kind(&e), expected, "{error:?}: {e:?}");
+            let shown = format!("{error:?}");
+            let e = classify_client(error, closed);
+            assert_eq!(e.kind(), expected, "{shown}: {e:?}");
+            assert!(e.source().is_some(), "the cause is kept: {e:?}");
         }
         #[derive(Debug)]
         struct Opaque;
-        impl std::fmt::Display for Opaque {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        impl fmt::Display for Opaque {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("server does not support TLS")
             }
         }
         impl StdError for Opaque {}
         // No I/O, TLS or server error in the chain: a closed connection heals, the rest is a setting.
-        assert_eq!(kind(&classify_client(&Opaque, true)), Kind::Transient, "closed");
-        assert_eq!(kind(&classify_client(&Opaque, false)), Kind::Fatal, "a setting");
+        assert_eq!(classify_client(Box::new(Opaque), true).kind(), PgKind::Transient, "closed");
+        assert_eq!(classify_client(Box::new(Opaque), false).kind(), PgKind::Fatal, "a setting");
         let hint = classify_client(
-            &tls_io(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)),
+            Box::new(tls_io(rustls::Error::InvalidCertificate(CertificateError::NotValidForName))),
             false,
         );
-        assert!(format!("{hint}").contains("does not name this host"), "{hint}");
+        assert!(hint.to_string().contains("does not name this host"), "{hint}");
     }
 
     #[test]
-    fn data_errors_are_refusals_that_never_quote_the_value() {
+    fn data_errors_are_refusals_that_keep_their_names_and_never_the_value() {
         let secret = "value too long for type character varying(32): 10.1.2.3";
-        let e = classify_server(&SqlState::STRING_DATA_RIGHT_TRUNCATION, Some("locale"), secret);
+        let e = server("22001", Some("locale"), secret);
+        assert_eq!(e.kind(), PgKind::Refused);
+        let column = e.server().and_then(|s| s.column.as_deref());
+        assert_eq!(column, Some("locale"), "a typed field");
         assert_eq!(
-            e,
-            SinkError::Refused(
-                "SQLSTATE 22001: value too long for the column (column `locale`)".into()
-            )
+            e.to_string(),
+            "PostgreSQL refused the data: SQLSTATE 22001: value too long for the column (column `locale`)"
         );
-        for code in [
-            SqlState::CHECK_VIOLATION,
-            SqlState::NOT_NULL_VIOLATION,
-            SqlState::INVALID_TEXT_REPRESENTATION,
-        ] {
-            let e = classify_server(&code, None, secret);
-            assert!(matches!(&e, SinkError::Refused(m) if !m.contains("10.1.2.3")), "{e:?}");
+        for code in ["23514", "23502", "22P02"] {
+            let e = server(code, None, secret);
+            let shown = format!("{e} {e:?} {}", crate::cause::report(&e));
+            assert!(!shown.contains("10.1.2.3"), "{shown}");
         }
+        // Not about data: the server's message helps, and is kept.
+        let missing = server("42P01", None, "relation \"user_logins\" does not exist");
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
     }
 }

@@ -29,10 +29,12 @@ use futures_util::SinkExt;
 use maskflow_transform::Outcome;
 use tokio_postgres::error::SqlState;
 
+use tokio_postgres::Statement;
+
 use super::classify::classify;
 use super::connection::Connection;
-use super::postgres::Session;
-use super::{CommitStats, Item, SinkError, Timeouts, HOST_REASONS};
+use super::ledger::LedgerOutcome;
+use super::{CommitStats, Item, PostgresError, Timeouts};
 use crate::isolate::{bisect, Attempt, Merge};
 
 /// How long a statement waits for a lock before the commit looks at what holds it.
@@ -40,15 +42,55 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// How long each claim waits while the held ids are being isolated.
 const ISOLATION_LOCK_WAIT: Duration = Duration::from_millis(100);
 
+/// A connection with the statements the commit uses, prepared once.
+pub(super) struct Session {
+    pub(crate) conn: Connection,
+    claim_all: Statement,
+    claim_new: Statement,
+    copy_rows: String,
+    insert_rejections: Statement,
+}
+
+impl Session {
+    /// Prepares the commit's statements for rows of `columns` into `table`, within `budget`.
+    pub(crate) fn prepare(
+        conn: Connection,
+        table: &str,
+        columns: &[String],
+        budget: Duration,
+    ) -> Result<Session, PostgresError> {
+        let deadline = Instant::now() + budget;
+        let names = columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+        // A rejection already recorded (a redelivery after its ledger entry was pruned) is
+        // the same message: keeping the first record is exactly once.
+        let insert_rejections = format!(
+            "INSERT INTO {table}_rejected (message_id, reason, message, encrypted_body)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+             ON CONFLICT (message_id) DO NOTHING"
+        );
+        let claim_all = "INSERT INTO maskflow_ledger (message_id, outcome) SELECT * FROM unnest($1::text[], $2::text[])";
+        let claim_new =
+            format!("{claim_all} ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
+        let prepare = |sql: &str| conn.wait(deadline, conn.client().prepare(sql));
+        Ok(Session {
+            claim_all: prepare(claim_all)?,
+            claim_new: prepare(&claim_new)?,
+            insert_rejections: prepare(&insert_rejections)?,
+            copy_rows: format!("COPY {table} ({names}) FROM STDIN"),
+            conn,
+        })
+    }
+}
+
 pub(super) fn commit(
     s: &Session,
     items: &[Item],
     timeouts: &Timeouts,
-) -> Result<CommitStats, SinkError> {
+) -> Result<CommitStats, PostgresError> {
     let deadline = Instant::now() + timeouts.commit;
     let conn = &s.conn;
     let ids: Vec<&str> = items.iter().map(|i| i.id).collect();
-    let kinds: Vec<&str> = items.iter().map(|i| ledger_outcome(i.outcome)).collect();
+    let kinds: Vec<&str> = items.iter().map(|i| LedgerOutcome::of(i.outcome).as_str()).collect();
 
     conn.begin(deadline, LOCK_WAIT)?;
     let claim = claim(s, deadline, &ids, &kinds)?;
@@ -66,7 +108,7 @@ pub(super) fn commit(
             }
             Outcome::Rejected { reason, message, encrypted_body } => {
                 r_ids.push(item.id);
-                r_reasons.push(reason.as_str());
+                r_reasons.push(reason.code());
                 r_messages.push(message.as_str());
                 r_bodies.push(encrypted_body.as_str());
             }
@@ -91,8 +133,10 @@ pub(super) fn commit(
     conn.batch(deadline, "COMMIT")?;
 
     let mut rejected_by_reason = std::collections::BTreeMap::new();
-    for reason in &r_reasons {
-        *rejected_by_reason.entry(reason.to_string()).or_default() += 1;
+    for item in items.iter().filter(|i| claim.is_new(i.id)) {
+        if let Outcome::Rejected { reason, .. } = item.outcome {
+            *rejected_by_reason.entry(*reason).or_default() += 1;
+        }
     }
     let claimed = items.len() - claim.blocked.len();
     let new = claim.new.as_ref().map_or(claimed, HashSet::len);
@@ -101,20 +145,10 @@ pub(super) fn commit(
         rejected: recorded,
         rejected_by_reason,
         // Redelivered: in the ledger already (or, for a rejection, in its table already).
-        duplicates: (claimed - new) as u64 + (r_ids.len() as u64 - recorded),
+        redeliveries_skipped: (claimed - new) as u64 + (r_ids.len() as u64 - recorded),
         blocked: claim.blocked,
         blocked_by: claim.blocked_by,
     })
-}
-
-/// What the ledger records of an outcome: `row`, `rejected`, or the reason code of a
-/// rejection the host made itself (what a streak of refusals is recognised by).
-fn ledger_outcome(outcome: &Outcome) -> &str {
-    match outcome {
-        Outcome::Row(_) => "row",
-        Outcome::Rejected { reason, .. } if HOST_REASONS.contains(&reason.as_str()) => reason,
-        Outcome::Rejected { .. } => "rejected",
-    }
 }
 
 /// The ids this transaction claimed.
@@ -142,7 +176,12 @@ impl Merge for Claim {
     }
 }
 
-fn claim(s: &Session, deadline: Instant, ids: &[&str], kinds: &[&str]) -> Result<Claim, SinkError> {
+fn claim(
+    s: &Session,
+    deadline: Instant,
+    ids: &[&str],
+    kinds: &[&str],
+) -> Result<Claim, PostgresError> {
     let conn = &s.conn;
     let first = conn.wait_raw(deadline, conn.client().execute(&s.claim_all, &[&ids, &kinds]))?;
     let retry = match first {
@@ -176,7 +215,7 @@ fn claim_isolating(
     deadline: Instant,
     ids: &[&str],
     kinds: &[&str],
-) -> Result<Claim, SinkError> {
+) -> Result<Claim, PostgresError> {
     let conn = &s.conn;
     let holders = lock_holders(conn, deadline, "maskflow_ledger")?;
     conn.begin(deadline, ISOLATION_LOCK_WAIT)?;
@@ -187,7 +226,7 @@ fn claim_isolating(
     match table {
         Ok(()) => {}
         Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
-            return Err(SinkError::Transient(format!(
+            return Err(PostgresError::transient(format!(
                 "table maskflow_ledger is locked by another session ({holders}); waiting"
             )))
         }
@@ -229,7 +268,11 @@ fn claim_isolating(
 
 /// The sessions that have held a lock on `relation` for more than a second, oldest first: what
 /// a lock wait is waiting for, for the log (process ids and states, never query texts).
-fn lock_holders(conn: &Connection, deadline: Instant, relation: &str) -> Result<String, SinkError> {
+fn lock_holders(
+    conn: &Connection,
+    deadline: Instant,
+    relation: &str,
+) -> Result<String, PostgresError> {
     let row = conn.wait(
         deadline,
         conn.client().query_one(

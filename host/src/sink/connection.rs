@@ -20,14 +20,14 @@ use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::classify::classify;
-use super::SinkError;
+use super::{tls, PostgresConfig, PostgresError};
 
 /// The kernel's defaults (keepalive after 2 h idle) would notice a dead peer far too late.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const KEEPALIVE_RETRIES: u32 = 3;
 
-pub struct Connection {
+pub(crate) struct Connection {
     // Field order matters: the client goes first, then the runtime that drives its connection.
     client: Client,
     runtime: Runtime,
@@ -37,17 +37,17 @@ pub struct Connection {
 impl Connection {
     /// Connects within `budget`: TCP, TLS, authentication, then a check that the server takes
     /// writes (a standby, or a primary being failed over, answers `transaction_read_only = on`:
-    /// that heals, so it is [`SinkError::Transient`], and no DDL is ever sent to such a node).
-    pub fn open(
+    /// that heals, so it is [`PostgresError::Transient`], and no DDL is ever sent to such a node).
+    pub(crate) fn open(
         config: &Config,
         tls: &MakeRustlsConnect,
         endpoint: &str,
         budget: Duration,
-    ) -> Result<Connection, SinkError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SinkError::Fatal(format!("cannot start a runtime for PostgreSQL: {e}")))?;
+    ) -> Result<Connection, PostgresError> {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+                PostgresError::fatal(format!("cannot start a runtime for PostgreSQL: {e}"))
+            })?;
         let config = with_network_defaults(config.clone(), budget);
         let connecting = async {
             let (client, connection) = config.connect(tls.clone()).await.map_err(classify)?;
@@ -59,7 +59,7 @@ impl Connection {
                 .map_err(classify)?
                 .get::<_, String>(0);
             if read_only == "on" {
-                return Err(SinkError::Transient(format!(
+                return Err(PostgresError::transient(format!(
                     "PostgreSQL at {endpoint} is read-only (a standby, or a failover in progress); \
                      waiting for a writable primary"
                 )));
@@ -71,7 +71,7 @@ impl Connection {
             match runtime.block_on(async { tokio::time::timeout(budget, connecting).await }) {
                 Ok(result) => result?,
                 Err(_) => {
-                    return Err(SinkError::Transient(format!(
+                    return Err(PostgresError::transient(format!(
                         "PostgreSQL at {endpoint} did not complete the connection (TCP, TLS, \
                      authentication) within {budget:?}"
                     )))
@@ -80,40 +80,40 @@ impl Connection {
         Ok(Connection { client, runtime, endpoint: endpoint.to_owned() })
     }
 
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
     /// Runs `call` to completion or until `deadline`, whichever comes first. A missed deadline
-    /// is [`SinkError::Transient`]; the caller must then drop this connection.
-    pub fn wait<T>(
+    /// is [`PostgresError::Transient`]; the caller must then drop this connection.
+    pub(crate) fn wait<T>(
         &self,
         deadline: Instant,
         call: impl Future<Output = Result<T, tokio_postgres::Error>>,
-    ) -> Result<T, SinkError> {
+    ) -> Result<T, PostgresError> {
         self.wait_for(deadline, async { call.await.map_err(classify) })
     }
 
     /// [`Connection::wait`] that hands the call's own error back unsorted, for callers that
     /// act on particular SQLSTATEs; only a missed deadline is sorted (transient).
-    pub fn wait_raw<T>(
+    pub(crate) fn wait_raw<T>(
         &self,
         deadline: Instant,
         call: impl Future<Output = Result<T, tokio_postgres::Error>>,
-    ) -> Result<Result<T, tokio_postgres::Error>, SinkError> {
+    ) -> Result<Result<T, tokio_postgres::Error>, PostgresError> {
         self.wait_for(deadline, async { Ok(call.await) })
     }
 
     /// [`Connection::wait`] for a call whose errors are already sorted.
-    pub fn wait_for<T>(
+    pub(crate) fn wait_for<T>(
         &self,
         deadline: Instant,
-        call: impl Future<Output = Result<T, SinkError>>,
-    ) -> Result<T, SinkError> {
+        call: impl Future<Output = Result<T, PostgresError>>,
+    ) -> Result<T, PostgresError> {
         let deadline = tokio::time::Instant::from_std(deadline);
         match self.runtime.block_on(async { tokio::time::timeout_at(deadline, call).await }) {
             Ok(result) => result,
-            Err(_) => Err(SinkError::Transient(format!(
+            Err(_) => Err(PostgresError::transient(format!(
                 "PostgreSQL at {} did not answer in time (the connection is dropped and opened again)",
                 self.endpoint
             ))),
@@ -121,7 +121,7 @@ impl Connection {
     }
 
     /// Runs SQL statements (no parameters) by `deadline`.
-    pub fn batch(&self, deadline: Instant, sql: &str) -> Result<(), SinkError> {
+    pub(crate) fn batch(&self, deadline: Instant, sql: &str) -> Result<(), PostgresError> {
         self.wait(deadline, self.client.batch_execute(sql))
     }
 
@@ -129,7 +129,11 @@ impl Connection {
     /// most `lock_wait`, a statement runs at most until `deadline`, and the transaction is
     /// aborted by the server if this client goes silent in it (a frozen or partitioned host
     /// must not hold its row locks until TCP notices, which takes hours).
-    pub fn begin(&self, deadline: Instant, lock_wait: Duration) -> Result<(), SinkError> {
+    pub(crate) fn begin(
+        &self,
+        deadline: Instant,
+        lock_wait: Duration,
+    ) -> Result<(), PostgresError> {
         let budget = deadline.saturating_duration_since(Instant::now()).as_millis().max(1);
         self.batch(
             deadline,
@@ -142,7 +146,7 @@ impl Connection {
     }
 
     /// Ends a failed transaction; if even that fails, the connection is not reusable.
-    pub fn rollback(&self) -> Result<(), SinkError> {
+    pub(crate) fn rollback(&self) -> Result<(), PostgresError> {
         self.batch(Instant::now() + Duration::from_secs(5), "ROLLBACK")
     }
 }
@@ -170,4 +174,37 @@ fn with_network_defaults(mut config: Config, budget: Duration) -> Config {
         config.tcp_user_timeout(KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_RETRIES);
     }
     config
+}
+
+/// `host:port` of the first host (never the password).
+pub(crate) fn endpoint(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(name)) => name.clone(),
+        _ => "localhost".into(),
+    };
+    format!("{host}:{}", config.get_ports().first().copied().unwrap_or(5432))
+}
+
+/// Opens a connection for a one-off command (`prune`, `keys`, `rekey`), named `name` in
+/// `pg_stat_activity`, with `search_path` set to the configured schema.
+pub(crate) fn open_for_command(
+    config: &PostgresConfig,
+    name: &str,
+) -> Result<Connection, PostgresError> {
+    let mut client = config.client.clone();
+    client.application_name(name);
+    let endpoint = endpoint(&config.client);
+    let conn = Connection::open(
+        &client,
+        &tls::connector(&config.tls)?,
+        &endpoint,
+        config.timeouts.connect,
+    )?;
+    if let Some(schema) = &config.schema {
+        conn.batch(
+            Instant::now() + config.timeouts.connect,
+            &format!("SET search_path TO \"{schema}\""),
+        )?;
+    }
+    Ok(conn)
 }

@@ -2,7 +2,7 @@
 
 /// Appends one row in COPY's text format: tab-separated, `\N` for NULL, and backslash, tab,
 /// newline and carriage return escaped (values are arbitrary text from the message).
-pub fn push_copy_line(out: &mut Vec<u8>, values: &[Option<String>]) {
+pub(crate) fn push_copy_line(out: &mut Vec<u8>, values: &[Option<String>]) {
     for (i, value) in values.iter().enumerate() {
         if i > 0 {
             out.push(b'\t');

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::connection::Connection;
-use super::{PostgresConfig, SinkError};
+use super::{PostgresConfig, PostgresError};
 
 /// Masks per key id, per place (`user_logins.masked_ip`, ..., `user_logins_rejected.encrypted_body`).
-pub type MaskCounts = BTreeMap<String, BTreeMap<String, i64>>;
+pub(crate) type MaskCounts = BTreeMap<String, BTreeMap<String, i64>>;
 
-pub(super) use super::postgres::open_for_command as open;
+pub(super) use super::connection::open_for_command as open;
 
 /// A table or column name as SQL (they come from the mapping and `--table`, checked there).
 pub(super) fn ident(name: &str) -> String {
@@ -31,7 +31,7 @@ pub(super) fn count_masks(
     deadline: Instant,
     table: &str,
     columns: &[String],
-) -> Result<MaskCounts, SinkError> {
+) -> Result<MaskCounts, PostgresError> {
     let values: Vec<String> = columns
         .iter()
         .enumerate()
@@ -66,7 +66,7 @@ pub(super) fn count_masks(
 pub(super) fn recorded(
     conn: &Connection,
     deadline: Instant,
-) -> Result<Vec<(String, String)>, SinkError> {
+) -> Result<Vec<(String, String)>, PostgresError> {
     let exists: bool = conn
         .wait(
             deadline,
@@ -90,15 +90,18 @@ pub(super) fn recorded(
 }
 
 /// What `maskflow keys` shows.
-pub struct KeyReport {
+pub(crate) struct KeyReport {
     /// `maskflow_keys`: (key id, fingerprint).
-    pub recorded: Vec<(String, String)>,
-    pub counts: MaskCounts,
-    pub places: Vec<String>,
+    pub(crate) recorded: Vec<(String, String)>,
+    pub(crate) counts: MaskCounts,
+    pub(crate) places: Vec<String>,
 }
 
 /// Reads the fingerprints and counts every mask by key id.
-pub fn key_report(config: &PostgresConfig, columns: &[String]) -> Result<KeyReport, SinkError> {
+pub(crate) fn key_report(
+    config: &PostgresConfig,
+    columns: &[String],
+) -> Result<KeyReport, PostgresError> {
     let conn = open(config, "maskflow keys")?;
     let deadline = Instant::now() + config.timeouts.commit.max(Duration::from_secs(300));
     let recorded = recorded(&conn, deadline)?;
@@ -120,13 +123,16 @@ fn in_use(counts: &MaskCounts, key_id: &str) -> Result<(), RetireError> {
 /// Why a key could not be retired.
 #[derive(Debug, thiserror::Error)]
 pub enum RetireError {
-    #[error("{0}")]
-    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Sink(#[from] PostgresError),
     /// Masks under the key remain: (place, count).
-    #[error("masks under `{key}` remain ({})", .remaining.iter().map(|(p, n)| format!("{p}: {n}")).collect::<Vec<_>>().join(", "))]
+    #[error(
+        "refused: masks under `{key}` remain ({}). Rekey them first (`maskflow rekey --to <masking key>`); `maskflow keys` shows what is left",
+        .remaining.iter().map(|(p, n)| format!("{p}: {n}")).collect::<Vec<_>>().join(", ")
+    )]
     InUse { key: String, remaining: Vec<(String, i64)> },
-    #[error("key `{0}` is not recorded in maskflow_keys")]
-    Unknown(String),
+    #[error("key `{key}` is not recorded in maskflow_keys (already retired, or never used here)")]
+    Unknown { key: String },
 }
 
 /// Drops `key_id`'s fingerprint, refusing while any mask under it remains. A first count takes
@@ -134,7 +140,7 @@ pub enum RetireError {
 /// only when it finds none are the tables share-locked for a second count and the delete, so
 /// that no row under the key can be committed in between. Writes that meet that lock wait, and
 /// retry after their lock timeout: they heal by themselves once the count is done.
-pub fn retire(
+pub(crate) fn retire(
     config: &PostgresConfig,
     columns: &[String],
     key_id: &str,
@@ -158,7 +164,7 @@ pub fn retire(
             conn.client().execute("DELETE FROM maskflow_keys WHERE key_id = $1", &[&key_id]),
         )?;
         if deleted == 0 {
-            return Err(RetireError::Unknown(key_id.to_owned()));
+            return Err(RetireError::Unknown { key: key_id.to_owned() });
         }
         conn.batch(deadline, "COMMIT")?;
         Ok(())

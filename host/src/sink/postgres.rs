@@ -4,12 +4,12 @@
 
 use std::time::Instant;
 
-use tokio_postgres::Statement;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::commit::commit;
-use super::connection::Connection;
-use super::{schema, tls, CommitStats, Item, PostgresConfig, SinkError, Timeouts};
+use super::commit::{commit, Session};
+use super::connection::{endpoint, Connection};
+use super::ledger::LedgerOutcome;
+use super::{schema, tls, CommitStats, Item, PgKind, PostgresConfig, PostgresError, Timeouts};
 
 pub struct PostgresSink {
     config: tokio_postgres::Config,
@@ -22,26 +22,17 @@ pub struct PostgresSink {
     session: Option<Session>,
 }
 
-/// A connection with the statements the commit uses, prepared once.
-pub(super) struct Session {
-    pub conn: Connection,
-    pub claim_all: Statement,
-    pub claim_new: Statement,
-    pub copy_rows: String,
-    pub insert_rejections: Statement,
-}
-
 impl PostgresSink {
     /// A sink for rows with these `columns` (the module's output); connects on first use.
-    pub fn new(config: &PostgresConfig, columns: Vec<String>) -> Result<Self, SinkError> {
+    pub fn new(config: &PostgresConfig, columns: Vec<String>) -> Result<Self, PostgresError> {
         let table = &config.table;
         if !table.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-            return Err(SinkError::Fatal(format!(
+            return Err(PostgresError::fatal(format!(
                 "--table `{table}`: use lower-case letters, digits and _"
             )));
         }
         if columns.is_empty() {
-            return Err(SinkError::Fatal("the module declares no output columns".into()));
+            return Err(PostgresError::fatal("the module declares no output columns"));
         }
         Ok(PostgresSink {
             endpoint: endpoint(&config.client),
@@ -62,17 +53,18 @@ impl PostgresSink {
 
     /// Connects (if not connected) and prepares the statements. Tables are not touched here:
     /// that is [`PostgresSink::prepare`]'s job, at start.
-    pub fn connect(&mut self) -> Result<(), SinkError> {
+    pub fn connect(&mut self) -> Result<(), PostgresError> {
         if self.session.is_none() {
             let conn = self.open()?;
-            self.session = Some(self.statements(conn)?);
+            self.session =
+                Some(Session::prepare(conn, &self.table, &self.columns, self.timeouts.connect)?);
         }
         Ok(())
     }
 
     /// Whether PostgreSQL answers (`/readyz`): `SELECT 1` within the connect budget on this
     /// sink's connection, opened if needed; a failure drops it.
-    pub fn ping(&mut self) -> Result<(), SinkError> {
+    pub fn ping(&mut self) -> Result<(), PostgresError> {
         self.connect()?;
         let deadline = Instant::now() + self.timeouts.connect;
         self.with_session(|s| s.conn.batch(deadline, "SELECT 1"))
@@ -85,22 +77,23 @@ impl PostgresSink {
         &mut self,
         key_fingerprints: &[(String, String)],
         deadline: Instant,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), PostgresError> {
         self.session = None;
         let left = deadline.saturating_duration_since(Instant::now());
         let conn = self.open_within(self.timeouts.connect.min(left))?;
         let deadline = deadline.min(Instant::now() + self.timeouts.commit);
         schema::prepare(&conn, deadline, self.schema.as_deref(), &self.table, &self.columns)?;
         schema::check_keys(&conn, deadline, key_fingerprints)?;
-        self.session = Some(self.statements(conn)?);
+        self.session =
+            Some(Session::prepare(conn, &self.table, &self.columns, self.timeouts.connect)?);
         Ok(())
     }
 
     /// Writes a batch in one transaction, exactly once however often it is called (ids already
     /// in the ledger are skipped; ids another transaction holds are left out and named in
-    /// [`CommitStats::blocked`]). After [`SinkError::Transient`] the connection is dropped and
+    /// [`CommitStats::blocked`]). After [`PostgresError::Transient`] the connection is dropped and
     /// the next call reconnects.
-    pub fn commit(&mut self, items: &[Item]) -> Result<CommitStats, SinkError> {
+    pub fn commit(&mut self, items: &[Item]) -> Result<CommitStats, PostgresError> {
         self.connect()?;
         let timeouts = self.timeouts;
         self.with_session(|s| commit(s, items, &timeouts))
@@ -109,7 +102,7 @@ impl PostgresSink {
     /// The outcomes of the last `n` messages committed by any host, newest first (`row`,
     /// `rejected`, or a host reason code such as `sink_refused`): what the fleet has been
     /// doing, for deciding whether a refusal is one bad row or a table refusing everything.
-    pub fn recent_outcomes(&mut self, n: i64) -> Result<Vec<String>, SinkError> {
+    pub(crate) fn recent_outcomes(&mut self, n: i64) -> Result<Vec<LedgerOutcome>, PostgresError> {
         self.connect()?;
         let deadline = Instant::now() + self.timeouts.commit;
         self.with_session(|s| {
@@ -120,7 +113,7 @@ impl PostgresSink {
                     &[&n],
                 ),
             )?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
+            Ok(rows.iter().map(|r| LedgerOutcome::from_ledger(r.get(0))).collect())
         })
     }
 
@@ -128,23 +121,23 @@ impl PostgresSink {
     /// rolls back whatever transaction `f` left open (and drops the session if that fails).
     fn with_session<T>(
         &mut self,
-        f: impl FnOnce(&Session) -> Result<T, SinkError>,
-    ) -> Result<T, SinkError> {
+        f: impl FnOnce(&Session) -> Result<T, PostgresError>,
+    ) -> Result<T, PostgresError> {
         let session = self.session.as_ref().expect("connected by the caller");
         let result = f(session);
         match &result {
-            Err(SinkError::Transient(_)) => self.session = None,
+            Err(e) if e.is(PgKind::Transient) => self.session = None,
             Err(_) if session.conn.rollback().is_err() => self.session = None,
             _ => {}
         }
         result
     }
 
-    fn open(&self) -> Result<Connection, SinkError> {
+    fn open(&self) -> Result<Connection, PostgresError> {
         self.open_within(self.timeouts.connect)
     }
 
-    fn open_within(&self, budget: std::time::Duration) -> Result<Connection, SinkError> {
+    fn open_within(&self, budget: std::time::Duration) -> Result<Connection, PostgresError> {
         let conn = Connection::open(&self.config, &self.tls, &self.endpoint, budget)?;
         if let Some(schema) = &self.schema {
             // Quoted, so it can be set before CREATE SCHEMA has run.
@@ -153,61 +146,4 @@ impl PostgresSink {
         }
         Ok(conn)
     }
-
-    fn statements(&self, conn: Connection) -> Result<Session, SinkError> {
-        let deadline = Instant::now() + self.timeouts.connect;
-        let table = &self.table;
-        let names = self.columns.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
-        // A rejection already recorded (a redelivery after its ledger entry was pruned) is
-        // the same message: keeping the first record is exactly once.
-        let insert_rejections = format!(
-            "INSERT INTO {table}_rejected (message_id, reason, message, encrypted_body)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-             ON CONFLICT (message_id) DO NOTHING"
-        );
-        let claim_all = "INSERT INTO maskflow_ledger (message_id, outcome) SELECT * FROM unnest($1::text[], $2::text[])";
-        let claim_new =
-            format!("{claim_all} ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
-        let prepare = |sql: &str| conn.wait(deadline, conn.client().prepare(sql));
-        Ok(Session {
-            claim_all: prepare(claim_all)?,
-            claim_new: prepare(&claim_new)?,
-            insert_rejections: prepare(&insert_rejections)?,
-            copy_rows: format!("COPY {table} ({names}) FROM STDIN"),
-            conn,
-        })
-    }
-}
-
-/// `host:port` of the first host (never the password).
-pub(super) fn endpoint(config: &tokio_postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(name)) => name.clone(),
-        _ => "localhost".into(),
-    };
-    format!("{host}:{}", config.get_ports().first().copied().unwrap_or(5432))
-}
-
-/// Opens a connection for a one-off command (`prune`, `keys`, `rekey`), named `name` in
-/// `pg_stat_activity`, with `search_path` set to the configured schema.
-pub(super) fn open_for_command(
-    config: &PostgresConfig,
-    name: &str,
-) -> Result<Connection, SinkError> {
-    let mut client = config.client.clone();
-    client.application_name(name);
-    let endpoint = endpoint(&config.client);
-    let conn = Connection::open(
-        &client,
-        &tls::connector(&config.tls)?,
-        &endpoint,
-        config.timeouts.connect,
-    )?;
-    if let Some(schema) = &config.schema {
-        conn.batch(
-            Instant::now() + config.timeouts.connect,
-            &format!("SET search_path TO \"{schema}\""),
-        )?;
-    }
-    Ok(conn)
 }

@@ -3,11 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::postgres::open_for_command;
-use super::{schema, PostgresConfig, SinkError};
+use super::connection::open_for_command;
+use super::{schema, PostgresConfig, PostgresError};
 
 /// Deletes ledger entries processed more than `older_than` ago; returns how many.
-pub fn prune_ledger(config: &PostgresConfig, older_than: Duration) -> Result<u64, SinkError> {
+pub(crate) fn prune_ledger(
+    config: &PostgresConfig,
+    older_than: Duration,
+) -> Result<u64, PostgresError> {
     let conn = open_for_command(config, "maskflow prune")?;
     // A large delete may take a while: the commit budget, at least a minute.
     let deadline = Instant::now() + config.timeouts.commit.max(Duration::from_secs(60));

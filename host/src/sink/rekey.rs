@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use super::connection::Connection;
 use super::keyring::{count_masks, ident, open, MaskCounts};
-use super::{schema, PostgresConfig, SinkError};
+use super::{schema, PostgresConfig, PostgresError};
 
 /// Serialises rekeys of one database: two at once would each map and update the same rows.
 const LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('maskflow rekey'))";
 
-pub struct Rekey {
+pub(crate) struct Rekey {
     conn: Connection,
     table: String,
     columns: Vec<String>,
@@ -32,25 +32,24 @@ pub struct Rekey {
     /// Budget of one step's transaction (and of its lock waits).
     step: Duration,
     /// Old masks that did not unmask: left as they are, reported, never looked up again.
-    pub unreadable: HashSet<String>,
+    pub(crate) unreadable: HashSet<String>,
 }
 
 impl Rekey {
     /// Connects, takes the rekey lock, checks the keys' fingerprints (recording new ones, as a
     /// host does), and makes the session's map.
-    pub fn open(
+    pub(crate) fn open(
         config: &PostgresConfig,
         columns: Vec<String>,
         fingerprints: &[(String, String)],
-    ) -> Result<Rekey, SinkError> {
+    ) -> Result<Rekey, PostgresError> {
         let conn = open(config, "maskflow rekey")?;
         let deadline = Instant::now() + config.timeouts.commit;
         // A killed rekey's session ends once its server process notices: wait a little for it.
         while !conn.wait(deadline, conn.client().query_one(LOCK, &[]))?.get::<_, bool>(0) {
             if Instant::now() + Duration::from_millis(200) > deadline {
-                return Err(SinkError::Fatal(
-                    "another `maskflow rekey` is running on this database; wait for it (or stop it)"
-                        .into(),
+                return Err(PostgresError::fatal(
+                    "another `maskflow rekey` is running on this database; wait for it (or stop it)",
                 ));
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -71,18 +70,18 @@ impl Rekey {
     }
 
     /// The key ids whose masks are to change.
-    pub fn set_from(&mut self, from: Vec<String>) {
+    pub(crate) fn set_from(&mut self, from: Vec<String>) {
         self.from = from;
     }
 
     /// Masks per key id per place (one scan of each table).
-    pub fn counts(&self) -> Result<MaskCounts, SinkError> {
+    pub(crate) fn counts(&self) -> Result<MaskCounts, PostgresError> {
         let deadline = Instant::now() + self.step.max(Duration::from_secs(300));
         count_masks(&self.conn, deadline, &self.table, &self.columns)
     }
 
     /// The table's size in pages now: the end of a pass over it.
-    pub fn pages(&self) -> Result<i64, SinkError> {
+    pub(crate) fn pages(&self) -> Result<i64, PostgresError> {
         let deadline = Instant::now() + self.step;
         let sql = "SELECT (pg_relation_size(to_regclass($1)) / current_setting('block_size')::bigint)::bigint";
         Ok(self
@@ -93,12 +92,12 @@ impl Rekey {
 
     /// Re-masks pages `[first, end)`: returns the rows changed. `remask` gives an old mask's
     /// new mask, or `None` if it does not unmask (it is then left, and counted unreadable).
-    pub fn step(
+    pub(crate) fn step(
         &mut self,
         first: i64,
         end: i64,
         remask: &mut dyn FnMut(&str) -> Option<String>,
-    ) -> Result<u64, SinkError> {
+    ) -> Result<u64, PostgresError> {
         let deadline = Instant::now() + self.step;
         let range = format!("t.ctid >= '({first},0)'::tid AND t.ctid < '({end},0)'::tid");
         let table = ident(&self.table);
@@ -146,7 +145,7 @@ impl Rekey {
         distinct: &str,
         update: &str,
         remask: &mut dyn FnMut(&str) -> Option<String>,
-    ) -> Result<u64, SinkError> {
+    ) -> Result<u64, PostgresError> {
         let client = self.conn.client();
         let rows = self.conn.wait(deadline, client.query(distinct, &[&self.from]))?;
         let (mut old, mut new) = (Vec::new(), Vec::new());
@@ -183,12 +182,12 @@ impl Rekey {
     /// Re-seals up to `limit` rejected bodies under a from key whose message id sorts after
     /// `after`. Returns (the last message id seen, bodies changed), or `None` when none is
     /// left after `after`. Each body is replaced only if it is still the one read.
-    pub fn reseal(
+    pub(crate) fn reseal(
         &mut self,
         after: &str,
         limit: i64,
         reseal: &mut dyn FnMut(&str) -> Option<String>,
-    ) -> Result<Option<(String, u64)>, SinkError> {
+    ) -> Result<Option<(String, u64)>, PostgresError> {
         let deadline = Instant::now() + self.step;
         let rejected = ident(&format!("{}_rejected", self.table));
         let rows = self.conn.wait(

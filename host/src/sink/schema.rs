@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::connection::Connection;
-use super::SinkError;
+use super::PostgresError;
 
 /// The target table, exactly as specified; created if missing, never altered.
 const USER_LOGINS_DDL: &str = "CREATE TABLE IF NOT EXISTS user_logins(
@@ -41,13 +41,13 @@ const SETUP_LOCK_WAIT: Duration = Duration::from_secs(1);
 /// Creates what is missing and checks what exists. The catalog is read first and only what is
 /// missing is created (in one transaction, serialised between hosts starting at once), so a
 /// host (re)starting next to a long transaction takes no lock that others would queue behind.
-pub fn prepare(
+pub(crate) fn prepare(
     conn: &Connection,
     deadline: Instant,
     schema: Option<&str>,
     table: &str,
     columns: &[String],
-) -> Result<(), SinkError> {
+) -> Result<(), PostgresError> {
     let rejected = format!("{table}_rejected");
     let wanted: Vec<(&str, String)> = [
         (table, if table == "user_logins" { USER_LOGINS_DDL.to_owned() } else { String::new() }),
@@ -97,7 +97,10 @@ pub fn prepare(
 
 /// `maskflow prune` needs the ledger's index on `processed_at`: created if missing (hosts older
 /// than the index did not make it), never waiting long for the lock it takes.
-pub fn ensure_ledger_index(conn: &Connection, deadline: Instant) -> Result<(), SinkError> {
+pub(crate) fn ensure_ledger_index(
+    conn: &Connection,
+    deadline: Instant,
+) -> Result<(), PostgresError> {
     let present: bool = conn
         .wait(
             deadline,
@@ -122,7 +125,7 @@ fn check_shape(
     deadline: Instant,
     table: &str,
     columns: &[String],
-) -> Result<(), SinkError> {
+) -> Result<(), PostgresError> {
     let existing: Vec<(String, String, bool)> = conn
         .wait(
             deadline,
@@ -135,7 +138,7 @@ fn check_shape(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    let fatal = |what: String| Err(SinkError::Fatal(format!("table `{table}` {what}")));
+    let fatal = |what: String| Err(PostgresError::fatal(format!("table `{table}` {what}")));
     if existing.is_empty() {
         return fatal("does not exist; create it or use --table user_logins".into());
     }
@@ -167,14 +170,14 @@ fn check_shape(
 
 /// Records each key's fingerprint on first use; a different key under a known id is fatal.
 /// Known ids are only read, so a host restarting writes nothing here.
-pub fn check_keys(
+pub(crate) fn check_keys(
     conn: &Connection,
     deadline: Instant,
     keys: &[(String, String)],
-) -> Result<(), SinkError> {
+) -> Result<(), PostgresError> {
     let ids: Vec<&str> = keys.iter().map(|(id, _)| id.as_str()).collect();
     let fingerprints: Vec<&str> = keys.iter().map(|(_, f)| f.as_str()).collect();
-    let known = |conn: &Connection| -> Result<Vec<(String, String)>, SinkError> {
+    let known = |conn: &Connection| -> Result<Vec<(String, String)>, PostgresError> {
         Ok(conn
             .wait(
                 deadline,
@@ -209,7 +212,7 @@ pub fn check_keys(
     for (id, fingerprint) in keys {
         let known = recorded.iter().find(|(k, _)| k == id).map(|(_, f)| f);
         if known.is_some_and(|known| known != fingerprint) {
-            return Err(SinkError::Fatal(format!(
+            return Err(PostgresError::fatal(format!(
                 "key `{id}` is not the key `{id}` that wrote this database (its fingerprint in maskflow_keys differs): \
                  masks would stop matching. Use the original key file, or give a new key a new id \
                  (`maskflow keygen --id k2`) and put it first"

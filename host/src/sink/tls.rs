@@ -23,15 +23,15 @@ use rustls::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{RootCerts, SinkError, SslMode, TlsConfig};
+use super::{PostgresError, RootCerts, SslMode, TlsConfig};
 
 /// The connector for `config`; every problem with the files it names is fatal, and says which
 /// file and what to do.
-pub fn connector(config: &TlsConfig) -> Result<MakeRustlsConnect, SinkError> {
+pub(crate) fn connector(config: &TlsConfig) -> Result<MakeRustlsConnect, PostgresError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| SinkError::Fatal(format!("TLS setup: {e}")))?;
+        .map_err(|e| PostgresError::fatal(format!("TLS setup: {e}")))?;
     let verifier: Arc<dyn ServerCertVerifier> = match (config.mode, &config.root_certs) {
         (SslMode::VerifyFull, roots) => webpki(roots.as_ref(), &provider)?,
         (SslMode::VerifyCa, roots) | (SslMode::Require, roots @ Some(_)) => {
@@ -50,7 +50,7 @@ pub fn connector(config: &TlsConfig) -> Result<MakeRustlsConnect, SinkError> {
             let key = PrivateKeyDer::from_pem_file(&client.key)
                 .map_err(|e| file_error("sslkey", &client.key, e))?;
             builder.with_client_auth_cert(certs, key).map_err(|e| {
-                SinkError::Fatal(format!(
+                PostgresError::fatal(format!(
                     "sslcert/sslkey: {e}: do the certificate and key belong together?"
                 ))
             })?
@@ -59,21 +59,20 @@ pub fn connector(config: &TlsConfig) -> Result<MakeRustlsConnect, SinkError> {
     Ok(MakeRustlsConnect::new(tls))
 }
 
-fn file_error(what: &str, path: &Path, e: impl std::fmt::Display) -> SinkError {
-    SinkError::Fatal(format!("{what} {}: {e}: give a readable PEM file", path.display()))
+fn file_error(what: &str, path: &Path, e: impl std::fmt::Display) -> PostgresError {
+    PostgresError::fatal(format!("{what} {}: {e}: give a readable PEM file", path.display()))
 }
 
 /// The standard verifier (chain and host name) over the configured root certificates.
 fn webpki(
     roots: Option<&RootCerts>,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<WebPkiServerVerifier>, SinkError> {
+) -> Result<Arc<WebPkiServerVerifier>, PostgresError> {
     let mut store = RootCertStore::empty();
     match roots {
-        None => return Err(SinkError::Fatal(
+        None => return Err(PostgresError::fatal(
             "sslmode verify-ca/verify-full needs sslrootcert: the CA file (e.g. the RDS bundle) \
-                 or `sslrootcert=system` for the system's trusted CAs"
-                .into(),
+                 or `sslrootcert=system` for the system's trusted CAs",
         )),
         Some(RootCerts::File(path)) => {
             let certs = CertificateDer::pem_file_iter(path)
@@ -88,26 +87,25 @@ fn webpki(
             let found = rustls_native_certs::load_native_certs();
             store.add_parsable_certificates(found.certs);
             if store.is_empty() {
-                return Err(SinkError::Fatal(
+                return Err(PostgresError::fatal(
                     "sslrootcert=system: no trusted CA certificates found on this system \
-                     (install ca-certificates, or give the CA file)"
-                        .into(),
+                     (install ca-certificates, or give the CA file)",
                 ));
             }
         }
     }
     WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
         .build()
-        .map_err(|e| SinkError::Fatal(format!("sslrootcert: {e}")))
+        .map_err(|e| PostgresError::fatal(format!("sslrootcert: {e}")))
 }
 
 /// libpq's rule for private key files: no access for group or others (owner root: group read).
-fn check_key_permissions(path: &Path) -> Result<(), SinkError> {
+fn check_key_permissions(path: &Path) -> Result<(), PostgresError> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| file_error("sslkey", path, e))?;
     let forbidden = if meta.uid() == 0 { 0o037 } else { 0o077 };
     if meta.mode() & forbidden != 0 {
-        return Err(SinkError::Fatal(format!(
+        return Err(PostgresError::fatal(format!(
             "sslkey {}: mode {:o} lets group or others read it; chmod 600 {}",
             path.display(),
             meta.mode() & 0o777,

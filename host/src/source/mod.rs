@@ -2,12 +2,15 @@
 //! every message the host holds hidden from other consumers until it is committed, then
 //! deletes it (the pattern of Vector's SQS source finalizer: the sink never calls the source).
 
-mod errors;
+mod batch;
+mod error;
 mod lease;
-pub mod sqs;
+mod sqs;
 
-pub use lease::{LeaseTask, Leases};
-pub use sqs::{Received, SqsSource, SQS_BATCH};
+pub use batch::EntryFailure;
+pub use error::SqsError;
+pub(crate) use lease::Leases;
+pub use sqs::{https_client, Received, SqsSource, SQS_BATCH};
 
 /// Which queue, and how to reach it (built by the CLI layer).
 #[derive(Debug, Clone)]

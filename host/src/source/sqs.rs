@@ -7,16 +7,14 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::SharedHttpClient;
 use aws_sdk_sqs::config::{Credentials, StalledStreamProtectionConfig};
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
 use aws_smithy_http_client::tls;
 
-use super::errors::classify;
+use super::error::SqsError;
 use super::{Queue, SqsConfig};
-use crate::error::{Error, Result};
+
+type Result<T, E = SqsError> = std::result::Result<T, E>;
 
 /// SQS allows at most this many messages per receive, delete or send call.
 pub const SQS_BATCH: usize = 10;
@@ -68,8 +66,8 @@ fn call_timeouts() -> aws_config::timeout::TimeoutConfig {
 
 #[derive(Clone)]
 pub struct SqsSource {
-    client: Client,
-    queue_url: String,
+    pub(super) client: Client,
+    pub(super) queue_url: String,
     endpoint: String,
 }
 
@@ -120,7 +118,7 @@ impl SqsSource {
             {
                 None
             }
-            Err(e) => return Err(classify(&what, e)),
+            Err(e) => return Err(SqsError::from_sdk(what, e)),
         };
         match found {
             Some(url) => Ok(url),
@@ -131,7 +129,7 @@ impl SqsSource {
                     .queue_name(name)
                     .send()
                     .await
-                    .map_err(|e| classify(&what, e))?;
+                    .map_err(|e| SqsError::from_sdk(what, e))?;
                 Ok(out.queue_url().unwrap_or_default().to_owned())
             }
         }
@@ -153,7 +151,7 @@ impl SqsSource {
             .attribute_names(QueueAttributeName::RedrivePolicy)
             .send()
             .await
-            .map_err(|e| classify(&what, e))?;
+            .map_err(|e| SqsError::from_sdk(what, e))?;
         Ok(out.attributes().and_then(|a| a.get(&QueueAttributeName::RedrivePolicy)).cloned())
     }
 
@@ -174,101 +172,9 @@ impl SqsSource {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| classify("ReceiveMessage", e))?;
+            .map_err(|e| SqsError::from_sdk("ReceiveMessage", e))?;
         // Owned strings are moved out of the SDK's answer, not copied: this runs per message.
         Ok(out.messages.unwrap_or_default().into_iter().map(Received::from).collect())
-    }
-
-    /// Deletes up to 10 messages by receipt handle, in one DeleteMessageBatch call. Returns
-    /// the entries SQS refused inside its answer (a stale receipt, a server error).
-    pub async fn delete_batch(&self, receipts: &[String]) -> Result<Vec<EntryFailure>> {
-        let entries = receipts
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(r)
-                    .build()
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Internal(format!("an SQS request entry: {e}")))?;
-        let out = self
-            .client
-            .delete_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| classify("DeleteMessageBatch", e))?;
-        Ok(entry_failures(receipts, out.failed()))
-    }
-
-    /// Sets the visibility timeout of up to 10 messages, in one ChangeMessageVisibilityBatch
-    /// call: pushed out while the host holds them, or shortened to hand them back. Returns the
-    /// entries SQS refused (a stale receipt; a message held 12 hours, SQS' cap).
-    pub async fn change_visibility_batch(
-        &self,
-        receipts: &[String],
-        timeout: Duration,
-    ) -> Result<Vec<EntryFailure>> {
-        let entries = receipts
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(r)
-                    .visibility_timeout(timeout.as_secs() as i32)
-                    .build()
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Internal(format!("an SQS request entry: {e}")))?;
-        let out = self
-            .client
-            .change_message_visibility_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| classify("ChangeMessageVisibilityBatch", e))?;
-        Ok(entry_failures(receipts, out.failed()))
-    }
-
-    /// Sends up to 10 bodies in one call.
-    pub async fn send_batch(&self, bodies: &[String]) -> Result<()> {
-        match self.send_batch_entries(bodies).await?.len() {
-            0 => Ok(()),
-            failed => Err(Error::Transient(format!("SendMessageBatch refused {failed} messages"))),
-        }
-    }
-
-    /// Sends up to 10 bodies in one call; the indices of the bodies SQS refused inside its
-    /// answer (the others were sent).
-    pub async fn send_batch_entries(&self, bodies: &[String]) -> Result<Vec<usize>> {
-        let entries = bodies
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(b).build()
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Internal(format!("an SQS request entry: {e}")))?;
-        let out = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| classify("SendMessageBatch", e))?;
-        let mut failed: Vec<usize> =
-            out.failed().iter().filter_map(|f| f.id().parse().ok()).collect();
-        if failed.len() < out.failed().len() {
-            return Err(Error::Internal("SendMessageBatch failed an entry of unknown id".into()));
-        }
-        failed.sort_unstable();
-        Ok(failed)
     }
 
     /// ApproximateNumberOfMessages + ...NotVisible: what is left for `--drain` to wait for.
@@ -281,40 +187,9 @@ impl SqsSource {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
-            .map_err(|e| classify("GetQueueAttributes", e))?;
+            .map_err(|e| SqsError::from_sdk("GetQueueAttributes", e))?;
         depth(out.attributes())
     }
-}
-
-/// An entry SQS refused inside a successful batch call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryFailure {
-    pub receipt: String,
-    /// SQS' error code, e.g. `ReceiptHandleIsInvalid`, `InternalError`.
-    pub code: String,
-    /// The request's fault (will fail again) rather than SQS' (may succeed when sent again).
-    pub sender_fault: bool,
-}
-
-/// The receipts of the `failed` entries, whose ids are indexes into `receipts`.
-fn entry_failures(
-    receipts: &[String],
-    failed: &[aws_sdk_sqs::types::BatchResultErrorEntry],
-) -> Vec<EntryFailure> {
-    failed
-        .iter()
-        .map(|f| EntryFailure {
-            receipt: f
-                .id()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| receipts.get(i))
-                .cloned()
-                .unwrap_or_default(),
-            code: f.code().to_owned(),
-            sender_fault: f.sender_fault(),
-        })
-        .collect()
 }
 
 /// (visible, not visible) from GetQueueAttributes' answer. A missing or unreadable count is an
@@ -323,7 +198,7 @@ fn depth(attributes: Option<&HashMap<QueueAttributeName, String>>) -> Result<(u6
     let get = |name: QueueAttributeName| {
         let value = attributes.and_then(|a| a.get(&name));
         value.and_then(|v| v.parse().ok()).ok_or_else(|| {
-            Error::Transient(format!(
+            SqsError::transient(format!(
                 "GetQueueAttributes: {} is {value:?}, not a count",
                 name.as_str()
             ))

@@ -18,17 +18,26 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub mod abi_v1;
+pub mod cluster;
+pub mod consumer;
 pub mod events;
+pub mod reference;
+pub mod topic;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("repo root").to_path_buf()
 }
 
+/// Where the built SmartModule is: `$MASKFLOW_SMARTMODULE`, else scripts/build-wasm's output.
+pub fn smartmodule_path() -> PathBuf {
+    std::env::var_os("MASKFLOW_SMARTMODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/wasm-smartmodule/maskflow_smartmodule.wasm"))
+}
+
 /// The built SmartModule's bytes.
 pub fn smartmodule() -> Vec<u8> {
-    let path = std::env::var_os("MASKFLOW_SMARTMODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/wasm-smartmodule/maskflow_smartmodule.wasm"));
+    let path = smartmodule_path();
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build it with scripts/build-wasm --smartmodule", path.display()))
 }
 

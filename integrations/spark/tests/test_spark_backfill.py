@@ -3,55 +3,17 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from pyspark.sql import SparkSession
 
+import maskflow_spark
+from conftest import as_outcomes, private_key, spark_session
+from maskflow import Transformer
 from testkit import SENT_MS, TEST_KEY, assert_vector, generated, host_transform, vector_body
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import maskflow_spark  # noqa: E402
-
-from maskflow import Transformer  # noqa: E402
-
-
-def spark_session(cores: int) -> SparkSession:
-    # Python workers run this interpreter (the venv with pyarrow and maskflow), not PATH's python3.
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    return (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(f"maskflow-test-{cores}")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", str(2 * cores))
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "2000")
-        .config("spark.driver.memory", "1g")
-        .getOrCreate()
-    )
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = spark_session(2)
-    yield session
-    session.stop()
-
-
-def as_outcomes(rows) -> list[dict]:
-    out = []
-    for r in rows:
-        if r["rejection_reason"] is not None:
-            out.append({"rejection": {n: r[f"rejection_{n}"] for n in maskflow_spark.REJECTION_FIELDS}})
-        else:
-            row = {n: r[n] for n in maskflow_spark.ROW_TYPES}
-            row["app_version"] = None if row["app_version"] is None else str(row["app_version"])
-            row["create_date"] = str(row["create_date"])
-            out.append({"row": row})
-    return out
 
 
 def test_golden_vectors_and_generated_events_equal_the_host_on_two_cores(spark, tmp_path, golden_vectors):
@@ -70,7 +32,7 @@ def test_golden_vectors_and_generated_events_equal_the_host_on_two_cores(spark, 
 
     unmasker = Transformer(keys=TEST_KEY.read_text())
     for v, out in zip(golden_vectors, outcomes):
-        assert_vector(v, out, lambda m: unmasker.unmask_bytes(m)[1])
+        assert_vector(v, out, lambda m: unmasker.unmask_bytes(m).value)
     assert outcomes[len(golden_vectors):] == host_transform(gen)
 
 
@@ -78,30 +40,23 @@ def test_ndjson_job_writes_user_logins_and_rejections(spark, tmp_path):
     bodies = generated(3000, seed=17)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "events.ndjson").write_bytes(b"\n".join(bodies) + b"\n")
-    key = tmp_path / "maskflow.key"
-    key.write_text(TEST_KEY.read_text())
-    key.chmod(0o600)
-    df = maskflow_spark.read_events(spark, str(tmp_path / "in"), "ndjson", SENT_MS, None).repartition(3)
+    key = private_key(tmp_path, TEST_KEY.read_text())
+    df = maskflow_spark.read_events(spark, str(tmp_path / "in"), "ndjson", SENT_MS).repartition(3)
     rows, rejected = maskflow_spark.write_outcomes(
-        maskflow_spark.mask_events(df, maskflow_spark.load_keys(str(key))), str(tmp_path / "out")
+        maskflow_spark.mask_events(df, key_file=key), str(tmp_path / "out")
     )
     expected = host_transform(bodies)
-    want_rows = sorted((o["row"]["user_id"], o["row"]["masked_ip"]) for o in expected if "row" in o)
-    got = pq.read_table(tmp_path / "out" / "user_logins").to_pylist()
-    assert sorted((r["user_id"], r["masked_ip"]) for r in got) == want_rows
+    got = pq.read_table(tmp_path / "out" / "user_logins")
+    assert got.schema.field("app_version").type == pa.int32() and got.schema.field("create_date").type == pa.date32()
+    want_rows = sorted((o["row"]["user_id"], o["row"]["masked_ip"], o["row"]["app_version"]) for o in expected if "row" in o)
+    assert sorted((r["user_id"], r["masked_ip"], None if r["app_version"] is None else str(r["app_version"]))
+                  for r in got.to_pylist()) == want_rows
     assert rows == len(want_rows) and rejected == len(expected) - len(want_rows) > 0
     got_rejected = pq.read_table(tmp_path / "out" / "user_logins_rejected").to_pylist()
     assert sorted(r["rejection_encrypted_body"] for r in got_rejected) == sorted(
         o["rejection"]["encrypted_body"] for o in expected if "rejection" in o
     )
-
-
-def test_a_group_readable_key_file_is_refused(tmp_path):
-    key = tmp_path / "maskflow.key"
-    key.write_text(TEST_KEY.read_text())
-    key.chmod(0o640)
-    with pytest.raises(SystemExit, match="chmod 600"):
-        maskflow_spark.load_keys(str(key))
+    assert sorted(os.listdir(tmp_path)) == ["in", "maskflow.key", "out"], "no staging directory left"
 
 
 def test_two_cores_are_faster_than_one(spark, tmp_path):
@@ -129,7 +84,7 @@ def test_two_cores_are_faster_than_one(spark, tmp_path):
         one = run(one_session)
     finally:
         one_session.stop()
-    spark_session(2)  # the fixture's session is expected back by later tests (none today)
+    spark_session(2)  # the suite's session, back for the tests after this one
     figures = (
         f"spark: {len(bodies)} events, local[1] {len(bodies) / one:,.0f} rows/s, "
         f"local[2] {len(bodies) / two:,.0f} rows/s, speed-up {one / two:.2f}x"

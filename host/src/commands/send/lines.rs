@@ -6,17 +6,17 @@ use std::collections::BTreeSet;
 
 /// A set of 1-based line numbers: `3`, `5-9`, `12-` (to the end), comma-separated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineSet {
+pub(crate) struct LineSet {
     ranges: Vec<(usize, Option<usize>)>,
 }
 
 impl LineSet {
     /// Every line from `first` on.
-    pub fn from_line(first: usize) -> Self {
+    pub(crate) fn from_line(first: usize) -> Self {
         LineSet { ranges: vec![(first, None)] }
     }
 
-    pub fn contains(&self, line: usize) -> bool {
+    pub(crate) fn contains(&self, line: usize) -> bool {
         self.ranges.iter().any(|&(a, b)| line >= a && b.is_none_or(|b| line <= b))
     }
 }
@@ -46,7 +46,7 @@ impl std::str::FromStr for LineSet {
 /// `1-3,5,7-` style text of `lines`, a subset of `all` (the line numbers of every body): a
 /// run goes on over lines that hold no body (blank ones), and one reaching the last body is
 /// written open (`7-`) when `open_end`.
-pub fn ranges(lines: &BTreeSet<usize>, all: &BTreeSet<usize>, open_end: bool) -> String {
+pub(crate) fn ranges(lines: &BTreeSet<usize>, all: &BTreeSet<usize>, open_end: bool) -> String {
     let mut runs: Vec<(usize, usize)> = Vec::new();
     let mut in_run = false;
     for &n in all {
@@ -70,7 +70,11 @@ pub fn ranges(lines: &BTreeSet<usize>, all: &BTreeSet<usize>, open_end: bool) ->
 
 /// What to tell after a send that stopped: the lines sent, and the flag sending exactly the
 /// lines of `unsent` (`all`: the line numbers of every body of the input).
-pub fn report(sent: &BTreeSet<usize>, unsent: &BTreeSet<usize>, all: &BTreeSet<usize>) -> String {
+pub(crate) fn report(
+    sent: &BTreeSet<usize>,
+    unsent: &BTreeSet<usize>,
+    all: &BTreeSet<usize>,
+) -> String {
     let sent_text = match sent.is_empty() {
         true => "none".to_owned(),
         false => ranges(sent, all, false),

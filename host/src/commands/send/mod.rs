@@ -5,27 +5,28 @@ mod generate;
 mod lines;
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tokio::task::JoinSet;
 
 pub use self::generate::Generator;
-pub use self::lines::LineSet;
+pub(crate) use self::lines::LineSet;
 use crate::error::{Error, Result};
-use crate::source::{SqsConfig, SqsSource, SQS_BATCH};
+use crate::source::{SqsConfig, SqsError, SqsSource, SQS_BATCH};
 
-pub struct SendConfig {
-    pub sqs: SqsConfig,
-    pub input: SendInput,
+pub(crate) struct SendConfig {
+    pub(crate) sqs: SqsConfig,
+    pub(crate) input: SendInput,
     /// Print the bodies as NDJSON on stdout instead of sending them.
-    pub print: bool,
+    pub(crate) print: bool,
     /// SendMessageBatch calls in flight at once.
-    pub parallel: usize,
+    pub(crate) parallel: usize,
     /// Only these lines (`--from-line`, `--lines`); all when `None`.
-    pub lines: Option<LineSet>,
+    pub(crate) lines: Option<LineSet>,
 }
 
-pub enum SendInput {
+pub(crate) enum SendInput {
     /// A JSON array of events, or NDJSON (each line sent as it is, malformed lines included).
     File(PathBuf),
     Generate {
@@ -37,7 +38,7 @@ pub enum SendInput {
 
 /// Returns how many messages were sent. A send that stops part-way reports the lines sent and
 /// the flag that sends exactly the others (`lines::report`), then returns the error.
-pub fn run(config: SendConfig) -> Result<usize> {
+pub(crate) fn run(config: SendConfig) -> Result<usize> {
     let numbered: Vec<(usize, String)> = match &config.input {
         SendInput::File(path) => read_bodies(path)?,
         &SendInput::Generate { count, seed, malformed_per_mille } => {
@@ -51,9 +52,11 @@ pub fn run(config: SendConfig) -> Result<usize> {
         None => numbered,
     };
     if config.print {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for (_, body) in &bodies {
-            println!("{body}");
+            writeln!(out, "{body}").map_err(Error::io("cannot write stdout"))?;
         }
+        out.flush().map_err(Error::io("cannot write stdout"))?;
         return Ok(bodies.len());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -85,7 +88,8 @@ async fn send_all(
     let source = SqsSource::connect(&config.sqs, true).await?;
     let mut in_flight = JoinSet::new();
     let mut first_error = None;
-    let mut record = |done: (Vec<usize>, Result<Vec<usize>>), first_error: &mut Option<Error>| {
+    let mut record = |done: (Vec<usize>, Result<Vec<usize>, SqsError>),
+                      first_error: &mut Option<Error>| {
         let (lines, result) = done;
         match result {
             Ok(failed) => {
@@ -93,16 +97,16 @@ async fn send_all(
                     lines.iter().enumerate().filter(|(i, _)| !failed.contains(i)).map(|(_, n)| *n),
                 );
                 if let (Some(&i), None) = (failed.first(), &first_error) {
-                    *first_error = Some(Error::Transient(format!(
+                    *first_error = Some(Error::from(SqsError::transient(format!(
                         "SendMessageBatch refused {} of {} messages (first: line {})",
                         failed.len(),
                         lines.len(),
                         lines[i]
-                    )));
+                    ))));
                 }
             }
             Err(e) => {
-                first_error.get_or_insert(e);
+                first_error.get_or_insert(e.into());
             }
         }
     };
@@ -142,7 +146,7 @@ fn read_bodies(path: &Path) -> Result<Vec<(usize, String)>> {
         .map_err(Error::io(format!("cannot read {}", path.display())))?;
     if text.trim_start().starts_with('[') {
         let events: Vec<serde_json::Value> = serde_json::from_str(&text)
-            .map_err(|e| Error::Usage(format!("{}: not a JSON array: {e}", path.display())))?;
+            .map_err(|e| Error::usage(format!("{}: not a JSON array: {e}", path.display())))?;
         return Ok(events.iter().enumerate().map(|(i, e)| (i + 1, e.to_string())).collect());
     }
     Ok(text

@@ -1,24 +1,47 @@
 """maskflow's transform in Python: the same WebAssembly module as the maskflow host, so equal
 inputs give equal masks everywhere (README.md of integrations/python).
 
->>> from maskflow import Transformer
->>> t = Transformer(keys=open("maskflow.key").read())          # doctest: +SKIP
->>> [o.row or o.rejection for o in t.transform(bodies, sent_timestamp_ms=ts)]  # doctest: +SKIP
+>>> from maskflow import Transformer, Row
+>>> t = Transformer(key_file="maskflow.key")                      # doctest: +SKIP
+>>> [o for o in t.transform(bodies) if isinstance(o, Row)]        # doctest: +SKIP
 """
 
-from ._errors import ConfigError, MaskflowError, ModuleError, UnmaskError
-from ._keys import parse_key_file
-from ._transformer import ABI_VERSION, Outcome, Transformer, module_bytes
+from ._abi import ABI_VERSION, module_bytes
+from ._errors import (
+    ConfigError,
+    KeyFileError,
+    KeyFileRule,
+    MaskAuthenticationFailed,
+    MaskflowError,
+    ModuleError,
+    NotAMask,
+    NotText,
+    UnknownKeyId,
+    UnmaskError,
+)
+from ._keys import read_key_file
+from ._outcomes import Outcome, Reason, Rejection, Row, Unmasked
+from ._transformer import Transformer
 
 __all__ = [
     "ABI_VERSION",
     "ConfigError",
+    "KeyFileError",
+    "KeyFileRule",
+    "MaskAuthenticationFailed",
     "MaskflowError",
     "ModuleError",
+    "NotAMask",
+    "NotText",
     "Outcome",
+    "Reason",
+    "Rejection",
+    "Row",
     "Transformer",
+    "UnknownKeyId",
+    "Unmasked",
     "UnmaskError",
     "module_bytes",
-    "parse_key_file",
+    "read_key_file",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,102 +1,71 @@
-"""The shipped module driven through ABI v1 (transform/ABI.md) with wasmtime."""
+"""``Transformer``: the module configured with keys (and a mapping), typed in and out."""
 
 from __future__ import annotations
 
 import json
-import os
 import struct
-import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from importlib import resources
-from typing import Any, Union
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
-import wasmtime
+from . import _abi
+from ._errors import (
+    ConfigError,
+    KeyFileError,
+    KeyFileRule,
+    MaskAuthenticationFailed,
+    ModuleError,
+    NotAMask,
+    NotText,
+    UnknownKeyId,
+    UnmaskError,
+)
+from ._inputs import Body, body_bytes, one_body, sent_times
+from ._keys import KeyPath, KeyText, key_text
+from ._outcomes import DateCache, Outcome, Reason, Rejection, Row, Unmasked, column_kinds
 
-from ._errors import ConfigError, ModuleError, UnmaskError
-from ._keys import parse_key_file, read_key_file
-
-ABI_VERSION = 1
 _NULL = 0xFFFFFFFF
 _U32 = struct.Struct("<I")
 _MESSAGE_HEAD = struct.Struct("<I")  # u32 id length (ids are empty: outcomes come back in order)
 _SENT = struct.Struct("<qI")  # i64 sent_timestamp_ms, u32 body length
 
-Body = Union[str, bytes, bytearray, memoryview]
-
-_compiled: tuple[wasmtime.Engine, wasmtime.Module] | None = None
-_compile_lock = threading.Lock()
-
-
-def module_bytes() -> bytes:
-    """The module this package carries: a byte-identical copy of the host's ``host/module/``."""
-    return (resources.files(__package__) / "maskflow_transform.wasm").read_bytes()
-
-
-def _engine_and_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
-    # Compiling costs about 0.2 CPU s: once per process, shared by every Transformer.
-    global _compiled
-    with _compile_lock:
-        if _compiled is None:
-            engine = wasmtime.Engine()
-            _compiled = (engine, wasmtime.Module(engine, module_bytes()))
-        return _compiled
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One message's result: exactly one of ``row`` and ``rejection`` is set.
-
-    ``row``: column name -> text in PostgreSQL input syntax, or ``None`` for NULL.
-    ``rejection``: ``{"reason": <ABI reason code>, "message": ..., "encrypted_body": "k1...."}``.
-    """
-
-    row: dict[str, str | None] | None = None
-    rejection: dict[str, str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The golden vectors' and ``maskflow transform``'s shape."""
-        return {"row": self.row} if self.row is not None else {"rejection": self.rejection}
+_UNMASK_ERRORS = {
+    _abi.STATUS_NOT_A_MASK: NotAMask,
+    _abi.STATUS_UNKNOWN_KEY_ID: UnknownKeyId,
+    _abi.STATUS_AUTHENTICATION_FAILED: MaskAuthenticationFailed,
+}
 
 
 class Transformer:
-    """One instance of the module, configured with ``keys`` (and a ``mapping``).
+    """One instance of the module, configured with a key file and a mapping.
 
-    ``keys``: a key file's text (``id:base64`` lines), or a path (``os.PathLike``) to one, which
-    must not be readable by group or others. ``mapping``: ABI.md's mapping object (``None``: the
-    ``user_logins`` default). ``mask_cache``: slots of each masked column's cache of recent masks.
+    The keys, in exactly one form: ``key_file=`` a path (``str`` or ``os.PathLike``) to a key
+    file, refused when group or others can read it (``chmod 600``); or ``keys=`` the text of one
+    (``str`` or UTF-8 ``bytes``; a value that looks like a path is refused, naming ``key_file=``).
+    Either way the module parses it with the host's own rules: a line that breaks one raises
+    :class:`KeyFileError` (``.line``, ``.rule``). ``mapping``: ABI.md's mapping object
+    (``None``: the ``user_logins`` default). ``mask_cache``: slots of each masked column's cache.
 
     Not thread-safe: use one per thread (or per Spark task).
     """
 
     def __init__(
         self,
-        keys: str | os.PathLike[str],
+        keys: KeyText | None = None,
         mapping: Mapping[str, Any] | None = None,
         mask_cache: int = 4096,
+        *,
+        key_file: KeyPath | None = None,
     ) -> None:
-        text = keys if isinstance(keys, str) else read_key_file(keys)
-        config: dict[str, Any] = {"keys": parse_key_file(text), "cache_size": int(mask_cache)}
+        text, source = key_text(keys, key_file)
+        config: dict[str, Any] = {"key_file": text, "cache_size": mask_cache}
         if mapping is not None:
             config["mapping"] = dict(mapping)
-        engine, module = _engine_and_module()
-        self._store = wasmtime.Store(engine)
+        self._module = _abi.Instance()
         try:
-            instance = wasmtime.Instance(self._store, module, [])
-        except wasmtime.WasmtimeError as e:
-            raise ModuleError(f"cannot instantiate the module: {e}") from None
-        exports = instance.exports(self._store)
-        self._memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
-        self._alloc = exports["alloc"]
-        self._dealloc = exports["dealloc"]
-        self._init = exports["init"]
-        self._transform_batch = exports["transform_batch"]
-        self._unmask = exports["unmask"]
-        version = exports["abi_version"](self._store)  # type: ignore[operator]
-        if version != ABI_VERSION:
-            raise ModuleError(f"the module speaks ABI v{version}; this package speaks v{ABI_VERSION}")
-        payload = self._call(self._init, json.dumps(config).encode(), ConfigError)
+            payload = self._module.call(self._module.init, json.dumps(config).encode(), wipe=True)
+        except _abi.Failure as f:
+            raise _config_error(f, source) from None
         (n,) = _U32.unpack_from(payload, 0)
         pos, columns = 4, []
         for _ in range(n):
@@ -104,74 +73,49 @@ class Transformer:
             columns.append(bytes(payload[pos + 4 : pos + 4 + length]).decode())
             pos += 4 + length
         self.columns: tuple[str, ...] = tuple(columns)
+        kinds = column_kinds(mapping, self.columns)
+        self._dates = DateCache()
+        self._typed = [
+            (i, int) if kind == "version" else (i, self._dates.__getitem__)
+            for i, kind in enumerate(kinds)
+            if kind in ("version", "sent_date")
+        ]
 
-    def _call(self, export: Any, data: bytes, error: type[Exception]) -> bytearray:
-        """Copies ``data`` in, calls ``export``, and returns the ok payload (or raises ``error``
-        with the module's message)."""
-        store = self._store
-        ptr = self._alloc(store, len(data)) if data else 0
-        if data and ptr == 0:
-            raise ModuleError(f"the module has no memory for a {len(data)}-byte input")
-        try:
-            if data:
-                self._memory.write(store, data, ptr)
-            packed = export(store, ptr, len(data))
-        except wasmtime.Trap as e:
-            raise ModuleError(f"the module trapped: {e.message}") from None
-        finally:
-            if data:
-                try:
-                    self._dealloc(store, ptr, len(data))
-                except wasmtime.Trap:
-                    pass  # the instance is broken; the error above says so
-        packed &= 0xFFFFFFFFFFFFFFFF
-        rptr, rlen = packed >> 32, packed & 0xFFFFFFFF
-        if rlen == 0:
-            raise ModuleError("the module returned an empty result")
-        # A copy: the module's buffer is only valid until the next call.
-        result = self._memory.read(store, rptr, rptr + rlen)
-        if result[0] != 0:
-            raise error(result[1:].decode("utf-8", "replace"))
-        del result[:1]  # O(1) for a bytearray
-        return result
+    def transform(self, bodies: Iterable[Body], sent_timestamp_ms: Any = None) -> list[Outcome]:
+        """One :class:`Row` or :class:`Rejection` per body, in order, from one module call.
 
-    def transform(
-        self,
-        bodies: Sequence[Body],
-        sent_timestamp_ms: int | Sequence[int] | None = None,
-    ) -> list[Outcome]:
-        """One outcome per body, in order, from one module call.
-
-        ``sent_timestamp_ms``: one time for all (ms since the epoch; it sets ``create_date``), one
-        per body, or ``None`` for now.
+        ``bodies``: ``str`` or ``bytes`` each, in a list, tuple, numpy or pyarrow array (one
+        ``str`` or ``bytes`` alone is refused: use :meth:`transform_one`). ``sent_timestamp_ms``
+        (it sets ``create_date``): ms since the epoch as an ``int`` (numpy and pyarrow integers
+        too) or a ``datetime`` with a zone, one for all or one per body; ``None``: now.
         """
-        if sent_timestamp_ms is None:
-            sent_timestamp_ms = int(time.time() * 1000)
-        times = (
-            [int(sent_timestamp_ms)] * len(bodies)
-            if isinstance(sent_timestamp_ms, int)
-            else [int(t) for t in sent_timestamp_ms]
-        )
-        if len(times) != len(bodies):
-            raise ValueError(f"{len(bodies)} bodies but {len(times)} sent timestamps")
-        parts = [_U32.pack(len(bodies))]
-        for body, sent in zip(bodies, times):
-            raw = body.encode() if isinstance(body, str) else bytes(body)
-            if not -(2**63) <= sent < 2**63:
-                sent = -1  # outside i64: the module rejects it as invalid_timestamp
+        raw = body_bytes(bodies)
+        times = sent_times(sent_timestamp_ms, len(raw))
+        parts = [_U32.pack(len(raw))]
+        for body, sent in zip(raw, times):
             parts.append(_MESSAGE_HEAD.pack(0))
-            parts.append(_SENT.pack(sent, len(raw)))
-            parts.append(raw)
-        payload = self._call(self._transform_batch, b"".join(parts), ModuleError)
-        return self._decode(payload, len(bodies))
+            parts.append(_SENT.pack(sent, len(body)))
+            parts.append(body)
+        try:
+            payload = self._module.call(self._module.transform_batch, b"".join(parts))
+        except _abi.Failure as f:
+            raise ModuleError(f"transform_batch failed: {f.message}") from None
+        return self._decode(payload, len(raw))
+
+    def transform_one(self, body: Body, sent_timestamp_ms: Any = None) -> Outcome:
+        """The :class:`Row` or :class:`Rejection` of one body."""
+        return self.transform([one_body(body)], sent_timestamp_ms)[0]
 
     def transform_stream(
         self,
         bodies: Iterable[Body],
-        sent_timestamp_ms: int | None = None,
+        sent_timestamp_ms: Any = None,
         batch_size: int = 1000,
     ) -> Iterator[Outcome]:
-        """``transform`` over any iterable, ``batch_size`` bodies per module call, in flat memory."""
+        """``transform`` over any iterable, ``batch_size`` bodies per module call, in flat memory.
+        ``sent_timestamp_ms``: one time for all, or ``None`` (now, per batch)."""
+        if isinstance(bodies, (str, bytes, bytearray, memoryview)):
+            body_bytes(bodies)  # refused, with the same message as transform's
         batch: list[Body] = []
         for body in bodies:
             batch.append(body)
@@ -183,27 +127,30 @@ class Transformer:
 
     def _decode(self, buf: bytearray, expected: int) -> list[Outcome]:
         unpack = _U32.unpack_from
+        columns, typed = self.columns, self._typed
         try:
             (count,) = unpack(buf, 0)
             if count != expected:
                 raise ModuleError(f"the module returned {count} outcomes for {expected} messages")
             pos = 4
-            columns = self.columns
             out: list[Outcome] = []
             for _ in range(count):
                 tag = buf[pos]
                 pos += 1
                 if tag == 0:
-                    row: dict[str, str | None] = {}
-                    for name in columns:
+                    values: list[Any] = []
+                    for _ in columns:
                         (length,) = unpack(buf, pos)
                         pos += 4
                         if length == _NULL:
-                            row[name] = None
+                            values.append(None)
                         else:
-                            row[name] = buf[pos : pos + length].decode()
+                            values.append(buf[pos : pos + length].decode())
                             pos += length
-                    out.append(Outcome(row=row))
+                    for i, convert in typed:
+                        if values[i] is not None:
+                            values[i] = convert(values[i])
+                    out.append(Row(dict(zip(columns, values))))
                 elif tag == 1:
                     fields = []
                     for _ in range(3):
@@ -211,28 +158,53 @@ class Transformer:
                         fields.append(buf[pos + 4 : pos + 4 + length].decode())
                         pos += 4 + length
                     reason, message, encrypted = fields
-                    out.append(
-                        Outcome(
-                            rejection={
-                                "reason": reason,
-                                "message": message,
-                                "encrypted_body": encrypted,
-                            }
-                        )
-                    )
+                    out.append(Rejection(Reason(reason), message, encrypted))
                 else:
                     raise ModuleError(f"unknown outcome tag {tag}")
             return out
-        except (struct.error, IndexError, UnicodeDecodeError) as e:
+        except (struct.error, IndexError, ValueError) as e:  # ValueError: not UTF-8, a new reason
             raise ModuleError(f"malformed result from the module: {e}") from None
 
-    def unmask(self, mask: str) -> str:
-        """The clear value of a mask (or of a rejection's ``encrypted_body``) made by any loaded
-        key. Raises ``UnmaskError`` for a wrong key, a tampered value or not a mask."""
-        return self.unmask_bytes(mask)[1].decode("utf-8", "replace")
+    def unmask(self, mask: str | bytes) -> str:
+        """The clear value of a mask made by any loaded key, as text. Raises :class:`NotAMask`,
+        :class:`UnknownKeyId` or :class:`MaskAuthenticationFailed` (all :class:`UnmaskError`),
+        and :class:`NotText` for a value that is not UTF-8 (a rejected body can be any bytes:
+        :meth:`unmask_bytes` returns them)."""
+        column, value = self.unmask_bytes(mask)
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NotText(
+                f"the clear value ({column}) is not UTF-8 text: unmask_bytes() returns its bytes"
+            ) from None
 
-    def unmask_bytes(self, mask: str) -> tuple[str, bytes]:
-        """``(column, clear bytes)``: the column is the masked column's name, or ``raw_body``."""
-        payload = self._call(self._unmask, mask.encode(), UnmaskError)
+    def unmask_bytes(self, mask: str | bytes) -> Unmasked:
+        """``(column, clear bytes)``: the column is the masked column's name, or ``raw_body`` for
+        a rejection's ``encrypted_body``."""
+        if isinstance(mask, str):
+            data = mask.encode("utf-8", "surrogatepass")
+        elif isinstance(mask, (bytes, bytearray, memoryview)):
+            data = bytes(mask)
+        else:
+            raise TypeError(f"a mask is a str, not {type(mask).__name__}")
+        try:
+            payload = self._module.call(self._module.unmask, data)
+        except _abi.Failure as f:
+            raise _UNMASK_ERRORS.get(f.status, UnmaskError)(f.message) from None
         (length,) = _U32.unpack_from(payload, 0)
-        return payload[4 : 4 + length].decode(), bytes(payload[4 + length :])
+        return Unmasked(payload[4 : 4 + length].decode(), bytes(payload[4 + length :]))
+
+
+def _config_error(failure: _abi.Failure, source: Path | None) -> Exception:
+    """The exception for a refused ``init``: the source (a key file's path) named where known."""
+    where = f"{source}: " if source is not None else ""
+    if failure.status == _abi.STATUS_KEY_FILE and failure.detail is not None:
+        rule: KeyFileRule | str = str(failure.detail["rule"])
+        try:
+            rule = KeyFileRule(rule)
+        except ValueError:
+            pass  # a rule newer than this package: kept as its code
+        return KeyFileError(where + failure.message, int(failure.detail["line"]), rule)
+    if failure.status == _abi.STATUS_CONFIG_REFUSED:
+        return ConfigError(where + failure.message)
+    return ModuleError(f"init failed: {failure.message}")

@@ -9,29 +9,32 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use maskflow_transform::{Message, Outcome};
+mod sent;
+
+use maskflow_transform::{Message, Outcome, Reason};
 use serde_json::{json, Map, Value};
 
+use self::sent::SentTime;
 use crate::error::{Error, Result};
-use crate::pipeline::stage::{ModuleConfig, Stages};
+use crate::pipeline::{ModuleConfig, PreparedModule};
 
 /// `maskflow transform`'s settings (built by `crate::cli`).
-pub struct TransformConfig {
-    pub module: ModuleConfig,
-    pub rejects: Rejects,
+pub(crate) struct TransformConfig {
+    pub(crate) module: ModuleConfig,
+    pub(crate) rejects: Rejects,
     /// The sent timestamp of lines without one (ms since the epoch); `None`: the time they arrive.
-    pub sent_timestamp_ms: Option<i64>,
+    pub(crate) sent_timestamp_ms: Option<i64>,
     /// A top-level JSON field holding each line's sent timestamp (ms since the epoch, or an
     /// RFC 3339 string).
-    pub sent_timestamp_field: Option<String>,
+    pub(crate) sent_timestamp_field: Option<String>,
     /// Lines per module call, at most.
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// How long the first line of a batch waits for more.
-    pub linger: Duration,
+    pub(crate) linger: Duration,
 }
 
 /// Where rejections go.
-pub enum Rejects {
+pub(crate) enum Rejects {
     /// Interleaved with the rows on stdout, as `{"rejected": {id, reason, message, encrypted_body}}`.
     Stdout,
     /// NDJSON lines `{id, reason, message, encrypted_body}` in this file.
@@ -39,10 +42,10 @@ pub enum Rejects {
 }
 
 /// Returns (rows, rejections).
-pub fn run(config: TransformConfig) -> Result<(u64, u64)> {
-    let stages = Stages::prepare(config.module)?;
-    let mut stage = stages.stage()?;
-    let columns = stages.columns();
+pub(crate) fn run(config: TransformConfig) -> Result<(u64, u64)> {
+    let module = PreparedModule::prepare(config.module)?;
+    let mut stage = module.stage()?;
+    let columns = module.columns();
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut rejects_file = match &config.rejects {
         Rejects::File(path) => Some(BufWriter::new(
@@ -72,19 +75,45 @@ pub fn run(config: TransformConfig) -> Result<(u64, u64)> {
                 Err(_) => break,
             }
         }
+        // Each line's sent time, or the rejection of a line whose time field cannot be read
+        // (it never reaches the module: there is no time to give it).
         let mut lines = Vec::with_capacity(chunk.len());
+        let mut unreadable = Vec::new();
         for line in chunk {
             let (body, arrived) = line.map_err(Error::io("cannot read stdin"))?;
             line_no += 1;
-            let sent = config.sent_timestamp_field.as_deref().and_then(|f| timestamp_in(&body, f));
-            let sent = sent.or(config.sent_timestamp_ms).unwrap_or(arrived);
+            let field = config.sent_timestamp_field.as_deref();
+            let sent = match field.map_or(SentTime::Absent, |f| sent::read(&body, f)) {
+                SentTime::At(ms) => ms,
+                SentTime::Absent => config.sent_timestamp_ms.unwrap_or(arrived),
+                SentTime::Unreadable(why) => {
+                    let field = field.unwrap_or_default();
+                    unreadable.push((
+                        lines.len(),
+                        Outcome::Rejected {
+                            reason: Reason::InvalidTimestamp,
+                            message: format!("field `{field}`: {why}"),
+                            encrypted_body: module.sealer().seal(&body),
+                        },
+                    ));
+                    0 // not sent to the module (below)
+                }
+            };
             lines.push((format!("line-{line_no}"), body, sent));
         }
-        let messages: Vec<Message> = lines
+        let readable: Vec<Message> = lines
             .iter()
-            .map(|(id, body, sent)| Message { id, body, sent_timestamp_ms: *sent })
+            .enumerate()
+            .filter(|(i, _)| !unreadable.iter().any(|(at, _)| at == i))
+            .map(|(_, (id, body, sent))| Message { id, body, sent_timestamp_ms: *sent })
             .collect();
-        for (message, outcome) in messages.iter().zip(stage.run(&messages)?) {
+        let mut transformed = stage.run(&readable)?.into_iter();
+        let mut unreadable = unreadable.into_iter().peekable();
+        let outcomes = (0..lines.len()).map(|i| match unreadable.next_if(|(at, _)| *at == i) {
+            Some((_, rejection)) => rejection,
+            None => transformed.next().expect("one outcome per message sent to the module"),
+        });
+        for ((id, ..), outcome) in lines.iter().zip(outcomes) {
             let written = match outcome {
                 Outcome::Row(values) => {
                     rows += 1;
@@ -97,7 +126,7 @@ pub fn run(config: TransformConfig) -> Result<(u64, u64)> {
                 }
                 Outcome::Rejected { reason, message: text, encrypted_body } => {
                     rejected += 1;
-                    let record = json!({"id": message.id, "reason": reason, "message": text, "encrypted_body": encrypted_body});
+                    let record = json!({"id": id, "reason": reason, "message": text, "encrypted_body": encrypted_body});
                     match &mut rejects_file {
                         Some(file) => writeln!(file, "{record}"),
                         None => writeln!(out, "{}", json!({ "rejected": record })),
@@ -114,38 +143,8 @@ pub fn run(config: TransformConfig) -> Result<(u64, u64)> {
     Ok((rows, rejected))
 }
 
-/// The line's timestamp field, if it is a JSON object with one that reads as a time: ms since
-/// the epoch (a number) or an RFC 3339 string. Anything else: `None` (the default applies;
-/// the module still judges the line).
-fn timestamp_in(body: &[u8], field: &str) -> Option<i64> {
-    let Value::Object(mut object) = serde_json::from_slice(body).ok()? else { return None };
-    match object.remove(field)? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => {
-            let t = humantime::parse_rfc3339_weak(&s).ok()?;
-            Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
-        }
-        _ => None,
-    }
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::timestamp_in;
-
-    #[test]
-    fn timestamps_come_from_numbers_and_rfc3339_strings_only() {
-        assert_eq!(timestamp_in(br#"{"t": 1700000000123}"#, "t"), Some(1_700_000_000_123));
-        assert_eq!(timestamp_in(br#"{"t": "2023-11-14T22:13:20Z"}"#, "t"), Some(1_700_000_000_000));
-        assert_eq!(timestamp_in(br#"{"t": "yesterday"}"#, "t"), None);
-        assert_eq!(timestamp_in(br#"{"u": 1}"#, "t"), None);
-        assert_eq!(timestamp_in(b"not json", "t"), None);
-        assert_eq!(timestamp_in(br#"[1]"#, "t"), None);
-    }
 }

@@ -4,24 +4,23 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::warn;
 
-use crate::error::{Error, Result};
+use crate::events::{event, Event};
 
 #[derive(Clone, Default)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     flag: Arc<AtomicBool>,
     notify: Arc<tokio::sync::Notify>,
 }
 
 impl Shutdown {
     /// Installs the signal handlers on `runtime`.
-    pub fn install(runtime: &tokio::runtime::Runtime) -> Result<Self> {
+    pub(crate) fn install(runtime: &tokio::runtime::Runtime) -> std::io::Result<Self> {
         let shutdown = Shutdown::default();
         let on_signal = shutdown.clone();
         let _guard = runtime.enter();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(Error::io("cannot install the SIGTERM handler"))?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         runtime.spawn(async move {
             for count in 1.. {
                 tokio::select! {
@@ -32,24 +31,28 @@ impl Shutdown {
                     warn!("second signal: exiting now; uncommitted messages return to the queue");
                     std::process::exit(130);
                 }
-                info!("signal received: finishing the batches in flight, then exiting");
+                event!(
+                    info,
+                    Event::Stopping,
+                    "signal received: finishing the batches in flight, then exiting"
+                );
                 on_signal.trigger();
             }
         });
         Ok(shutdown)
     }
 
-    pub fn trigger(&self) {
+    pub(crate) fn trigger(&self) {
         self.flag.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
     }
 
-    pub fn requested(&self) -> bool {
+    pub(crate) fn requested(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
     }
 
     /// Sleeps `duration` on this thread, or less if shutdown is requested meanwhile.
-    pub fn sleep(&self, duration: std::time::Duration) {
+    pub(crate) fn sleep(&self, duration: std::time::Duration) {
         let until = std::time::Instant::now() + duration;
         while !self.requested() {
             let left = until.saturating_duration_since(std::time::Instant::now());
@@ -61,7 +64,7 @@ impl Shutdown {
     }
 
     /// Resolves once shutdown is requested.
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let notified = self.notify.notified();
         if !self.requested() {
             notified.await;
