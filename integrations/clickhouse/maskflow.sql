@@ -70,33 +70,23 @@ ENGINE = MergeTree ORDER BY tuple();
 
 TRUNCATE TABLE maskflow_config;
 
--- The key file's rules are the host's (README.md, "The key file"; transform/src/keyfile.rs), in
--- its words: only its owner may read the file; one `id:base64` line per key (a bare base64 line
--- is `k1`), blank lines and `#` lines skipped, the first key masks. The first line that breaks a
--- rule refuses the file. filesystem() gives the file's mode beside its content.
+-- The module holds the key file to the host's own rules (transform/ABI.md, `key_file`; README.md,
+-- "The key file"): maskflow_check says which line breaks which rule, never any of the key. The
+-- file's mode it cannot see: filesystem() gives it here, and a key file that group or others may
+-- read is refused as the maskflow CLI refuses it.
 INSERT INTO maskflow_config (config, refused)
-WITH
-    -- Unicode White_Space (what Rust's `char::is_whitespace` and `str::trim` take), as UTF-8.
-    ['\t', '\n', '\x0B', '\x0C', '\r', ' ', '\xC2\x85', '\xC2\xA0', '\xE1\x9A\x80', '\xE2\x80\x80',
-     '\xE2\x80\x81', '\xE2\x80\x82', '\xE2\x80\x83', '\xE2\x80\x84', '\xE2\x80\x85', '\xE2\x80\x86',
-     '\xE2\x80\x87', '\xE2\x80\x88', '\xE2\x80\x89', '\xE2\x80\x8A', '\xE2\x80\xA8', '\xE2\x80\xA9',
-     '\xE2\x80\xAF', '\xE2\x81\x9F', '\xE3\x80\x80'] AS white_space,
-    -- The format, as the host repeats it in its errors.
-    'a key line is `id:base64` (id: 1-16 characters of a-z and 0-9; base64 of 64 bytes, 88 characters), nothing else on the line' AS format
 SELECT
-    key_lines.config AS config,
+    config,
     multiIf(
-        key_file.type != 'regular', concat('key file ', key_file.name, ' is not a regular file'),
-        key_file.others_may_read, concat('key file ', key_file.name, ' has mode ', key_file.mode,
-                                         ': group or others can read the key; chmod 600 ', key_file.name),
-        key_lines.fault != '', key_lines.fault,
-        key_lines.lines = 0, concat('key file ', key_file.name, ' holds no key line (`id:base64`)'),
-        maskflow_check(key_lines.config)) AS refused
+        type != 'regular', concat('key file ', name, ' is not a regular file'),
+        others_may_read, concat('key file ', name, ' has mode ', mode, ': group or others can read the key; chmod 600 ', name),
+        maskflow_check(config)) AS refused
 FROM
 (
     SELECT
         name,
         type,
+        concat('{"key_file":', toJSONString(ifNull(content, '')), ',"cache_size":4096}') AS config,
         group_read OR group_write OR group_exec OR others_read OR others_write OR others_exec AS others_may_read,
         -- `ls`'s octal digits (644), without leading zeros, as the host prints the mode.
         replaceRegexpOne(concat(toString(owner_read * 4 + owner_write * 2 + owner_exec),
@@ -104,56 +94,7 @@ FROM
                                 toString(others_read * 4 + others_write * 2 + others_exec)), '^0+(.)', '\\1') AS mode
     FROM filesystem('maskflow.key')
     WHERE depth = 0
-) AS key_file
-CROSS JOIN
-(
-    SELECT
-        concat('{"keys":[', arrayStringConcat(arrayMap(l -> concat('{"id":"', l.2, '","key":"', l.3, '"}'),
-            arraySort(l -> l.1, groupArray((n, id, b64)))), ','), '],"cache_size":4096}') AS config,
-        if(countIf(fault != '') > 0,
-           concat('key file line ', toString(argMinIf(n, n, fault != '')), ': ', argMinIf(fault, n, fault != '')),
-           '') AS fault,
-        count() AS lines
-    FROM
-    (
-        SELECT
-            n, id, b64,
-            multiIf(
-                position(line, '\r') > 0, 'carriage return (CRLF line endings): save the key file with LF line endings',
-                arrayExists(c -> has(white_space, c), ngrams(line, 1)), concat('spaces or tabs on the line; ', format),
-                position(line, '#') > 0, '`#` after the key: a comment goes on a line of its own, starting with `#`',
-                position(b64, ':') > 0, concat('more than one `:`; ', format),
-                NOT match(id, '^[a-z0-9]{1,16}$'),
-                    if(match(b64, '^[a-z0-9]{1,16}$') AND length(id) > 16,
-                       'reversed: the id comes first, then `:`, then the key (`k1:<base64>`)',
-                       'the key id (before `:`) must be 1-16 characters of a-z and 0-9'),
-                first_with_id < n, concat('its key id is already used on line ', toString(first_with_id)),
-                -- Canonical padded standard base64, as Rust's base64 STANDARD engine decodes it.
-                NOT match(b64, '^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?$'),
-                    concat('the key is not standard base64 (A-Z a-z 0-9 + / and `=` padding; ', toString(length(b64)),
-                           ' characters): truncated or mangled?'),
-                length(base64Decode(b64)) != 64,
-                    concat('the key is ', toString(length(base64Decode(b64))),
-                           ' bytes; an AES-256-SIV key is 64 bytes (88 base64 characters): truncated?'),
-                '') AS fault
-        FROM
-        (
-            SELECT
-                n, line,
-                position(line, ':') AS colon,
-                if(colon > 0, substring(line, 1, colon - 1), 'k1') AS id,
-                if(colon > 0, substring(line, colon + 1), line) AS b64,
-                min(n) OVER (PARTITION BY id) AS first_with_id
-            FROM
-            (
-                SELECT arrayJoin(arrayZip(arrayEnumerate(lines), lines)) AS numbered, numbered.1 AS n, numbered.2 AS line
-                FROM (SELECT splitByChar('\n', assumeNotNull(content)) AS lines FROM filesystem('maskflow.key')
-                      WHERE depth = 0 AND type = 'regular')
-            )
-            WHERE NOT (startsWith(line, '#') OR arrayAll(c -> has(white_space, c), ngrams(line, 1)))
-        )
-    )
-) AS key_lines;
+);
 
 -- 3. The pipeline: raw events in; one UDF call per event; rows and rejections out.
 CREATE TABLE IF NOT EXISTS login_events_raw (body String, sent_ms Int64) ENGINE = Null;

@@ -40,13 +40,16 @@ def malformed() -> list[str]:
 
 
 def cli_refusal(path: Path) -> str:
-    """The CLI's reason for refusing a key file, as maskflow.sql words it: a line's fault without
-    the file (`key file line N: rule`, the transform's own words), the file by its name."""
+    """The CLI's reason for refusing a key file, as maskflow.sql words it: the module's words for
+    the text (`key file line N: rule`, `key file holds no key line`: the host's rules, without the
+    file's name, which the module is not given), the file by its name where the SQL checks it."""
     done = subprocess.run([maskflow_bin(), "mask", "--key-file", str(path), "--column", "ip", "10.0.0.1"],
                           capture_output=True, text=True)
     assert done.returncode != 0, path.read_text()
-    reason = next(l for l in done.stderr.splitlines() if "key file" in l).split("error: ", 1)[1].removeprefix("key: ")
-    return reason.replace(f"key file {path} line ", "key file line ").replace(str(path), path.name)
+    said = next(l for l in done.stderr.splitlines() if l.startswith("maskflow: error: "))
+    reason = said.removeprefix("maskflow: error: ").removeprefix("key: ")
+    return (reason.replace(f"key file {path} line ", "key file line ").replace(f"key file {path} holds ", "key file holds ")
+            .replace(str(path), path.name))
 
 
 def load(ch, key: Path) -> str:

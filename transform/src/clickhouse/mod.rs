@@ -26,7 +26,7 @@ use std::cell::RefCell;
 use rowbinary::{put_string, put_varint, Reader};
 use typed::Shape;
 
-use crate::{Config, Message, OutcomeJson, Transformer};
+use crate::{Config, Error, Message, OutcomeJson, Transformer};
 
 /// The layout ClickHouse reads (its first 8 bytes); `cap` lets us free the data as the `Vec`
 /// it was.
@@ -85,7 +85,12 @@ pub unsafe extern "C" fn clickhouse_destroy_buffer(handle: *mut Buffer) {
 
 fn build(config: &[u8]) -> Result<(Transformer, Shape), String> {
     let text = std::str::from_utf8(config).map_err(|_| "config is not UTF-8".to_owned())?;
-    let config = Config::from_json(text).map_err(|e| e.to_string())?;
+    let config = Config::from_json(text).map_err(|e| match e {
+        // Only a `key_file` gives this here (a `keys` list is the transformer's to refuse): the
+        // host's words for such a file, not the CLI's hint about MASKFLOW_KEY.
+        Error::NoKey => "key file holds no key line (`id:base64`)".to_owned(),
+        e => e.to_string(),
+    })?;
     let shape = Shape::new(config.mapping.columns.iter().map(|c| c.kind).collect());
     let transformer = Transformer::new(config).map_err(|e| e.to_string())?;
     Ok((transformer, shape))
