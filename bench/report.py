@@ -64,7 +64,7 @@ md += ["# Benchmarks", "",
        "on the same messages. The history of what changed which figure is in `bench/notes.md` and in git, not here.", "",
        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Linux {m['kernel']}; {m['rustc']}; "
        f"{m['postgres']}; {m['localstack']}; Python {m['python']}. Sections measured: "
-       + ", ".join(f"{name} {r[name]['date']}" for name in ("e2e", "idle", "lag", "transform", "sink", "batching", "original", "scale", "rekey", "clickhouse") if name in r) + ".", "",
+       + ", ".join(f"{name} {r[name]['date']}" for name in ("e2e", "idle", "lag", "transform", "sink", "batching", "original", "scale", "rekey", "replay", "keysources", "clickhouse") if name in r) + ".", "",
        "![maskflow benchmarks](benchmarks.png)", ""]
 
 LABEL = {"ceiling": "SQS ceiling", "maskflow": "maskflow", "boto3": "boto3 consumer", "vector": "Vector"}
@@ -368,10 +368,45 @@ if "rekey" in r:
         secs = million[0]["seconds"]
         table(["target", "measured", ""], [["1M rows re-masked in under 60 s on 2 cores", f"{n(secs, 1)} s", check(secs < 60)]])
 
+if "replay" in r:
+    rp = r["replay"]
+    host = rp["host"]
+    md += ["## 8. Replay: rejections back after a fix", "",
+           f"`maskflow replay` ({rp['date']}), the binary as an operator runs it: rejections of a renamed field "
+           "(`user_id` -> `userId`, all `missing_field`, seeded by `maskflow-bench seed-rejections`) replayed with the "
+           "mapping that reads the new name, so every one becomes a row; timed from the process's start (the module "
+           "compiled into an empty cache) to its exit, the tables checked after. Beside it, in the same run, the host's own "
+           f"end-to-end rate: `maskflow run --drain` with its defaults over {n(host['messages'])} messages from "
+           "LocalStack on this machine, from its start to its exit.", ""]
+    table(["rejections", "seconds", "rows/s", "rows/s / host msg/s", "peak RSS MiB", "CPU s (replay / PostgreSQL)"],
+          [[n(run["rejections"]), n(run["wall_s"], 1), n(run["rows_per_s"]), f"{run['rows_per_s'] / host['msg_per_s']:.1f}x",
+            n(run["peak_rss_kb"] / 1024, 1), f"{run['cpu_s']['self']:.1f} / {run['cpu_s']['postgres']:.1f}"]
+           for run in rp["runs"]])
+    slowest = min(run["rows_per_s"] for run in rp["runs"])
+    peak = max(run["peak_rss_kb"] for run in rp["runs"]) / 1024
+    big = max(rp["runs"], key=lambda run: run["rejections"])
+    table(["target", "measured", ""],
+          [["replay at least as fast as the host end to end", f"{n(slowest)} rows/s vs {n(host['msg_per_s'])} msg/s ({slowest / host['msg_per_s']:.1f}x)", check(slowest >= host["msg_per_s"])],
+           [f"peak RSS under 64 MiB whatever the number of rejections ({n(big['rejections'])} here)", f"{n(peak, 1)} MiB", check(peak < 64)]])
+if "keysources" in r:
+    ks = r["keysources"]
+    md += ["## 9. Key sources: start-up time", "",
+           f"`maskflow transform` on empty input ({ks['date']}, {ks['rounds']} starts per source, the sources taking "
+           "turns): the key read from its source (LocalStack's Secrets Manager and KMS on 127.0.0.1, so no network "
+           "latency: on AWS add one round trip per call, GetSecretValue and one Decrypt per wrapped line), the "
+           "compiled module loaded from its cache and one instance made. Ratios are of medians of the same run.", ""]
+    base = sorted(ks["runs"][0]["seconds"])[len(ks["runs"][0]["seconds"]) // 2]
+    rows = []
+    for run in ks["runs"]:
+        t = sorted(run["seconds"])
+        med = t[len(t) // 2]
+        rows.append([run["source"], n(med * 1000, 1), f"{n(t[0] * 1000, 1)}-{n(t[-1] * 1000, 1)}", x(med, base)])
+    table(["source", "median ms", "range ms", "vs key file"], rows)
+
 if "clickhouse" in r:
     c = r["clickhouse"]
     rate, of = c["events_per_s"], c["of_built_in"]
-    md += ["## 8. ClickHouse: the UDF at engine speed", "",
+    md += ["## 10. ClickHouse: the UDF at engine speed", "",
            f"`bench/clickhouse.py` ({c['date']}, chDB {c['chdb']}): {n(c['events'])} generated events in one file "
            f"({n(c['rejected'])} of them rejections), every query on one thread (`max_threads = 1`), each measured "
            f"{c['rounds']} times interleaved (medians). The reference is what a ClickHouse user would write without "

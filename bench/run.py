@@ -31,7 +31,7 @@ BASELINES = os.path.join(REPO, "bench", "baselines")
 VECTOR_DIR = os.path.join(REPO, "integrations", "vector")
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--sections", default="transform,sink,e2e,idle,lag,batching,original,scale,rekey,clickhouse")
+parser.add_argument("--sections", default="transform,sink,e2e,idle,lag,batching,original,scale,rekey,replay,keysources,clickhouse")
 parser.add_argument("--messages", type=int, default=20_000,
                     help="messages per end-to-end run, the same for every consumer")
 parser.add_argument("--rtt-ms", default="0,20,50",
@@ -47,7 +47,12 @@ parser.add_argument("--sink-batches", default="100,500,1000,10000",
 parser.add_argument("--original-messages", type=int, default=1_000)
 parser.add_argument("--scale", default="10000,100000,1000000", help="message counts for the scaling runs")
 parser.add_argument("--rekey-rows", type=int, default=1_000_000, help="rows re-masked by the rekey run")
+parser.add_argument("--replay-rejections", default="10000,100000",
+                    help="rejections replayed by the replay runs (memory must not grow with them)")
+parser.add_argument("--replay-host-messages", type=int, default=20_000,
+                    help="messages of the host's end-to-end run the replay is compared with, in the same run")
 parser.add_argument("--scale-concurrency", type=int, default=4)
+parser.add_argument("--keysource-rounds", type=int, default=15, help="starts per key source (medians)")
 parser.add_argument("--clickhouse-events", type=int, default=200_000, help="events of the ClickHouse section (bench/clickhouse.py)")
 parser.add_argument("--results", default=os.path.join(REPO, "bench", "results", "results.json"))
 parser.add_argument("--key-file", required=True)
@@ -157,7 +162,7 @@ def machine():
     pg_bin = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip() or "/usr/lib/postgresql/15/bin"
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 2**20, 1), "kernel": platform.release(),
             "rustc": version(["rustc", "-V"]), "postgres": version([os.path.join(pg_bin, "postgres"), "--version"]),
-            "localstack": "localstack-core 2026.3.0 (host mode, SQS only)", "python": platform.python_version()}
+            "localstack": "localstack-core 2026.3.0 (host mode: SQS, KMS, Secrets Manager)", "python": platform.python_version()}
 
 
 def section_transform():
@@ -197,6 +202,84 @@ def section_rekey():
     save()
 
 
+def section_replay():
+    """`maskflow replay` over rejections of a renamed field (all of them become rows), as a
+    process: its rows/s and peak RSS at each count, and the host's own end-to-end rate in the
+    same run (`maskflow run --drain` with its defaults, LocalStack on this machine). Both compile
+    the module into an empty cache, as a first start does."""
+    runs = []
+    mapping = os.path.join(tempfile.gettempdir(), f"maskflow-bench-replay-mapping-{os.getpid()}.json")
+    for n in [int(c) for c in args.replay_rejections.split(",")]:
+        log(f"replay: maskflow replay of {n} rejections")
+        db = fresh_database()
+        out, _, _ = run([BENCH, "seed-rejections", "--database-url", db, "--rejections", str(n),
+                         "--key-file", args.key_file, "--mapping-out", mapping])
+        with tempfile.TemporaryDirectory() as cache:
+            _, err, measured = run_measured([MASKFLOW, "replay", "--database-url", db, "--key-file", args.key_file,
+                                             "--mapping", mapping, "--module-cache", cache, "--log-format", "json"])
+        done = next(json.loads(l) for l in err.splitlines() if '"event":"replay_done"' in l)
+        rows, left = count(db, "user_logins"), count(db, "user_logins_rejected")
+        if done["rows"] != n or rows != n or left != 0:
+            raise SystemExit(f"bench: replay wrote {rows} rows of {n} ({left} rejections left): {done}")
+        runs.append({**measured, "rejections": n, "rows": rows, "rows_per_s": n / measured["wall_s"],
+                     "replay_s": done["elapsed_s"]})
+        log(f"  {n / measured['wall_s']:.0f} rows/s, peak RSS {measured['peak_rss_kb'] / 1024:.1f} MiB")
+        save()
+    n = args.replay_host_messages
+    log(f"replay: the host's own end-to-end rate, {n} messages")
+    url = fresh_queue("bench-replay-host")
+    fill(url, n, seed=31)
+    host = maskflow_run(url, n, 2, startup=False)
+    sqs.delete_queue(QueueUrl=url)
+    results["replay"] = {"date": now(), "runs": runs, "host": host}
+    log(f"  host {host['msg_per_s']:.0f} msg/s")
+    save()
+def section_keysources():
+    """Start-up time with each key source: `maskflow transform` on empty input (the key read,
+    the compiled module loaded from its cache, one instance made), started again and again, the
+    sources taking turns so that the machine's drift touches them alike."""
+    log(f"keysources: start-up time per key source, {args.keysource_rounds} rounds")
+    kms = boto3.client("kms", endpoint_url=ENDPOINT, region_name="us-east-1")
+    secrets = boto3.client("secretsmanager", endpoint_url=ENDPOINT, region_name="us-east-1")
+    arn = kms.create_key(Description="maskflow bench")["KeyMetadata"]["Arn"]
+    plain = open(args.key_file).read()
+    wrapped, _, _ = run([MASKFLOW, "keygen", "--id", "k2", "--kms-key-id", arn])
+    tmp = tempfile.mkdtemp(prefix="maskflow-bench-keys-")
+    files = {}
+    for name, text in (("plain", plain), ("wrapped", wrapped + plain)):
+        files[name] = os.path.join(tmp, f"{name}.key")
+        with open(files[name], "w") as f:
+            f.write(text)
+        os.chmod(files[name], 0o600)
+        secret = f"maskflow-bench-{name}-{os.getpid()}"
+        secrets.create_secret(Name=secret, SecretString=text)
+        files[f"secret-{name}"] = secret
+    sources = {
+        "key file": (["--key-file", files["plain"]], {}),
+        "MASKFLOW_KEY": ([], {"MASKFLOW_KEY": plain}),
+        "key file, 1 KMS-wrapped line": (["--key-file", files["wrapped"]], {}),
+        "Secrets Manager": (["--key-source", f"aws-secretsmanager:{files['secret-plain']}"], {}),
+        "Secrets Manager, 1 KMS-wrapped line": (["--key-source", f"aws-secretsmanager:{files['secret-wrapped']}"], {}),
+    }
+    cache = os.path.join(tmp, "modules")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MASKFLOW_KEY")}
+    times = {name: [] for name in sources}
+    for round_ in range(args.keysource_rounds + 1):
+        for name, (flags, extra) in sources.items():
+            started = time.monotonic()
+            proc = subprocess.run([MASKFLOW, "transform", "--module-cache", cache, *flags], input=b"",
+                                  capture_output=True, env={**env, **extra})
+            wall = time.monotonic() - started
+            if proc.returncode != 0:
+                raise SystemExit(f"bench: transform with {name} failed:\n{proc.stderr.decode()[-2000:]}")
+            if round_ > 0:  # the first round fills the module cache
+                times[name].append(wall)
+    results["keysources"] = {"date": now(), "rounds": args.keysource_rounds,
+                             "runs": [{"source": name, "seconds": sorted(t)} for name, t in times.items()]}
+    save()
+    shutil.rmtree(tmp)
+
+
 def maskflow_cmd(url, concurrency, module_cache, extra=()):
     return [MASKFLOW, "run", "--drain", "--concurrency", str(concurrency), "--queue-url", url, "--log-format", "json",
             "--module-cache", module_cache, *extra]
@@ -213,7 +296,7 @@ def maskflow_run(url, n, concurrency, extra=(), startup=True):
             empty = fresh_queue("bench-empty")
             startup = {state: run_measured(maskflow_cmd(empty, concurrency, os.path.join(cache, "startup")), env=env)[2]["cpu_s"]["self"]
                        for state in ("cold", "warm")}
-    done = next(json.loads(l) for l in err.splitlines() if '"done"' in l)["fields"]
+    done = next(json.loads(l) for l in err.splitlines() if '"event":"done"' in l)
     rows, rejected, ledger = count(db, "user_logins"), count(db, "user_logins_rejected"), count(db, "maskflow_ledger")
     if rows + rejected != n or ledger != n:
         raise SystemExit(f"bench: exactly-once violated: {rows} rows + {rejected} rejected, ledger {ledger}, sent {n}")
@@ -679,5 +762,6 @@ save()
 for name in args.sections.split(","):
     {"transform": section_transform, "sink": section_sink, "e2e": section_e2e, "idle": section_idle, "lag": section_lag,
      "original": section_original, "scale": section_scale, "batching": section_batching,
-     "rekey": section_rekey, "clickhouse": section_clickhouse}[name]()
+     "rekey": section_rekey, "replay": section_replay, "keysources": section_keysources,
+     "clickhouse": section_clickhouse}[name]()
 log(f"results in {args.results}")

@@ -158,3 +158,36 @@ def run_readme(readme: Path, workdir: Path, env: dict[str, str] | None = None, t
         else:
             raise AssertionError(f"{readme.name}: a `{language}` block must be marked no-run or be sh/python")
     return printed
+
+
+@pytest.fixture(scope="session")
+def aws_env():
+    """LocalStack's SQS, KMS and Secrets Manager (`scripts/services start`: idempotent, and
+    scripts/test starts them before the integrations): its variables set in this process for
+    the session (endpoints, region, test credentials), and boto3 clients of KMS and Secrets
+    Manager for the tests' own set-up."""
+    import boto3
+
+    services = REPO / "scripts" / "services"
+    subprocess.run([services, "start"], check=True, stdout=subprocess.DEVNULL)
+    env = subprocess.run([services, "env"], check=True, capture_output=True, text=True).stdout
+    with pytest.MonkeyPatch.context() as mp:
+        for line in env.splitlines():
+            if line.startswith("export "):
+                name, _, value = line[len("export "):].partition("=")
+                mp.setenv(name, value.strip("'\""))
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        yield {
+            "kms": boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1"),
+            "secrets": boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1"),
+        }
+
+
+def put_secret(aws: dict, text: str) -> str:
+    """A new Secrets Manager secret holding `text`; returns its name."""
+    import uuid
+
+    name = f"maskflow-it-{uuid.uuid4().hex[:12]}"
+    aws["secrets"].create_secret(Name=name, SecretString=text)
+    return name
+

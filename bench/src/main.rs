@@ -1,7 +1,7 @@
 //! `maskflow-bench`: the benchmark parts that need a process of their own (scripts/bench runs them).
 
 use clap::{Parser, Subcommand};
-use maskflow_bench::{ceiling, profile, rekey, relay, sink};
+use maskflow_bench::{ceiling, profile, rekey, relay, replay, sink};
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +19,8 @@ enum Command {
     Sink(sink::SinkArgs),
     /// Rows/s of `maskflow rekey` (re-masking history under a new key).
     Rekey(rekey::RekeyArgs),
+    /// Rejections for `maskflow replay` to replay (a renamed field), and the mapping that fixes it.
+    SeedRejections(replay::SeedArgs),
     /// Messages/s of a consumer that only receives and deletes (the SQS server's ceiling).
     Ceiling(ceiling::CeilingArgs),
     /// A TCP relay that adds a round trip (and jitter, a bandwidth cap) and counts SQS requests.
@@ -31,6 +33,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sink(args) => sink::run(&args),
         Command::Rekey(args) => rekey::run(&args),
+        Command::SeedRejections(args) => replay::seed(&args),
         Command::Ceiling(args) => tokio::runtime::Runtime::new()?.block_on(ceiling::run(&args)),
         Command::Profile(args) => profile::run(&args),
         // One thread: the relay's work is waiting, and the machine's cores belong to the rig.

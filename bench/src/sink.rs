@@ -137,8 +137,11 @@ fn realistic_rows(n: usize) -> Vec<Vec<Option<String>>> {
 }
 
 fn write_host(sink: &mut PostgresSink, outcomes: &[Outcome], ids: &[String]) -> Result<()> {
-    let items: Vec<Item> =
-        ids.iter().zip(outcomes).map(|(id, outcome)| Item { id, outcome }).collect();
+    let items: Vec<Item> = ids
+        .iter()
+        .zip(outcomes)
+        .map(|(id, outcome)| Item { id, sent_timestamp_ms: 0, outcome })
+        .collect();
     let stats = sink.commit(&items)?;
     ensure!(
         stats.rows as usize == outcomes.len(),

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use thiserror::Error;
 
 pub(crate) use crate::cause::report;
+pub use crate::commands::replay::{ReplayError, Unsealable};
 pub use crate::keys::KeyError;
 pub use crate::kind::Kind;
 pub use crate::runtime::ModuleError;
@@ -51,6 +52,8 @@ pub enum Error {
     Sqs(#[from] SqsError),
     #[error(transparent)]
     Retire(#[from] RetireError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
     /// A service kept failing in a way that heals until the start-up budget ran out.
     #[error("{service} did not answer within --startup-timeout. Check the address, the network path and that the service runs")]
     Unreachable {
@@ -91,6 +94,7 @@ impl Error {
     pub fn kind(&self) -> Kind {
         match self {
             Error::Usage { .. } | Error::Mapping { .. } => Kind::Usage,
+            Error::Key(e) if e.is_transient() => Kind::Transient,
             Error::Key(_) | Error::Transform(_) | Error::Listen { .. } => Kind::Config,
             Error::Module(e) => e.kind(),
             Error::Postgres(e) | Error::Retire(RetireError::Sink(e)) => match e.kind() {
@@ -104,6 +108,9 @@ impl Error {
                 false => Kind::Transient,
             },
             Error::Retire(_) => Kind::Config,
+            // Another replay holds the database, or bodies under keys the key file lacks: a
+            // setting (which key file, when to run) to fix.
+            Error::Replay(ReplayError::Busy | ReplayError::Skipped { .. }) => Kind::Config,
             Error::Unreachable { .. } => Kind::Unreachable,
             Error::Stopped(_) => Kind::Stopped,
             Error::Io { .. } | Error::Panicked { .. } | Error::Task { .. } => Kind::Internal,

@@ -61,10 +61,28 @@ pub(crate) enum Event {
     RekeyDone,
     /// info: `maskflow prune` deleted ledger entries.
     Pruned,
+    /// info: `maskflow replay` finished (or, with `--dry-run`, counted): its end line's counts.
+    ReplayDone,
+    /// warn: `maskflow replay` left rejections whose bodies do not unseal (`key_id`, `why`).
+    ReplaySkipped,
+    /// info: a host added a column to one of maskflow's own tables (an older database upgraded
+    /// in place at start).
+    SchemaUpgraded,
     /// debug or warn: whether the process could be made not dumpable (`dumpable`).
     Hardening,
     /// info: /metrics, /healthz and /readyz are served.
     Serving,
+    /// warn: a call of a key source failed (`source`: `aws-secretsmanager` or `kms`; `call`,
+    /// `code`, `needs`: the refused permission, `transient`, `retry_in_ms` when retried).
+    KeySourceFailed,
+    /// info: SIGHUP read the key source again (`outcome`: `applied` or `unchanged`;
+    /// `masking_key`, `previous`, `key_ids`, `generation`).
+    KeysReloaded,
+    /// error: SIGHUP could not read or use the key source; the running keys stay (`kind`,
+    /// `error`, `masking_key`).
+    KeysReloadFailed,
+    /// debug: a worker masks with the new keys from this batch on (`generation`, `masking_key`).
+    KeysFollowed,
     /// warn: a fail point fired (builds with the `failpoints` feature only).
     #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     Failpoint,
@@ -72,7 +90,7 @@ pub(crate) enum Event {
 
 impl Event {
     #[cfg(test)]
-    pub(crate) const ALL: [Event; 27] = [
+    pub(crate) const ALL: [Event; 34] = [
         Event::Started,
         Event::Stopping,
         Event::Failed,
@@ -97,8 +115,15 @@ impl Event {
         Event::RekeyPass,
         Event::RekeyDone,
         Event::Pruned,
+        Event::ReplayDone,
+        Event::ReplaySkipped,
+        Event::SchemaUpgraded,
         Event::Hardening,
         Event::Serving,
+        Event::KeySourceFailed,
+        Event::KeysReloaded,
+        Event::KeysReloadFailed,
+        Event::KeysFollowed,
         Event::Failpoint,
     ];
 
@@ -129,8 +154,15 @@ impl Event {
             Event::RekeyPass => "rekey_pass",
             Event::RekeyDone => "rekey_done",
             Event::Pruned => "pruned",
+            Event::ReplayDone => "replay_done",
+            Event::ReplaySkipped => "replay_skipped",
+            Event::SchemaUpgraded => "schema_upgraded",
             Event::Hardening => "hardening",
             Event::Serving => "serving",
+            Event::KeySourceFailed => "key_source_failed",
+            Event::KeysReloaded => "keys_reloaded",
+            Event::KeysReloadFailed => "keys_reload_failed",
+            Event::KeysFollowed => "keys_followed",
             Event::Failpoint => "failpoint",
         }
     }

@@ -15,6 +15,7 @@
 //! Everything is private to the crate but this facade: the entry point of the binary, and
 //! what the tests (`tests/`) and benchmarks (`bench/`) drive directly.
 
+mod aws;
 mod cause;
 mod cli;
 mod commands;
@@ -48,8 +49,11 @@ pub use commands::rekey::{run as rekey, RekeyConfig};
 pub use commands::send::Generator;
 pub use error::{Error, Kind, Result};
 /// The errors `Error` gathers, each with its typed fields.
-pub use error::{KeyError, ModuleError, PgKind, PostgresError, RetireError, SqsError, Stop};
-pub use keys::KeySource;
+pub use error::{
+    KeyError, ModuleError, PgKind, PostgresError, ReplayError, RetireError, SqsError, Stop,
+    Unsealable,
+};
+pub use keys::{AwsKeyError, AwsService, KeySource};
 /// The module stage as workers run it: bisection of failed calls, `module_failed` rejections.
 pub use pipeline::ModuleStage;
 pub use runtime::{Failure, Step};

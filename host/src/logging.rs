@@ -8,11 +8,11 @@ use tracing_subscriber::EnvFilter;
 use crate::progress::bar_suspend;
 
 /// Quiet by default for the chatty dependencies (the AWS SDK logs every request at info).
-const DEFAULT_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_runtime=warn,aws_sdk_sqs=warn,hyper=warn,tokio_postgres=warn,wasmtime=warn,cranelift=warn";
+const DEFAULT_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,aws_runtime=warn,aws_sdk_sqs=warn,aws_sdk_kms=warn,aws_sdk_secretsmanager=warn,hyper=warn,tokio_postgres=warn,wasmtime=warn,cranelift=warn";
 
-/// The AWS SDK logs whole responses (message bodies, so clear PII) at debug and trace. Those
-/// levels stay off for its crates whatever RUST_LOG says.
-const BODY_LOGGING_TARGETS: [&str; 9] = [
+/// The AWS SDK logs whole responses (message bodies, so clear PII; a secret's value; KMS's
+/// plaintext) at debug and trace. Those levels stay off for its crates whatever RUST_LOG says.
+const BODY_LOGGING_TARGETS: [&str; 11] = [
     "aws_smithy_runtime",
     "aws_smithy_runtime_api",
     "aws_smithy_http",
@@ -20,6 +20,8 @@ const BODY_LOGGING_TARGETS: [&str; 9] = [
     "aws_smithy_json",
     "aws_smithy_types",
     "aws_sdk_sqs",
+    "aws_sdk_kms",
+    "aws_sdk_secretsmanager",
     "aws_runtime",
     "aws_config",
 ];

@@ -27,7 +27,7 @@ use tracing::debug;
 
 use crate::error::{Error, Result};
 use crate::events::{event, Event};
-use crate::metrics::Metrics;
+use crate::health::Loops;
 use crate::shutdown::Shutdown;
 
 /// What the last probe found.
@@ -38,6 +38,11 @@ pub(crate) struct Readiness {
 }
 
 impl Readiness {
+    /// Always ready: for a command with nothing to probe but its own work (`maskflow replay`).
+    pub(crate) fn ready() -> Self {
+        Readiness { postgres: AtomicBool::new(true), sqs: AtomicBool::new(true) }
+    }
+
     /// Probes every `period` until `shutdown`, on a thread of its own (the PostgreSQL client
     /// blocks). `postgres` and `sqs` return whether each answered.
     pub(crate) fn probe_every(
@@ -75,7 +80,7 @@ impl Readiness {
 
 struct Endpoints {
     registry: Registry,
-    metrics: Metrics,
+    loops: Loops,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
     /// A loop that has not gone round for this long is stuck (a healthy idle loop goes round
@@ -97,7 +102,7 @@ impl Endpoints {
                     Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
                 }
             }
-            "/healthz" => match self.metrics.loops().stuck(self.stuck_after).as_slice() {
+            "/healthz" => match self.loops.stuck(self.stuck_after).as_slice() {
                 [] => (StatusCode::OK, "text/plain", "ok\n".into()),
                 stuck => (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -131,11 +136,13 @@ impl Endpoints {
     }
 }
 
-/// Binds `addr` (a failure is a configuration error: exit 3) and serves until the process ends.
+/// Binds `addr` (a failure is a configuration error: exit 3) and serves `registry`, the health
+/// of `loops` and `readiness` until the process ends.
 pub(crate) fn start(
     runtime: &tokio::runtime::Runtime,
     addr: SocketAddr,
-    metrics: Metrics,
+    registry: Registry,
+    loops: Loops,
     readiness: Arc<Readiness>,
     shutdown: Shutdown,
     stuck_after: Duration,
@@ -144,8 +151,7 @@ pub(crate) fn start(
         .block_on(tokio::net::TcpListener::bind(addr))
         .map_err(|source| Error::Listen { addr, source })?;
     event!(info, Event::Serving, %addr, "serving /metrics, /healthz and /readyz");
-    let registry = metrics.registry();
-    let endpoints = Arc::new(Endpoints { registry, metrics, readiness, shutdown, stuck_after });
+    let endpoints = Arc::new(Endpoints { registry, loops, readiness, shutdown, stuck_after });
     runtime.spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };

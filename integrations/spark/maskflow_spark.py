@@ -5,9 +5,12 @@
 Each task instantiates the module once (``maskflow.Transformer``) and makes one module call per
 Arrow batch (``mapInArrow``). Output: Parquet datasets ``<output>/user_logins`` and
 ``<output>/user_logins_rejected`` (README.md: the same rows ``maskflow transform`` gives),
-published together once both are complete. The key is read on the driver (a file, or
-``MASKFLOW_KEY``) and travels to the executors inside the task closure: never in the job's
-arguments, its logs or its output.
+published together once both are complete. With ``--key-source aws-secretsmanager:SECRET_ID``
+(or ``MASKFLOW_KEY_SOURCE``) only the source's name travels: each task reads the key itself with
+the executors' IAM role (KMS-wrapped lines unwrapped there too; ``maskflow[aws]`` on the
+cluster), so the key never passes through the driver. Otherwise the key is read on the driver (a
+file, or ``MASKFLOW_KEY``) and travels to the executors inside the task closure. Never in the
+job's arguments, its logs or its output.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ def mask_events(
     sent_field: str | None = None,
     *,
     key_file: str | os.PathLike[str] | None = None,
+    key_source: str | None = None,
 ) -> DataFrame:
     """``df`` with ``body`` (string or binary) and ``sent_ms`` replaced by the user_logins columns
     (``app_version`` int, ``create_date`` date) and ``rejection_*``; every other column passes
@@ -136,15 +140,18 @@ def mask_events(
     ``invalid_timestamp`` rejection naming the field), else the ``sent_ms`` column: an integer
     (ms since the epoch, as the ABI takes it), a timestamp, or an RFC 3339 string.
 
-    The keys: ``keys`` (a key file's text, e.g. from a secret store) or ``key_file`` (its path,
-    mode 0600). Raises on the driver, before any job: ``maskflow.ConfigError`` /
-    ``KeyFileError`` for the keys, ``ValueError`` for columns that cannot be used.
+    The keys, one of: ``keys`` (a key file's text), ``key_file`` (its path, mode 0600), or
+    ``key_source`` (a URI each task reads itself, ``aws-secretsmanager:SECRET_ID``: README "Key
+    sources"; the key never passes through the driver). Raises on the driver, before any job:
+    ``maskflow.ConfigError`` / ``KeyFileError`` for keys given as text or file, ``ValueError``
+    for columns that cannot be used.
     """
+    if sum(k is not None for k in (keys, key_file, key_source)) != 1:
+        raise TypeError("give one of keys= (a key file's text), key_file= (its path) or key_source= (a URI)")
     if key_file is not None:
-        if keys is not None:
-            raise TypeError("give keys= (a key file's text) or key_file= (its path), not both")
         keys = load_keys(key_file)
-    Transformer(keys=keys)  # the keys refused here, on the driver, with the line and rule
+    if keys is not None:
+        Transformer(keys=keys)  # the keys refused here, on the driver, with the line and rule
     # Executors need only the maskflow package: this file's functions travel with the task.
     if __name__ != "__main__":
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -171,7 +178,10 @@ def mask_events(
     out_names = [f.name for f in spark_schema.fields]
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        transformer = Transformer(keys=keys)  # once per task: compile + key set-up
+        from maskflow import Transformer, key_source_text  # imported on the executor
+
+        # Once per task: the key read (from its source, on the executor), compile, key set-up.
+        transformer = Transformer(keys=keys if keys is not None else key_source_text(key_source))
         for batch in batches:
             outcomes = _mask_batch(transformer, batch, body, sent_ms if sent_kind else None, sent_kind, sent_field)
             rows = [o.columns if isinstance(o, Row) else None for o in outcomes]
@@ -309,11 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--key-file", help="key file (mode 0600); else MASKFLOW_KEY holds its text")
     p.add_argument("--sent-timestamp-ms", type=int, help="the sent time of events without one (default: the file's modification time)")
     p.add_argument("--sent-timestamp-field", help="a top-level body field holding the sent time (ms since the epoch, or RFC 3339)")
+    p.add_argument("--key-source", default=os.environ.get("MASKFLOW_KEY_SOURCE") or None,
+                   help="read by each task instead: aws-secretsmanager:SECRET_ID[:STAGE] (env MASKFLOW_KEY_SOURCE)")
     p.add_argument("--partitions", type=int, help="repartition the input (default: as read)")
     args = p.parse_args(argv)
     try:
-        keys = load_keys(args.key_file)
-        Transformer(keys=keys)  # before Spark starts: a bad key costs no JVM
+        if args.key_source and args.key_file:
+            raise ConfigError("both --key-source and --key-file: keep one")
+        keys = None if args.key_source else load_keys(args.key_file)
+        if keys is not None:
+            Transformer(keys=keys)  # before Spark starts: a bad key costs no JVM
     except (MaskflowError, ValueError) as e:
         print(f"maskflow-spark: {e}", file=sys.stderr)
         return 3
@@ -322,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         df = read_events(spark, args.input, args.format, args.sent_timestamp_ms)
         if args.partitions:
             df = df.repartition(args.partitions)
-        masked = mask_events(df, keys, sent_field=args.sent_timestamp_field)
+        masked = mask_events(df, keys, sent_field=args.sent_timestamp_field, key_source=args.key_source)
         check_output(spark, args.output)
     except (MaskflowError, ValueError) as e:
         print(f"maskflow-spark: {e}", file=sys.stderr)

@@ -1,5 +1,6 @@
 //! Shared test support: golden vectors, the test key, and the real services started by
-//! `scripts/services start` (PostgreSQL and LocalStack's SQS on 127.0.0.1).
+//! `scripts/services start` (PostgreSQL and LocalStack's SQS, KMS and Secrets Manager on
+//! 127.0.0.1).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use maskflow_transform::{Config, Key};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod aws_keys;
 pub mod faults;
 pub mod hostile;
 pub mod key_files;

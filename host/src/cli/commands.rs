@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use super::mapping::load_mapping;
-use super::module::{KeyArgs, ModuleArgs};
+use super::module::{aws_endpoint, KeyArgs, ModuleArgs};
 use super::postgres::PostgresArgs;
 use super::run::SqsArgs;
-use crate::commands::keygen::KeygenConfig;
+use crate::commands::keygen::{KeygenConfig, KmsWrap};
 use crate::commands::prune::PruneConfig;
 use crate::commands::send::{LineSet, SendConfig, SendInput};
 use crate::commands::transform::{Rejects, TransformConfig};
@@ -23,11 +23,28 @@ pub(crate) struct KeygenArgs {
     /// Key id, the prefix of every mask made with this key (`k2` when rotating from `k1`).
     #[arg(long, default_value = "k1")]
     pub(crate) id: String,
+    /// Wrap the new key with this KMS key (ARN, alias/NAME or key id; `kms:Encrypt`, with the
+    /// encryption context maskflow-key-id = the id): the line written is `ID:kms:KEY_ARN:...`,
+    /// and the clear key never leaves this process but to KMS.
+    #[arg(long, value_name = "ARN|ALIAS")]
+    pub(crate) kms_key_id: Option<String>,
+    /// KMS endpoint URL for LocalStack and the like.
+    #[arg(long, env = "MASKFLOW_KMS_ENDPOINT", value_name = "URL")]
+    pub(crate) kms_endpoint: Option<String>,
+    /// Budget for KMS to answer; throttling and timeouts are retried within it (exit code 4
+    /// past it).
+    #[arg(long, env = "MASKFLOW_STARTUP_TIMEOUT", default_value_t = 30, value_name = "SECS")]
+    pub(crate) startup_timeout: u64,
 }
 
 impl KeygenArgs {
     pub(crate) fn into_config(self) -> KeygenConfig {
-        KeygenConfig { out: self.out, id: self.id }
+        let kms = self.kms_key_id.map(|key| KmsWrap {
+            key,
+            endpoint: aws_endpoint(self.kms_endpoint.filter(|e| !e.trim().is_empty())),
+            budget: std::time::Duration::from_secs(self.startup_timeout),
+        });
+        KeygenConfig { out: self.out, id: self.id, kms }
     }
 }
 
@@ -75,7 +92,8 @@ impl UnmaskArgs {
 pub(crate) const TRANSFORM_EXIT_CODES: &str = "Exit codes:\n  \
     0  every line read (rejections included, unless --fail-on-reject)\n  \
     2  usage: a bad flag\n  \
-    3  configuration: the key, the module or the mapping\n  \
+    3  configuration: the key or its source, the module or the mapping\n  \
+    4  the key source (Secrets Manager, KMS) did not answer within --startup-timeout\n  \
     5  the module failed on a batch\n  \
     6  with --fail-on-reject: at least one line was rejected (all lines are still written)";
 
@@ -114,7 +132,7 @@ pub(crate) struct TransformArgs {
 impl TransformArgs {
     pub(crate) fn into_config(self) -> Result<TransformConfig> {
         Ok(TransformConfig {
-            module: self.module.into_config()?.0,
+            module: self.module.into_config()?,
             rejects: match self.rejects.as_str() {
                 "stdout" | "-" => Rejects::Stdout,
                 path => Rejects::File(PathBuf::from(path)),

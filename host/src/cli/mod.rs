@@ -8,6 +8,7 @@ mod mapping;
 mod module;
 mod pgpass;
 mod postgres;
+mod replay;
 mod run;
 #[cfg(test)]
 mod tests;
@@ -18,7 +19,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::commands::{keygen, keys as key_commands, mask, prune, rekey, send, transform, unmask};
+use crate::commands::{
+    keygen, keys as key_commands, mask, prune, rejections, rekey, replay as replay_command, send,
+    transform, unmask,
+};
 use crate::error::{Error, Result};
 use crate::events::{event, Event};
 use crate::logging;
@@ -81,6 +85,12 @@ pub(crate) enum Command {
     Transform(commands::TransformArgs),
     /// Delete ledger entries older than the queue can redeliver (run it daily).
     Prune(commands::PruneArgs),
+    /// Count rejected messages by reason, day and key id; or list them (`--limit N`).
+    Rejections(replay::RejectionsArgs),
+    /// Process rejected messages again after a fix (mapping, rules, table), exactly once and
+    /// online: rows in, rejections out; what is still rejected stays.
+    #[command(after_help = replay::REPLAY_EXIT_CODES)]
+    Replay(replay::ReplayArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -206,6 +216,21 @@ fn execute(command: Command) -> Result<ExitCode> {
                 humantime::format_duration(config.older_than)
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Rejections(args) => {
+            rejections::run(args.into_config()?).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Replay(args) => {
+            let dry_run = args.dry_run;
+            let (tally, elapsed) = replay_command::run(args.into_config()?)?;
+            tally
+                .write_table(&mut std::io::stdout().lock())
+                .map_err(crate::Error::io("cannot write stdout"))?;
+            eprintln!("maskflow: replay: {}", tally.finish(dry_run, elapsed));
+            match tally.skipped_by_key() {
+                by_key if by_key.is_empty() => Ok(ExitCode::SUCCESS),
+                by_key => Err(replay_command::ReplayError::Skipped { by_key }.into()),
+            }
         }
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics on a write error (`| head`).

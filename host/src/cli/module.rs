@@ -4,33 +4,99 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use maskflow_transform::{BodySealer, Key};
+use maskflow_transform::Key;
 
 use super::mapping::load_mapping;
+use crate::aws::Endpoint;
 use crate::error::{Error, Result};
-use crate::keys;
+use crate::keys::{self, AwsKeySettings, KeyConfig, SourceSpec};
 use crate::pipeline::ModuleConfig;
-use crate::runtime::{init_config, ModuleCache, ModuleLimits, EMBEDDED_MODULE};
+use crate::runtime::{ModuleCache, ModuleLimits, EMBEDDED_MODULE};
 
 /// Where the key comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct KeyArgs {
     /// Key file: `id:base64` lines, the first masks, all unmask (see `maskflow keygen`).
-    /// Without it, MASKFLOW_KEY holds the key file's content.
+    /// Without it (or --key-source), MASKFLOW_KEY holds the key file's content.
     #[arg(long, env = "MASKFLOW_KEY_FILE", value_name = "PATH", global = true)]
     pub(crate) key_file: Option<PathBuf>,
+    /// Where the key file's text comes from: `file:PATH`, `env:VAR`, or
+    /// `aws-secretsmanager:SECRET_ID[:VERSION_STAGE]` (a secret whose string is the key file's
+    /// text; SECRET_ID a name or an ARN). In any of them a line may be KMS-wrapped
+    /// (`maskflow keygen --kms-key-id`). SIGHUP makes `run` read it again (README "Key sources").
+    #[arg(long, env = "MASKFLOW_KEY_SOURCE", value_name = "URI", global = true)]
+    pub(crate) key_source: Option<String>,
+    /// Secrets Manager endpoint URL for LocalStack and the like (`scripts/services env` sets
+    /// it). Without it the AWS SDK's own resolution applies.
+    #[arg(long, env = "MASKFLOW_SECRETSMANAGER_ENDPOINT", value_name = "URL", global = true)]
+    pub(crate) secretsmanager_endpoint: Option<String>,
+    /// KMS endpoint URL (for KMS-wrapped key lines) for LocalStack and the like.
+    #[arg(long, env = "MASKFLOW_KMS_ENDPOINT", value_name = "URL", global = true)]
+    pub(crate) kms_endpoint: Option<String>,
+    /// Budget for reaching what the command needs at start: the key source (Secrets Manager,
+    /// KMS) and, for `run`, SQS and PostgreSQL. Throttling and timeouts are retried within it;
+    /// what does not answer within it is fatal (exit code 4).
+    #[arg(
+        long,
+        env = "MASKFLOW_STARTUP_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECS",
+        global = true
+    )]
+    pub(crate) startup_timeout: u64,
 }
 
 impl KeyArgs {
-    /// `--key-file` wins over `MASKFLOW_KEY` (the key file's text: `id:base64` lines).
+    /// The key source: `--key-source`, else `--key-file`, else `MASKFLOW_KEY` (never two of
+    /// the first: which one was meant?).
+    pub(crate) fn config(&self) -> Result<KeyConfig> {
+        let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+        let source =
+            match (set(&self.key_source), &self.key_file) {
+                (Some(_), Some(_)) => return Err(Error::usage(
+                    "both --key-source (MASKFLOW_KEY_SOURCE) and --key-file (MASKFLOW_KEY_FILE) \
+                     are given: keep one",
+                )),
+                (Some(uri), None) => SourceSpec::parse(&uri).map_err(Error::usage)?,
+                (None, Some(path)) => SourceSpec::File(path.clone()),
+                (None, None) => SourceSpec::Env("MASKFLOW_KEY".into()),
+            };
+        Ok(KeyConfig {
+            source,
+            aws: AwsKeySettings {
+                secretsmanager: aws_endpoint(set(&self.secretsmanager_endpoint)),
+                kms: aws_endpoint(set(&self.kms_endpoint)),
+            },
+            budget: self.startup_timeout(),
+        })
+    }
+
+    pub(crate) fn startup_timeout(&self) -> Duration {
+        Duration::from_secs(self.startup_timeout)
+    }
+
+    /// The keys, the masking one first.
     pub(crate) fn load(&self) -> Result<Vec<Key>> {
-        Ok(keys::load(self.key_file.as_deref())?)
+        keys::load(&self.config()?)
     }
 
     /// Whether a key source is given (`maskflow keys` runs without one).
     pub(crate) fn given(&self) -> bool {
-        keys::configured(self.key_file.as_deref())
+        self.key_source.is_some()
+            || self.key_file.is_some()
+            || std::env::var_os("MASKFLOW_KEY").is_some()
     }
+}
+
+/// An AWS endpoint override; LocalStack takes any credentials, so on localhost some are
+/// supplied unless the user set their own.
+pub(crate) fn aws_endpoint(url: Option<String>) -> Endpoint {
+    let local = url.as_deref().is_some_and(|e| {
+        ["://localhost", "://127.0.0.1", "://[::1]"].iter().any(|h| e.contains(h))
+    });
+    let own_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+        || std::env::var_os("AWS_PROFILE").is_some();
+    Endpoint { url, localstack_credentials: local && !own_credentials }
 }
 
 /// The transform module, its sandbox, and what `init` is given.
@@ -78,11 +144,9 @@ fn module_cache(flag: Option<PathBuf>) -> Option<ModuleCache> {
 }
 
 impl ModuleArgs {
-    /// The stage's config, and the keys (for their fingerprints).
-    pub(crate) fn into_config(self) -> Result<(ModuleConfig, Vec<Key>)> {
+    /// The stage's config (the keys in it, the masking one first).
+    pub(crate) fn into_config(self) -> Result<ModuleConfig> {
         let keys = self.key.load()?;
-        let (_, init_json) =
-            init_config(&keys, load_mapping(self.mapping.as_deref())?, self.mask_cache);
         let bytes = match &self.module {
             None => Cow::Borrowed(EMBEDDED_MODULE),
             Some(path) => Cow::Owned(
@@ -90,16 +154,16 @@ impl ModuleArgs {
                     .map_err(Error::io(format!("cannot read module {}", path.display())))?,
             ),
         };
-        let config = ModuleConfig {
+        Ok(ModuleConfig {
             bytes,
             limits: ModuleLimits {
                 memory_bytes: self.module_memory_mb << 20,
                 call_timeout: Duration::from_millis(self.module_timeout_ms),
             },
-            init_json,
-            sealer: BodySealer::new(&keys)?,
+            keys,
+            mapping: load_mapping(self.mapping.as_deref())?,
+            mask_cache: self.mask_cache,
             cache: module_cache(self.module_cache),
-        };
-        Ok((config, keys))
+        })
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{default_max_in_flight_bytes, PollerBounds, RunConfig};
 use crate::source::{Queue, SqsConfig};
 
-use super::module::ModuleArgs;
+use super::module::{aws_endpoint, ModuleArgs};
 use super::postgres::PostgresArgs;
 
 /// Shown at the end of `maskflow run --help` (README "Exit codes" says the same).
@@ -14,8 +14,8 @@ pub(crate) const EXIT_CODES: &str = "Exit codes:\n  \
     0  done (--drain emptied the queue, or SIGINT/SIGTERM after the batches in flight)\n  \
     1  an unexpected error (I/O; a bug: a worker panicked)\n  \
     2  usage: a bad or conflicting flag\n  \
-    3  configuration: credentials, permissions (SQS receive, delete or visibility calls refused), a missing queue or database, TLS, the table's shape, the key\n  \
-    4  unreachable: SQS or PostgreSQL did not answer within --startup-timeout\n  \
+    3  configuration: credentials, permissions (SQS receive, delete or visibility calls refused), a missing queue or database, TLS, the table's shape, the key or its source (a missing secret, a refused permission, a disabled KMS key)\n  \
+    4  unreachable: SQS, PostgreSQL or the key source (Secrets Manager, KMS) did not answer within --startup-timeout\n  \
     5  stopped, nothing deleted: the module failed on, or PostgreSQL refused, 3 messages in a row with nothing accepted between\n  \
     130 a second SIGINT/SIGTERM: stopped at once";
 
@@ -45,10 +45,6 @@ pub(crate) struct RunArgs {
     /// SQS visibility timeout of received messages; extended for as long as the host holds them.
     #[arg(long, env = "MASKFLOW_VISIBILITY_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=43_200))]
     pub(crate) visibility_timeout_secs: u64,
-    /// Budget for reaching SQS and PostgreSQL at start; what does not answer within it is fatal
-    /// (exit code 4), before any message is received.
-    #[arg(long, env = "MASKFLOW_STARTUP_TIMEOUT", default_value_t = 30, value_name = "SECS")]
-    pub(crate) startup_timeout: u64,
     /// Exit once the queue is empty, instead of running until SIGINT/SIGTERM.
     #[arg(long, env = "MASKFLOW_DRAIN")]
     pub(crate) drain: bool,
@@ -72,12 +68,13 @@ pub(crate) struct RunArgs {
 
 impl RunArgs {
     pub fn into_config(self) -> Result<RunConfig> {
-        let (module, keys) = self.module.into_config()?;
+        let keys = self.module.key.config()?;
+        let startup_timeout = self.module.key.startup_timeout();
         Ok(RunConfig {
             sqs: self.sqs.into_config()?,
             postgres: self.postgres.into_config()?,
-            module,
-            key_fingerprints: keys.iter().map(|k| (k.id().to_owned(), k.fingerprint())).collect(),
+            module: self.module.into_config()?,
+            keys,
             concurrency: self.concurrency.into(),
             pollers: match self.pollers {
                 Some(n) => PollerBounds::pinned(n.into()),
@@ -86,7 +83,7 @@ impl RunArgs {
             batch_size: self.batch_size as usize,
             linger: Duration::from_millis(self.linger_ms),
             visibility: Duration::from_secs(self.visibility_timeout_secs),
-            startup_timeout: Duration::from_secs(self.startup_timeout),
+            startup_timeout,
             drain: self.drain,
             max_in_flight_bytes: self
                 .max_in_flight_bytes
@@ -165,24 +162,18 @@ impl SqsArgs {
                 )));
             }
         }
-        let endpoint = set(self.sqs_endpoint);
-        // LocalStack takes any credentials: supply some on localhost unless the user set their own.
-        let local = endpoint.as_deref().is_some_and(|e| {
-            ["://localhost", "://127.0.0.1", "://[::1]"].iter().any(|h| e.contains(h))
-        });
-        let own_credentials = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
-            || std::env::var_os("AWS_PROFILE").is_some();
+        let endpoint = aws_endpoint(set(self.sqs_endpoint));
         Ok(SqsConfig {
             queue,
-            endpoint,
+            endpoint: endpoint.url,
             region: url_region,
             default_region: self.default_region,
-            localstack_credentials: local && !own_credentials,
+            localstack_credentials: endpoint.localstack_credentials,
         })
     }
 }
 
-fn parse_metrics_addr(value: &str) -> Result<Option<std::net::SocketAddr>> {
+pub(crate) fn parse_metrics_addr(value: &str) -> Result<Option<std::net::SocketAddr>> {
     match value.trim() {
         "" => Ok(None),
         addr => addr.parse().map(Some).map_err(|e| {

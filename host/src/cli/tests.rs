@@ -98,8 +98,80 @@ fn every_command_parses_its_documented_form() {
 }
 
 #[test]
+fn rejections_and_replay_parse_their_documented_forms() {
+    let Command::Rejections(list) =
+        parse(&["rejections", "--reason", "missing_field", "--since", "36h", "--limit", "20"])
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (list.selection.reason.as_slice(), list.limit),
+        (&["missing_field".into()][..], Some(20))
+    );
+    assert!(list.selection.since.is_some() && list.selection.until.is_none());
+    let args = [
+        "replay",
+        "--reason",
+        "missing_field",
+        "--reason",
+        "sink_refused",
+        "--since",
+        "2026-12-01",
+        "--until",
+        "2026-12-02T00:00:00Z",
+        "--mapping",
+        "m.json",
+        "--dry-run",
+        "--key-file",
+        "k.key",
+    ];
+    let Command::Replay(replay) = parse(&args) else { panic!() };
+    assert_eq!(replay.selection.reason, ["missing_field", "sink_refused"]);
+    assert_eq!(replay.module.mapping, Some(PathBuf::from("m.json")));
+    assert_eq!(replay.module.key.key_file, Some(PathBuf::from("k.key")));
+    assert!(replay.dry_run);
+    let unknown = parse(&["replay", "--reason", "missing_fields"]);
+    let Command::Replay(unknown) = unknown else { panic!() };
+    let error = unknown.selection.into_selection().unwrap_err();
+    assert_eq!(error.kind(), crate::Kind::Usage, "{error}");
+    assert!(Cli::try_parse_from(["maskflow", "replay", "--since", "last week"]).is_err());
+}
+
+#[test]
 fn a_misplaced_or_unknown_flag_is_refused() {
     let argv = ["maskflow", "keygen", "--database-url", "postgres://x/db"];
     assert!(Cli::try_parse_from(argv).is_err(), "keygen takes no database");
     assert!(Cli::try_parse_from(["maskflow", "run", "--no-such-flag"]).is_err());
+}
+
+#[test]
+fn key_sources_parse_on_every_key_command_and_two_sources_are_refused() {
+    use crate::error::Kind;
+    use crate::keys::SourceSpec;
+    let secret = "aws-secretsmanager:maskflow/key:AWSPREVIOUS";
+    let Command::Keys(keys) = parse(&["keys", "retire", "k1", "--key-source", secret]) else {
+        panic!()
+    };
+    let expected = SourceSpec::SecretsManager {
+        secret_id: "maskflow/key".into(),
+        stage: Some("AWSPREVIOUS".into()),
+    };
+    assert_eq!(keys.key.config().unwrap().source, expected);
+    let Command::Transform(transform) = parse(&["transform", "--key-source", "env:MY_KEYS"]) else {
+        panic!()
+    };
+    assert_eq!(transform.module.key.config().unwrap().source, SourceSpec::Env("MY_KEYS".into()));
+    let Command::Run(run) = parse(&["run", "--key-file", "k.key", "--startup-timeout", "7"]) else {
+        panic!()
+    };
+    let config = run.module.key.config().unwrap();
+    assert_eq!(config.source, SourceSpec::File("k.key".into()));
+    assert_eq!(config.budget, std::time::Duration::from_secs(7));
+    let both = ["mask", "--column", "ip", "--key-source", secret, "--key-file", "k.key"];
+    let Command::Mask(mask) = parse(&both) else { panic!() };
+    assert_eq!(mask.key.config().unwrap_err().kind(), Kind::Usage, "which one was meant?");
+    let Command::Unmask(unmask) = parse(&["unmask", "--key-source", "s3:bucket/key"]) else {
+        panic!()
+    };
+    assert_eq!(unmask.key.config().unwrap_err().kind(), Kind::Usage);
 }

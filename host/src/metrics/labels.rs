@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 
+use crate::commands::replay::Unsealable;
+
 /// A label value written as the text the rest of the host uses.
 macro_rules! label_value {
     ($ty:ty) => {
@@ -19,6 +21,12 @@ macro_rules! label_value {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReasonLabel {
     pub reason: &'static str,
+}
+
+/// A column of the rows: the mapping's names (a handful, fixed for the run).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ColumnLabel {
+    pub column: String,
 }
 
 /// Where a message's time goes, for the summary and `scripts/bench`'s profile.
@@ -127,4 +135,49 @@ label_value!(Released);
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReleasedLabel {
     pub why: Released,
+}
+
+label_value!(Unsealable);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SkippedLabels {
+    /// The key id in front of the sealed body (a few per deployment).
+    pub key_id: String,
+    pub why: Unsealable,
+}
+
+/// What a SIGHUP did to the keys: the `outcome` label of `maskflow_key_reloads_total`.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub(crate) enum KeyReload {
+    /// New keys read, checked and taken: workers mask with them from their next batch.
+    Applied,
+    /// The source holds the keys already running.
+    Unchanged,
+    /// The source could not be read or its keys were refused: the running keys stay.
+    Failed,
+}
+
+impl KeyReload {
+    pub(crate) const ALL: [KeyReload; 3] =
+        [KeyReload::Applied, KeyReload::Unchanged, KeyReload::Failed];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            KeyReload::Applied => "applied",
+            KeyReload::Unchanged => "unchanged",
+            KeyReload::Failed => "failed",
+        }
+    }
+}
+label_value!(KeyReload);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct KeyReloadLabel {
+    pub outcome: KeyReload,
+}
+
+/// A key id (`k2`): a handful per deployment, never the key.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct KeyIdLabel {
+    pub key_id: String,
 }

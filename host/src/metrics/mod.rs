@@ -14,39 +14,24 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::{Metric, Registry, Unit};
+use prometheus_client::registry::{Registry, Unit};
 
 mod labels;
+mod replay;
+mod series;
 
-pub(crate) use self::labels::{BatchCall, Phase, Released, Retry};
-use self::labels::{EntryFailureLabels, PhaseLabel, ReasonLabel, ReleasedLabel, RetryLabel};
+pub(crate) use self::labels::{BatchCall, KeyReload, Phase, Released, Retry};
+use self::labels::{
+    ColumnLabel, EntryFailureLabels, KeyIdLabel, KeyReloadLabel, PhaseLabel, ReasonLabel,
+    ReleasedLabel, RetryLabel,
+};
+pub(crate) use self::replay::ReplayMetrics;
+use self::series::{register, series};
 use crate::health::Loops;
 use crate::sink::CommitStats;
 
-/// Declares the series: `/// help` then `name: Type = initial value`, and `; unit Seconds` (or
-/// `Bytes`) when the name ends with that unit.
-macro_rules! series {
-    ($( $(#[doc = $help:literal])+ $name:ident: $ty:ty = $init:expr $(; unit $unit:ident)? ,)*) => {
-        pub(crate) struct Series {
-            $( $(#[doc = $help])+ pub(crate) $name: $ty, )*
-        }
-
-        impl Series {
-            fn new() -> Self {
-                Series { $( $name: $init, )* }
-            }
-
-            fn register(&self, registry: &mut Registry) {
-                $(
-                    let unit: Option<Unit> = None $( .or(Some(Unit::$unit)) )?;
-                    register(registry, stringify!($name), concat!($($help),+), self.$name.clone(), unit);
-                )*
-            }
-        }
-    };
-}
-
 series! {
+    Series;
     /// Messages received from SQS
     messages_received: Counter = Counter::default(),
     /// Messages SQS delivered more than once (ApproximateReceiveCount > 1)
@@ -55,6 +40,8 @@ series! {
     rows_written: Counter = Counter::default(),
     /// Messages recorded in user_logins_rejected, by reason
     rejections: Family<ReasonLabel, Counter> = Family::default(),
+    /// NULLs written in rows committed, by column (a renamed optional field shows here)
+    null_values: Family<ColumnLabel, Counter> = Family::default(),
     /// Messages already in the ledger (redelivered), skipped
     redeliveries_skipped: Counter = Counter::default(),
     /// Messages deleted from SQS after commit
@@ -84,25 +71,10 @@ series! {
     start_time_seconds: Gauge<f64, AtomicU64> = Gauge::default(); unit Seconds,
     /// Time spent per phase, summed over threads
     phase_seconds: Family<PhaseLabel, Counter<f64, AtomicU64>> = Family::default(); unit Seconds,
-}
-
-/// Registers `metric` as `name` (without the unit suffix, which prometheus-client appends).
-fn register(
-    registry: &mut Registry,
-    name: &str,
-    help: &str,
-    metric: impl Metric,
-    unit: Option<Unit>,
-) {
-    let help = help.trim();
-    match unit {
-        None => registry.register(name, help, metric),
-        Some(unit) => {
-            let suffix = format!("_{}", unit.as_str());
-            let base = name.strip_suffix(&suffix).expect("a series with a unit ends with it");
-            registry.register_with_unit(base, help, unit, metric)
-        }
-    }
+    /// Key source reloads (SIGHUP), by outcome: applied, unchanged, failed (the running keys stay)
+    key_reloads: Family<KeyReloadLabel, Counter> = Family::default(),
+    /// 1 for the id of the key that masks now (README "Key sources": rotation)
+    masking_key: Family<KeyIdLabel, Gauge> = Family::default(),
 }
 
 /// The run's metrics and loops; cheap to clone.
@@ -113,6 +85,8 @@ struct Inner {
     series: Series,
     /// Rejections of every reason: the summary's count (the family has no sum).
     rejected: Counter,
+    /// `null_values` of each column, in the module's column order ([`Metrics::with_columns`]).
+    nulls: std::sync::OnceLock<Vec<Counter>>,
     /// Every loop's heartbeat (`/healthz`).
     loops: Loops,
 }
@@ -129,8 +103,16 @@ impl Default for Metrics {
         for reason in Reason::ALL.into_iter().chain(Reason::HOST) {
             let _ = series.rejections.get_or_create(&ReasonLabel { reason: reason.code() });
         }
+        for outcome in KeyReload::ALL {
+            let _ = series.key_reloads.get_or_create(&KeyReloadLabel { outcome });
+        }
         series.start_time_seconds.set(unix_now().as_secs_f64());
-        Metrics(Arc::new(Inner { series, rejected: Counter::default(), loops: Loops::default() }))
+        Metrics(Arc::new(Inner {
+            series,
+            rejected: Counter::default(),
+            nulls: std::sync::OnceLock::new(),
+            loops: Loops::default(),
+        }))
     }
 }
 
@@ -155,9 +137,25 @@ impl Metrics {
         &self.0.loops
     }
 
+    /// The rows' columns, in the module's order: each column's `null_values` series exists from
+    /// the start, at 0 (the NULL-share alert divides by the rows written).
+    pub(crate) fn with_columns(self, columns: &[String]) -> Self {
+        let counters = columns
+            .iter()
+            .map(|column| {
+                self.null_values.get_or_create(&ColumnLabel { column: column.clone() }).clone()
+            })
+            .collect();
+        let _ = self.0.nulls.set(counters);
+        self
+    }
+
     /// What a commit wrote.
     pub(crate) fn add_written(&self, w: &CommitStats) {
         self.rows_written.inc_by(w.rows);
+        if let Some(nulls) = self.0.nulls.get() {
+            nulls.iter().zip(&w.null_values).for_each(|(counter, n)| _ = counter.inc_by(*n));
+        }
         self.0.rejected.inc_by(w.rejected);
         for (reason, n) in &w.rejected_by_reason {
             self.rejections.get_or_create(&ReasonLabel { reason: reason.code() }).inc_by(*n);
@@ -181,6 +179,18 @@ impl Metrics {
     pub(crate) fn entry_failed(&self, call: BatchCall, code: &str) {
         let labels = EntryFailureLabels { call, code: code.to_owned() };
         self.sqs_entry_failures.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn key_reloaded(&self, outcome: KeyReload) {
+        self.key_reloads.get_or_create(&KeyReloadLabel { outcome }).inc();
+    }
+
+    /// `id` masks now, and `previous` (if another) no longer does.
+    pub(crate) fn set_masking_key(&self, id: &str, previous: Option<&str>) {
+        if let Some(previous) = previous.filter(|p| *p != id) {
+            self.masking_key.remove(&KeyIdLabel { key_id: previous.to_owned() });
+        }
+        self.masking_key.get_or_create(&KeyIdLabel { key_id: id.to_owned() }).set(1);
     }
 
     pub(crate) fn released(&self, why: Released, n: usize) {
@@ -244,7 +254,7 @@ mod tests {
 
     #[test]
     fn every_series_is_served_under_its_field_name() {
-        let metrics = Metrics::default();
+        let metrics = Metrics::default().with_columns(&["user_id".into(), "masked_ip".into()]);
         metrics.rejections.get_or_create(&ReasonLabel { reason: Reason::InvalidIp.code() }).inc();
         metrics.entry_failed(BatchCall::Delete, "InternalError");
         metrics.add_busy(Phase::Module, Duration::from_millis(1));
@@ -253,6 +263,7 @@ mod tests {
         let names = [
             "maskflow_messages_received_total",
             "maskflow_rejections_total{reason=\"invalid_ip\"}",
+            "maskflow_null_values_total{column=\"masked_ip\"}",
             "maskflow_retries_total{kind=\"postgres\"}",
             "maskflow_sqs_entry_failures_total{call=\"delete\",code=\"InternalError\"}",
             "maskflow_messages_released_total{why=\"locked\"}",
@@ -260,6 +271,7 @@ mod tests {
             "maskflow_lag_seconds_bucket",
             "maskflow_last_commit_timestamp_seconds",
             "maskflow_phase_seconds_total{phase=\"module\"}",
+            "maskflow_key_reloads_total{outcome=\"failed\"}",
         ];
         for name in names {
             let served = [format!("\n{name} "), format!("\n{name}{{")];
@@ -269,5 +281,24 @@ mod tests {
             text.contains("# HELP maskflow_rows_written Rows committed to user_logins"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn nulls_are_counted_per_column_by_the_columns_order() {
+        let metrics = Metrics::default().with_columns(&["user_id".into(), "masked_ip".into()]);
+        metrics.add_written(&CommitStats {
+            rows: 3,
+            null_values: vec![0, 2],
+            ..Default::default()
+        });
+        metrics.add_written(&CommitStats {
+            rows: 1,
+            null_values: vec![0, 1],
+            ..Default::default()
+        });
+        let count = |column: &str| {
+            metrics.null_values.get_or_create(&ColumnLabel { column: column.into() }).get()
+        };
+        assert_eq!((count("user_id"), count("masked_ip")), (0, 3));
     }
 }

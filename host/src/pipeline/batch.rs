@@ -82,7 +82,7 @@ impl Batch {
     pub(crate) fn items(&self) -> Vec<Item<'_>> {
         self.received()
             .zip(&self.outcomes)
-            .map(|(m, outcome)| Item { id: &m.id, outcome })
+            .map(|(m, outcome)| Item { id: &m.id, sent_timestamp_ms: m.sent_timestamp_ms, outcome })
             .collect()
     }
 

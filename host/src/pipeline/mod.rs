@@ -19,6 +19,7 @@ mod outage;
 mod pollers;
 mod receive;
 mod refusals;
+mod reload;
 mod stage;
 mod startup;
 mod streak;
@@ -37,9 +38,11 @@ use self::batch::Held;
 use self::budget::ByteBudget;
 use self::pollers::PollerControl;
 use self::receive::Poller;
+use self::reload::{Reload, Reloader};
 use self::worker::Worker;
 use crate::error::{Error, Result};
 use crate::events::{event, Event};
+use crate::keys::KeyConfig;
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::serve::{self, Readiness};
@@ -54,9 +57,10 @@ const READINESS_PERIOD: Duration = Duration::from_secs(2);
 pub(crate) struct RunConfig {
     pub(crate) sqs: SqsConfig,
     pub(crate) postgres: PostgresConfig,
+    /// The module and its keys (their fingerprints are checked against `maskflow_keys` at start).
     pub(crate) module: ModuleConfig,
-    /// `(key id, fingerprint)` of every key, checked against `maskflow_keys` at start.
-    pub(crate) key_fingerprints: Vec<(String, String)>,
+    /// Where the keys came from: read again on SIGHUP.
+    pub(crate) keys: KeyConfig,
     /// Budget for reaching SQS and PostgreSQL at start.
     pub(crate) startup_timeout: Duration,
     /// Workers: each with its own wasm instance and PostgreSQL connection.
@@ -98,23 +102,38 @@ pub(crate) fn run(config: RunConfig) -> Result<Summary> {
         .build()
         .map_err(Error::io("cannot start the async runtime"))?;
     // Nothing is received before every setting has been checked (startup.rs).
-    let module = PreparedModule::prepare(config.module)?;
+    let module = Arc::new(PreparedModule::prepare(config.module)?);
     let shutdown =
         Shutdown::install(&runtime).map_err(Error::io("cannot install the SIGTERM handler"))?;
-    let metrics = Metrics::default();
+    let metrics = Metrics::default().with_columns(module.columns());
+    // SIGHUP reads the key source again; from here on it no longer ends the process.
+    let reload = Reload {
+        keys: config.keys,
+        postgres: config.postgres.clone(),
+        module: module.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let reloader = Reloader::start(&runtime, reload)?;
     let deadline = Instant::now() + config.startup_timeout;
     let checked =
         startup::check_sqs(&runtime, &config.sqs, deadline, &shutdown).and_then(|source| {
             let mut probe = PostgresSink::new(&config.postgres, module.columns().to_vec())?;
-            startup::check_postgres(&mut probe, &config.key_fingerprints, deadline, &shutdown)?;
+            let fingerprints = module.keyed().fingerprints.clone();
+            startup::check_postgres(&mut probe, &fingerprints, deadline, &shutdown)?;
             Ok((source, probe))
         });
     let (source, probe) = match checked {
         // A signal while waiting for a service to answer is a clean stop: nothing was received.
         Err(e) if e.is_transient() && shutdown.requested() => {
-            return Ok(Summary { metrics, elapsed: Duration::ZERO })
+            reloader.stop();
+            return Ok(Summary { metrics, elapsed: Duration::ZERO });
         }
-        other => other?,
+        Err(e) => {
+            reloader.stop();
+            return Err(e);
+        }
+        Ok(checked) => checked,
     };
     match config.metrics_addr {
         Some(addr) => start_endpoints(
@@ -220,6 +239,7 @@ pub(crate) fn run(config: RunConfig) -> Result<Summary> {
             failure.lock().expect("failure lock").get_or_insert(e);
         }
     }
+    reloader.stop();
     // Every handle gone: the lease task finishes the deletes of committed batches, then ends.
     drop(leases);
     let leases_ended = match runtime.block_on(lease_task.finish()) {
@@ -256,7 +276,8 @@ fn start_endpoints(
     stuck_after: Duration,
 ) -> Result<()> {
     let readiness = Arc::new(Readiness::default());
-    serve::start(runtime, addr, metrics.clone(), readiness.clone(), shutdown.clone(), stuck_after)?;
+    let (registry, loops) = (metrics.registry(), metrics.loops().clone());
+    serve::start(runtime, addr, registry, loops, readiness.clone(), shutdown.clone(), stuck_after)?;
     let handle = runtime.handle().clone();
     readiness.probe_every(
         READINESS_PERIOD,

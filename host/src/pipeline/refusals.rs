@@ -8,7 +8,7 @@ use maskflow_transform::{BodySealer, Outcome, Reason};
 
 use super::batch::Batch;
 use super::outage::{Patience, Waited};
-use super::streak::{completes_streak, LOOK_BACK, STREAK};
+use super::streak::{record_unless_streak, STREAK};
 use crate::error::Result;
 use crate::events::{event, Event};
 use crate::isolate::{bisect, Attempt, Merge};
@@ -51,27 +51,10 @@ pub(crate) fn commit_isolating<'b>(
     bisect(sink, &pairs, attempt, alone)
 }
 
-/// Whether `failed` host rejections for `reason`, with nothing else in this batch, would
-/// complete a run of [`STREAK`] in the ledger.
-pub(crate) fn ends_streak(
-    sink: &mut PostgresSink,
-    patience: &Patience,
-    reason: Reason,
-    failed: usize,
-) -> Result<Waited<bool>> {
-    if failed >= STREAK {
-        return Ok(Waited::Done(true));
-    }
-    let recent =
-        patience.wait("PostgreSQL unavailable; retrying", || sink.recent_outcomes(LOOK_BACK))?;
-    Ok(match recent {
-        Waited::Done(recent) => Waited::Done(completes_streak(&recent, reason, failed)),
-        Waited::Shutdown => Waited::Shutdown,
-    })
-}
-
 /// Records the rows PostgreSQL refused on their own as `sink_refused` rejections (see the
-/// module's comment), and returns what the whole batch did.
+/// module's comment), and returns what the whole batch did. When nothing of the batch was
+/// accepted, the record is guarded ([`record_unless_streak`]): it is made only if it does not
+/// complete a run of [`STREAK`] refusals.
 pub(crate) fn record_refused(
     sink: &mut PostgresSink,
     patience: &Patience,
@@ -82,43 +65,48 @@ pub(crate) fn record_refused(
     if refused.is_empty() {
         return Ok(Waited::Done(stats));
     }
-    if stats.rows == 0 {
-        match ends_streak(sink, patience, Reason::SinkRefused, refused.len())? {
-            Waited::Shutdown => return Ok(Waited::Shutdown),
-            Waited::Done(true) => {
-                let first = refused.into_iter().next().expect("not empty").1;
-                return Err(Stop::TableRefusesEverything { streak: STREAK, first }.into());
-            }
-            Waited::Done(false) => {}
-        }
-    }
-    let outcomes: Vec<(&str, Outcome)> = refused
+    let outcomes: Vec<(&Received, Outcome)> = refused
         .iter()
         .map(|(message, why)| {
-            let problem = why.data_problem();
-            event!(info, Event::RowRefused, message_id = message.id, %problem, "PostgreSQL refused a row the module accepted; rejecting it as sink_refused");
             let outcome = Outcome::Rejected {
                 reason: Reason::SinkRefused,
-                message: format!("PostgreSQL refused the row: {problem}"),
+                message: format!("PostgreSQL refused the row: {}", why.data_problem()),
                 encrypted_body: sealer.seal(message.body.as_bytes()),
             };
-            (message.id.as_str(), outcome)
+            (*message, outcome)
         })
         .collect();
-    let items: Vec<Item> = outcomes.iter().map(|(id, outcome)| Item { id, outcome }).collect();
-    let recorded = patience.wait("PostgreSQL unavailable; retrying", || {
-        sink.commit(&items).map_err(|e| match e.kind() {
-            PgKind::Refused => {
-                e.into_fatal("the sink_refused record was refused too; nothing was deleted")
-            }
-            _ => e,
+    let items: Vec<Item> = outcomes
+        .iter()
+        .map(|(message, outcome)| Item {
+            id: &message.id,
+            sent_timestamp_ms: message.sent_timestamp_ms,
+            outcome,
         })
-    })?;
-    Ok(match recorded {
-        Waited::Done(recorded) => {
-            stats += recorded;
-            Waited::Done(stats)
+        .collect();
+    let recorded = match stats.rows {
+        0 => record_unless_streak(sink, patience, &items, Reason::SinkRefused)?,
+        _ => patience.wait("PostgreSQL unavailable; retrying", || {
+            sink.commit(&items).map(Some).map_err(|e| match e.kind() {
+                PgKind::Refused => {
+                    e.into_fatal("the sink_refused record was refused too; nothing was deleted")
+                }
+                _ => e,
+            })
+        })?,
+    };
+    let recorded = match recorded {
+        Waited::Done(Some(recorded)) => recorded,
+        Waited::Done(None) => {
+            let first = refused.into_iter().next().expect("not empty").1;
+            return Err(Stop::TableRefusesEverything { streak: STREAK, first }.into());
         }
-        Waited::Shutdown => Waited::Shutdown,
-    })
+        Waited::Shutdown => return Ok(Waited::Shutdown),
+    };
+    for (message, why) in &refused {
+        let problem = why.data_problem();
+        event!(info, Event::RowRefused, message_id = message.id, %problem, "PostgreSQL refused a row the module accepted; rejected it as sink_refused");
+    }
+    stats += recorded;
+    Ok(Waited::Done(stats))
 }

@@ -7,13 +7,16 @@
 //! deleting anything.
 
 use std::borrow::Cow;
+use std::sync::{Arc, RwLock};
 
-use maskflow_transform::{BodySealer, Message, Outcome, Reason};
+use maskflow_transform::{BodySealer, Key, Mapping, Message, Outcome, Reason};
 
 use crate::error::{Error, Result};
 use crate::events::{event, Event};
 use crate::isolate::{bisect, Attempt};
-use crate::runtime::{ModuleCache, ModuleError, ModuleLimits, WasmInstance, WasmModule};
+use crate::runtime::{
+    init_config, ModuleCache, ModuleError, ModuleLimits, WasmInstance, WasmModule,
+};
 use crate::stop::Stop;
 
 /// An instance whose memory grew past this (a batch of big events) is dropped after its call
@@ -25,33 +28,70 @@ pub(crate) struct ModuleConfig {
     /// The module's bytes: the embedded one or `--module PATH`.
     pub(crate) bytes: Cow<'static, [u8]>,
     pub(crate) limits: ModuleLimits,
-    /// The `init` config JSON (ABI.md): keys, mapping, cache size.
-    pub(crate) init_json: zeroize::Zeroizing<String>,
-    /// Encrypts bodies of messages the host rejects itself.
-    pub(crate) sealer: BodySealer,
+    /// The keys, the masking one first: they go into the `init` config JSON (ABI.md) with the
+    /// mapping and the cache size, and are wiped once it is made.
+    pub(crate) keys: Vec<Key>,
+    pub(crate) mapping: Mapping,
+    /// Slots of the module's mask cache.
+    pub(crate) mask_cache: usize,
     /// Where compiled modules are kept between starts, if anywhere.
     pub(crate) cache: Option<ModuleCache>,
 }
 
-/// The module compiled once and checked against its config: each worker makes its own
-/// [`ModuleStage`] from it. The one constructor used by `run` and `transform`.
-pub(crate) struct PreparedModule {
+/// The module under one set of keys: what a stage masks and seals with.
+pub(crate) struct Keyed {
+    /// 0 at start, one more at each change of keys (SIGHUP): a stage that sees another
+    /// generation than its own takes this one at its next batch.
+    pub(crate) generation: u64,
     module: WasmModule,
+    /// Encrypts bodies of messages the host rejects itself.
     sealer: BodySealer,
+    /// `(key id, fingerprint)` of every key, the masking one first.
+    pub(crate) fingerprints: Vec<(String, String)>,
+}
+
+impl Keyed {
+    /// The id of the key that masks.
+    pub(crate) fn masking_key(&self) -> &str {
+        &self.fingerprints[0].0
+    }
+}
+
+/// `(key id, fingerprint)` of each key, in order (never the key).
+pub(crate) fn fingerprints(keys: &[Key]) -> Vec<(String, String)> {
+    keys.iter().map(|k| (k.id().to_owned(), k.fingerprint())).collect()
+}
+
+/// The module compiled once and checked against its config: each worker makes its own
+/// [`ModuleStage`] from it. The one constructor used by `run` and `transform`. Its keys can be
+/// replaced while workers run ([`PreparedModule::rekey`]); each worker follows at a batch
+/// boundary.
+pub(crate) struct PreparedModule {
+    keyed: RwLock<Arc<Keyed>>,
+    mapping: Mapping,
+    mask_cache: usize,
     columns: Vec<String>,
 }
 
 impl PreparedModule {
     pub(crate) fn prepare(config: ModuleConfig) -> Result<Self> {
-        let module = WasmModule::compile(
-            &config.bytes,
-            config.limits,
-            &config.init_json,
-            config.cache.as_ref(),
-        )?;
+        let (_, init_json) = init_config(&config.keys, config.mapping.clone(), config.mask_cache);
+        let module =
+            WasmModule::compile(&config.bytes, config.limits, &init_json, config.cache.as_ref())?;
         // Fail fast on a bad module or config, and learn the output columns.
         let columns = module.instantiate()?.columns().to_vec();
-        Ok(PreparedModule { module, sealer: config.sealer, columns })
+        let keyed = Keyed {
+            generation: 0,
+            module,
+            sealer: BodySealer::new(&config.keys)?,
+            fingerprints: fingerprints(&config.keys),
+        };
+        Ok(PreparedModule {
+            keyed: RwLock::new(Arc::new(keyed)),
+            mapping: config.mapping,
+            mask_cache: config.mask_cache,
+            columns,
+        })
     }
 
     /// The module's output columns, in row order.
@@ -59,13 +99,34 @@ impl PreparedModule {
         &self.columns
     }
 
-    pub(crate) fn sealer(&self) -> &BodySealer {
-        &self.sealer
+    /// The keys stages mask with now.
+    pub(crate) fn keyed(&self) -> Arc<Keyed> {
+        self.keyed.read().expect("keys lock").clone()
+    }
+
+    /// Makes `keys` the ones stages mask with from their next batch on, once the module has
+    /// taken them (`init` of a fresh instance). The compiled module stays.
+    pub(crate) fn rekey(&self, keys: &[Key]) -> Result<Arc<Keyed>> {
+        let current = self.keyed();
+        let (_, init_json) = init_config(keys, self.mapping.clone(), self.mask_cache);
+        let module = current.module.with_config(&init_json);
+        drop(module.instantiate()?);
+        let next = Arc::new(Keyed {
+            generation: current.generation + 1,
+            module,
+            sealer: BodySealer::new(keys)?,
+            fingerprints: fingerprints(keys),
+        });
+        *self.keyed.write().expect("keys lock") = next.clone();
+        Ok(next)
     }
 
     /// A stage of its own (its own instance), for one worker.
     pub(crate) fn stage(&self) -> Result<ModuleStage> {
-        ModuleStage::new(self.module.clone(), self.sealer.clone())
+        let keyed = self.keyed();
+        let mut stage = ModuleStage::new(keyed.module.clone(), keyed.sealer.clone())?;
+        stage.generation = keyed.generation;
+        Ok(stage)
     }
 }
 
@@ -73,6 +134,8 @@ pub struct ModuleStage {
     module: WasmModule,
     instance: Option<WasmInstance>,
     sealer: BodySealer,
+    /// The generation of keys this stage masks with ([`Keyed`]).
+    generation: u64,
     /// Whether this module has transformed anything yet: a module that never has is not trusted
     /// to judge single messages.
     proven: bool,
@@ -87,9 +150,29 @@ impl ModuleStage {
             module,
             instance: Some(instance),
             sealer,
+            generation: 0,
             proven: false,
             last_failure: None,
         })
+    }
+
+    /// Takes `keyed` if it is another generation than this stage's: the instance is dropped
+    /// and the next call instantiates with the new keys. Called between batches, never within
+    /// one. Returns whether the keys changed.
+    pub(crate) fn follow(&mut self, keyed: &Keyed) -> bool {
+        if keyed.generation == self.generation {
+            return false;
+        }
+        self.module = keyed.module.clone();
+        self.sealer = keyed.sealer.clone();
+        self.generation = keyed.generation;
+        self.instance = None;
+        true
+    }
+
+    /// Seals bodies with the key this stage masks with.
+    pub(crate) fn sealer(&self) -> &BodySealer {
+        &self.sealer
     }
 
     /// One outcome per message, in order.

@@ -8,10 +8,17 @@
 //! such rejections, with nothing in between that shows the stage working, stops the host
 //! instead (exit 5, nothing of the batch recorded or deleted). A restarted host sees the same
 //! run in the ledger and stops again at once, rather than rejecting a few more each time.
+//!
+//! The reading and the recording are one: the ledger is read inside the transaction that
+//! records the rejections, under a lock every such transaction of the database takes
+//! ([`Guard`]). Two workers (or hosts) refused at once cannot both read a run of one and both
+//! record, so at most `STREAK - 1` = 2 messages are diverted whatever the concurrency.
 
 use maskflow_transform::Reason;
 
-use crate::sink::LedgerOutcome;
+use super::outage::{Patience, Waited};
+use crate::error::Result;
+use crate::sink::{CommitStats, Guard, Item, LedgerOutcome, PgKind, PostgresSink};
 
 /// Consecutive host rejections of one kind that mean "the stage fails on everything".
 pub(crate) const STREAK: usize = 3;
@@ -36,6 +43,30 @@ pub(crate) fn completes_streak(recent: &[LedgerOutcome], reason: Reason, failed:
         .take_while(|outcome| **outcome == LedgerOutcome::Host(reason))
         .count();
     failed + run >= STREAK
+}
+
+/// Records `items`, host rejections for `reason` all of them, unless they would complete a run
+/// of [`STREAK`]: then nothing is written and the answer is `None` (the caller stops).
+pub(crate) fn record_unless_streak(
+    sink: &mut PostgresSink,
+    patience: &Patience,
+    items: &[Item],
+    reason: Reason,
+) -> Result<Waited<Option<CommitStats>>> {
+    if items.len() >= STREAK {
+        return Ok(Waited::Done(None));
+    }
+    let allows = |recent: &[LedgerOutcome]| !completes_streak(recent, reason, items.len());
+    let guard = Guard { look_back: LOOK_BACK, allows: &allows };
+    patience.wait("PostgreSQL unavailable; retrying", || {
+        sink.commit_guarded(items, &guard).map_err(|e| match e.kind() {
+            // Rejections alone hold nothing PostgreSQL could refuse but their own record.
+            PgKind::Refused => {
+                e.into_fatal("the rejections' record was refused; nothing was deleted")
+            }
+            _ => e,
+        })
+    })
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use maskflow_transform::Reason;
 use super::assemble::{fill_batch, Receives};
 use super::batch::{Batch, Held};
 use super::outage::{Patience, Waited};
-use super::refusals::{commit_isolating, ends_streak, record_refused};
+use super::refusals::{commit_isolating, record_refused};
 use super::stage::{is_rejected_as, ModuleStage, PreparedModule};
-use super::streak::STREAK;
+use super::streak::{record_unless_streak, STREAK};
 use crate::error::Result;
 use crate::events::{event, Event};
 use crate::failpoint::fail_point;
@@ -85,34 +85,52 @@ impl Worker<'_> {
         let messages = batch.len();
         let patience = self.patience();
 
-        // 1. Transform. A batch the module failed on entirely may be the module failing on
-        // everything: the ledger's latest outcomes tell.
+        // 0. Keys: a change (SIGHUP) is taken here, between batches, never within one.
+        let keyed = self.module.keyed();
+        if stage.follow(&keyed) {
+            let (generation, masking_key) = (keyed.generation, keyed.masking_key());
+            event!(
+                debug,
+                Event::KeysFollowed,
+                generation,
+                masking_key,
+                "this worker masks with the new keys from this batch on"
+            );
+        }
+
+        // 1. Transform.
         event!(debug, Event::BatchTransforming, messages, "batch transforming");
         let outcomes = self.metrics.timed(Phase::Module, || stage.run(&batch.messages()))?;
         let failed = outcomes.iter().filter(|o| is_rejected_as(o, Reason::ModuleFailed)).count();
-        if failed == outcomes.len() && failed > 0 {
-            match ends_streak(sink, &patience, Reason::ModuleFailed, failed)? {
-                Waited::Shutdown => return Ok(Flow::Stop),
-                Waited::Done(true) => {
-                    return Err(Stop::ModuleFailsEverything { streak: STREAK }.into())
-                }
-                Waited::Done(false) => {}
-            }
-        }
         batch.set_outcomes(outcomes);
 
-        // 2. Commit, waiting out an outage; rows refused on their own become rejections.
+        // 2. Commit, waiting out an outage. A batch the module failed on entirely may be the
+        // module failing on everything: it is recorded only if the ledger says otherwise
+        // (streak.rs). Rows refused on their own become rejections.
         event!(debug, Event::BatchCommitting, messages, "batch committing");
         fail_point!("before-commit");
-        let committed = self.metrics.timed(Phase::Commit, || {
-            patience.wait("PostgreSQL unavailable; batch not committed, retrying", || {
-                commit_isolating(sink, &batch)
-            })
-        })?;
-        let Waited::Done(committed) = committed else { return Ok(Flow::Stop) };
-        let stats = match record_refused(sink, &patience, self.module.sealer(), committed)? {
-            Waited::Done(stats) => stats,
-            Waited::Shutdown => return Ok(Flow::Stop),
+        let stats = if failed == batch.items().len() && failed > 0 {
+            let recorded = self.metrics.timed(Phase::Commit, || {
+                record_unless_streak(sink, &patience, &batch.items(), Reason::ModuleFailed)
+            })?;
+            match recorded {
+                Waited::Done(Some(stats)) => stats,
+                Waited::Done(None) => {
+                    return Err(Stop::ModuleFailsEverything { streak: STREAK }.into())
+                }
+                Waited::Shutdown => return Ok(Flow::Stop),
+            }
+        } else {
+            let committed = self.metrics.timed(Phase::Commit, || {
+                patience.wait("PostgreSQL unavailable; batch not committed, retrying", || {
+                    commit_isolating(sink, &batch)
+                })
+            })?;
+            let Waited::Done(committed) = committed else { return Ok(Flow::Stop) };
+            match record_refused(sink, &patience, stage.sealer(), committed)? {
+                Waited::Done(stats) => stats,
+                Waited::Shutdown => return Ok(Flow::Stop),
+            }
         };
         self.metrics.add_written(&stats);
         // Lag counts what committed now; blocked messages go back and are counted when they land.

@@ -88,6 +88,17 @@ impl WasmModule {
         Ok(WasmModule { engine, module, limits, config_json })
     }
 
+    /// The same compiled module, instantiated with another `init` config (new keys): nothing
+    /// is compiled again.
+    pub(crate) fn with_config(&self, config_json: &str) -> WasmModule {
+        WasmModule {
+            engine: self.engine.clone(),
+            module: self.module.clone(),
+            limits: self.limits,
+            config_json: Arc::new(Zeroizing::new(config_json.to_owned())),
+        }
+    }
+
     /// A fresh instance, initialised with the config. Errors here are the module's or the
     /// config's fault, not a message's: callers stop rather than reject messages.
     pub fn instantiate(&self) -> Result<WasmInstance> {

@@ -4,6 +4,7 @@
 //! says why not, as a typed [`PostgresError`]. It does not retry, wait or isolate: the pipeline's
 //! worker decides what happens next.
 
+mod claim;
 mod classify;
 mod commit;
 mod connection;
@@ -13,17 +14,24 @@ mod keyring;
 mod ledger;
 mod postgres;
 mod prune;
+mod rejected;
 mod rekey;
+mod replay;
 mod schema;
 mod tls;
 
+pub(crate) use self::commit::Guard;
 pub use self::error::{PgKind, PostgresError, ServerError};
 pub use self::keyring::RetireError;
 pub(crate) use self::keyring::{key_report, retire, MaskCounts};
 pub(crate) use self::ledger::LedgerOutcome;
 pub use self::postgres::PostgresSink;
 pub(crate) use self::prune::prune_ledger;
+pub(crate) use self::rejected::Selection;
+pub(crate) use self::rejected::{list as list_rejections, report as report_rejections};
+pub(crate) use self::rejected::{Listed, Report};
 pub(crate) use self::rekey::Rekey;
+pub(crate) use self::replay::{Applied, Opened, Rejected, Replay};
 use maskflow_transform::{Outcome, Reason};
 use std::collections::BTreeMap;
 
@@ -79,10 +87,12 @@ pub struct ClientCert {
     pub key: std::path::PathBuf,
 }
 
-/// One message for the sink: its SQS id, and its outcome.
+/// One message for the sink: its SQS id, its SQS `SentTimestamp` (ms since the epoch; kept with
+/// a rejection, so that a replay gives it the `create_date` of its send day), and its outcome.
 #[derive(Debug, Clone, Copy)]
 pub struct Item<'a> {
     pub id: &'a str,
+    pub sent_timestamp_ms: i64,
     pub outcome: &'a Outcome,
 }
 
@@ -100,6 +110,9 @@ pub struct CommitStats {
     pub blocked: Vec<String>,
     /// The sessions holding them, for the log.
     pub blocked_by: Option<String>,
+    /// NULLs written, per column of the rows (in the module's column order): a renamed
+    /// optional field shows here, not as rejections.
+    pub null_values: Vec<u64>,
 }
 
 impl std::ops::AddAssign for CommitStats {
@@ -112,5 +125,14 @@ impl std::ops::AddAssign for CommitStats {
         }
         self.blocked.extend(o.blocked);
         self.blocked_by = o.blocked_by.or(self.blocked_by.take());
+        add_counts(&mut self.null_values, &o.null_values);
     }
+}
+
+/// Adds `more` to `counts`, column by column.
+fn add_counts(counts: &mut Vec<u64>, more: &[u64]) {
+    if counts.len() < more.len() {
+        counts.resize(more.len(), 0);
+    }
+    counts.iter_mut().zip(more).for_each(|(n, m)| *n += m);
 }

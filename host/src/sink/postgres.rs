@@ -6,9 +6,8 @@ use std::time::Instant;
 
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::commit::{commit, Session};
+use super::commit::{commit, commit_guarded, Guard, Session};
 use super::connection::{endpoint, Connection};
-use super::ledger::LedgerOutcome;
 use super::{schema, tls, CommitStats, Item, PgKind, PostgresConfig, PostgresError, Timeouts};
 
 pub struct PostgresSink {
@@ -99,22 +98,17 @@ impl PostgresSink {
         self.with_session(|s| commit(s, items, &timeouts))
     }
 
-    /// The outcomes of the last `n` messages committed by any host, newest first (`row`,
-    /// `rejected`, or a host reason code such as `sink_refused`): what the fleet has been
-    /// doing, for deciding whether a refusal is one bad row or a table refusing everything.
-    pub(crate) fn recent_outcomes(&mut self, n: i64) -> Result<Vec<LedgerOutcome>, PostgresError> {
+    /// [`PostgresSink::commit`], if `guard` allows it given the fleet's latest outcomes (read
+    /// in the same transaction, serialised with every other guarded commit of the database);
+    /// `None`, with nothing written, if it does not.
+    pub(crate) fn commit_guarded(
+        &mut self,
+        items: &[Item],
+        guard: &Guard,
+    ) -> Result<Option<CommitStats>, PostgresError> {
         self.connect()?;
-        let deadline = Instant::now() + self.timeouts.commit;
-        self.with_session(|s| {
-            let rows = s.conn.wait(
-                deadline,
-                s.conn.client().query(
-                    "SELECT outcome FROM maskflow_ledger ORDER BY processed_at DESC LIMIT $1",
-                    &[&n],
-                ),
-            )?;
-            Ok(rows.iter().map(|r| LedgerOutcome::from_ledger(r.get(0))).collect())
-        })
+        let timeouts = self.timeouts;
+        self.with_session(|s| commit_guarded(s, items, &timeouts, guard))
     }
 
     /// Runs `f` on the session; a transient failure drops the session, any other failure

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::connection::Connection;
 use super::PostgresError;
+use crate::events::{event, Event};
 
 /// The target table, exactly as specified; created if missing, never altered.
 const USER_LOGINS_DDL: &str = "CREATE TABLE IF NOT EXISTS user_logins(
@@ -28,7 +29,19 @@ const LEDGER_INDEX_DDL: &str =
     "CREATE INDEX IF NOT EXISTS maskflow_ledger_processed_at ON maskflow_ledger (processed_at)";
 const REJECTED_DDL: &str = "CREATE TABLE IF NOT EXISTS {table}_rejected(
     message_id text PRIMARY KEY, reason text NOT NULL, message text NOT NULL,
-    encrypted_body text NOT NULL, rejected_at timestamptz NOT NULL DEFAULT now())";
+    encrypted_body text NOT NULL, rejected_at timestamptz NOT NULL DEFAULT now(),
+    sent_at timestamptz)";
+/// Columns added to maskflow's own tables after their first release, as (table suffix, column,
+/// DDL). Each is nullable without a default: adding it changes the catalog only (no rewrite, no
+/// scan), so an existing database is upgraded in place while hosts keep writing. Rows written
+/// before the change hold NULL there.
+const ADDED_COLUMNS: [(&str, &str, &str); 1] = [(
+    // The message's SQS SentTimestamp, kept so that `maskflow replay` gives a replayed row the
+    // `create_date` of its send day (NULL: recorded before this column; `rejected_at` stands in).
+    "_rejected",
+    "sent_at",
+    "ALTER TABLE {table}_rejected ADD COLUMN IF NOT EXISTS sent_at timestamptz",
+)];
 /// One fingerprint per key id (never the key): a different key under a known id is refused.
 const KEYS_DDL: &str = "CREATE TABLE IF NOT EXISTS maskflow_keys(
     key_id text PRIMARY KEY, fingerprint text NOT NULL, first_used timestamptz NOT NULL DEFAULT now())";
@@ -92,7 +105,58 @@ pub(crate) fn prepare(
             return Err(e);
         }
     }
+    add_missing_columns(conn, deadline, table)?;
     check_shape(conn, deadline, table, columns)
+}
+
+/// Adds the [`ADDED_COLUMNS`] a database created by an older host lacks. The catalog is read
+/// first, so an upgraded database takes no lock at all. `ALTER TABLE` needs the table to itself
+/// for an instant: it waits at most [`SETUP_LOCK_WAIT`] for that (writers queue behind it no
+/// longer), and a wait that times out is transient, retried within the start-up budget.
+fn add_missing_columns(
+    conn: &Connection,
+    deadline: Instant,
+    table: &str,
+) -> Result<(), PostgresError> {
+    let wanted: Vec<(String, &str, String)> = ADDED_COLUMNS
+        .iter()
+        .map(|(suffix, column, ddl)| {
+            (format!("{table}{suffix}"), *column, ddl.replace("{table}", table))
+        })
+        .collect();
+    let tables: Vec<&str> = wanted.iter().map(|(t, ..)| t.as_str()).collect();
+    let columns: Vec<&str> = wanted.iter().map(|(_, c, _)| *c).collect();
+    let present: Vec<bool> = conn
+        .wait(
+            deadline,
+            conn.client().query_one(
+                "SELECT array_agg(EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass(t)
+                    AND a.attname = c AND NOT a.attisdropped) ORDER BY i)
+                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(t, c, i)",
+                &[&tables, &columns],
+            ),
+        )?
+        .get(0);
+    let missing: Vec<&(String, &str, String)> =
+        wanted.iter().zip(&present).filter(|(_, present)| !**present).map(|(w, _)| w).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    conn.begin(deadline, SETUP_LOCK_WAIT)?;
+    let ddl: Vec<&str> = missing.iter().map(|(.., ddl)| ddl.as_str()).collect();
+    let sql = format!(
+        "SET LOCAL client_min_messages = warning; \
+         SELECT pg_advisory_xact_lock(hashtext('maskflow schema')); {}; COMMIT",
+        ddl.join("; ")
+    );
+    if let Err(e) = conn.batch(deadline, &sql) {
+        let _ = conn.rollback();
+        return Err(e);
+    }
+    for (table, column, _) in missing {
+        event!(info, Event::SchemaUpgraded, table, column, "added a column to an older table");
+    }
+    Ok(())
 }
 
 /// `maskflow prune` needs the ledger's index on `processed_at`: created if missing (hosts older

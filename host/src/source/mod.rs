@@ -7,10 +7,11 @@ mod error;
 mod lease;
 mod sqs;
 
+pub use crate::aws::https_client;
 pub use batch::EntryFailure;
 pub use error::SqsError;
 pub(crate) use lease::Leases;
-pub use sqs::{https_client, Received, SqsSource, SQS_BATCH};
+pub use sqs::{Received, SqsSource, SQS_BATCH};
 
 /// Which queue, and how to reach it (built by the CLI layer).
 #[derive(Debug, Clone)]

@@ -3,16 +3,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::BehaviorVersion;
-use aws_sdk_sqs::config::SharedHttpClient;
-use aws_sdk_sqs::config::{Credentials, StalledStreamProtectionConfig};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
-use aws_smithy_http_client::tls;
 
 use super::error::SqsError;
 use super::{Queue, SqsConfig};
+use crate::aws::{sdk_config, Endpoint};
 
 type Result<T, E = SqsError> = std::result::Result<T, E>;
 
@@ -46,24 +42,6 @@ impl From<aws_sdk_sqs::types::Message> for Received {
     }
 }
 
-/// The SDK's hyper 1 client on rustls + ring (host/Cargo.toml says why not the SDK's default).
-pub fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-        .build_https()
-}
-
-/// A call that hangs (an endpoint that accepts and never answers, a dropped connection) fails
-/// after this and is retried like any transient error; long polls wait 20 s, so a bit more.
-const CALL_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn call_timeouts() -> aws_config::timeout::TimeoutConfig {
-    aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .operation_attempt_timeout(CALL_ATTEMPT_TIMEOUT)
-        .build()
-}
-
 #[derive(Clone)]
 pub struct SqsSource {
     pub(super) client: Client,
@@ -74,28 +52,13 @@ pub struct SqsSource {
 impl SqsSource {
     /// Connects and resolves the queue; `create` makes it if missing (for `send`).
     pub async fn connect(config: &SqsConfig, create: bool) -> Result<Self> {
-        let region = match &config.region {
-            Some(region) => RegionProviderChain::first_try(aws_config::Region::new(region.clone())),
-            None => RegionProviderChain::default_provider(),
-        }
-        .or_else(aws_config::Region::new(config.default_region.clone()));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client())
-            .timeout_config(call_timeouts())
-            // Stalled-stream protection watches streaming bodies, which SQS does not have; it
-            // costs an interceptor and a timer per call, and the attempt timeout above already
-            // cuts a call that hangs.
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .region(region);
-        if let Some(endpoint) = &config.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        if config.localstack_credentials {
-            // LocalStack takes any credentials; supply some so a bare machine works out of the box.
-            let credentials = Credentials::new("test", "test", None, None, "maskflow-localstack");
-            loader = loader.credentials_provider(credentials);
-        }
-        let sdk_config = loader.load().await;
+        let endpoint = Endpoint {
+            url: config.endpoint.clone(),
+            localstack_credentials: config.localstack_credentials,
+        };
+        let sdk_config =
+            sdk_config(&endpoint, config.region.as_deref(), Some(config.default_region.as_str()))
+                .await;
         let client = Client::new(&sdk_config);
         // Named in errors: where the calls go.
         let endpoint = config.endpoint.clone().unwrap_or_else(|| {

@@ -10,25 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chkit import COLUMNS, TYPED, call_export, outcome_of, q, rowbinary_events
+from chkit import COLUMNS, TYPED, call_export, q, rowbinary_events, udf_outcomes
 from testkit import SENT_MS, TEST_KEY, assert_vector, generated, host_transform, maskflow_bin, vector_body
-
-
-def udf_outcomes(ch, tmp_path: Path, bodies: list[bytes], times: list[int]) -> tuple[list[dict], ...]:
-    """The three functions over `bodies`, read from a file (no value ever in a query's text): the
-    outcomes of the typed function and of the batch function (through ClickHouse's own decoding
-    of their tuples; the batch in arrays of 1,000 events), and of the JSON function."""
-    events = tmp_path / "events.bin"
-    events.write_bytes(rowbinary_events(bodies, times))
-    source = f"file('{events}', 'RowBinary', 'body String, sent_ms Int64, n UInt32') AS e CROSS JOIN maskflow_config AS c"
-    rows = q(ch, f"SELECT n, maskflow_typed(body, sent_ms, c.config), maskflow(body, sent_ms, c.config) FROM {source} ORDER BY n")
-    assert [r[0] for r in rows] == list(range(len(bodies)))
-    batches = q(ch, "SELECT ns, maskflow_batch(events, config) FROM (SELECT arraySort(groupArray(n)) AS ns, "
-                    "arrayMap(x -> x.2, arraySort(x -> x.1, groupArray((n, CAST((body, sent_ms), 'Tuple(body String, sent_ms Int64)'))))) AS events, "
-                    f"any(c.config) AS config FROM {source} GROUP BY intDiv(n, 1000)) ORDER BY ns[1]")
-    assert [n for ns, _ in batches for n in ns] == list(range(len(bodies)))
-    batched = [outcome_of(o) for _, outcomes in batches for o in outcomes]
-    return [outcome_of(r[1]) for r in rows], batched, [json.loads(r[2]) for r in rows]
 
 
 def unmask(mask: str) -> bytes:

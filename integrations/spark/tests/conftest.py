@@ -28,9 +28,10 @@ def spark_session(cores: int) -> SparkSession:
 
 
 @pytest.fixture
-def spark() -> SparkSession:
+def spark(aws_env) -> SparkSession:
     """The running local[2] session (a test that swaps it, as the speed-up test does, leaves a
-    local[2] one behind)."""
+    local[2] one behind). After aws_env: the JVM, and the Python workers it starts, inherit
+    LocalStack's variables (the key source test's tasks read the secret themselves)."""
     return SparkSession.getActiveSession() or spark_session(2)
 
 

@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 import maskflow_spark
 from conftest import as_outcomes, private_key, spark_session
 from maskflow import Transformer
-from testkit import SENT_MS, TEST_KEY, assert_vector, generated, host_transform, vector_body
+from testkit import SENT_MS, TEST_KEY, assert_vector, generated, host_transform, put_secret, vector_body
 
 
 def test_golden_vectors_and_generated_events_equal_the_host_on_two_cores(spark, tmp_path, golden_vectors):
@@ -92,3 +92,17 @@ def test_two_cores_are_faster_than_one(spark, tmp_path):
     print(figures)
     Path(os.environ.get("MASKFLOW_FIGURES", tmp_path / "figures.txt")).open("a").write(figures + "\n")
     assert one / two > 1.1, figures
+
+
+def test_tasks_read_the_key_from_secrets_manager_themselves(spark, tmp_path, aws_env):
+    """--key-source: only the source's name goes into the closure; each task reads the secret
+    (here LocalStack's, through the environment the executors inherit) and masks as the host."""
+    source = f"aws-secretsmanager:{put_secret(aws_env, TEST_KEY.read_text())}"
+    bodies = generated(1000, seed=31)
+    table = pa.table({"n": list(range(len(bodies))), "body": pa.array(bodies, pa.binary()),
+                      "sent_ms": [SENT_MS] * len(bodies)})
+    pq.write_table(table, tmp_path / "events.parquet")
+    df = spark.read.parquet(str(tmp_path / "events.parquet")).repartition(2)
+    rows = sorted(maskflow_spark.mask_events(df, key_source=source).collect(), key=lambda r: r["n"])
+    assert as_outcomes(rows) == host_transform(bodies)
+

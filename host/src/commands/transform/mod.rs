@@ -93,7 +93,7 @@ pub(crate) fn run(config: TransformConfig) -> Result<(u64, u64)> {
                         Outcome::Rejected {
                             reason: Reason::InvalidTimestamp,
                             message: format!("field `{field}`: {why}"),
-                            encrypted_body: module.sealer().seal(&body),
+                            encrypted_body: stage.sealer().seal(&body),
                         },
                     ));
                     0 // not sent to the module (below)

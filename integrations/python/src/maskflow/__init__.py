@@ -3,10 +3,12 @@ inputs give equal masks everywhere (README.md of integrations/python).
 
 >>> from maskflow import Transformer, Row
 >>> t = Transformer(key_file="maskflow.key")                      # doctest: +SKIP
+>>> t = Transformer(keys=key_source_text("aws-secretsmanager:maskflow/key"))  # doctest: +SKIP
 >>> [o for o in t.transform(bodies) if isinstance(o, Row)]        # doctest: +SKIP
 """
 
 from ._abi import ABI_VERSION, module_bytes
+from ._aws import KeySourceError, key_source_text
 from ._errors import (
     ConfigError,
     KeyFileError,
@@ -28,6 +30,7 @@ __all__ = [
     "ConfigError",
     "KeyFileError",
     "KeyFileRule",
+    "KeySourceError",
     "MaskAuthenticationFailed",
     "MaskflowError",
     "ModuleError",
@@ -41,6 +44,7 @@ __all__ = [
     "UnknownKeyId",
     "Unmasked",
     "UnmaskError",
+    "key_source_text",
     "module_bytes",
     "read_key_file",
 ]
