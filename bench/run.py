@@ -31,7 +31,7 @@ BASELINES = os.path.join(REPO, "bench", "baselines")
 VECTOR_DIR = os.path.join(REPO, "integrations", "vector")
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--sections", default="transform,sink,e2e,idle,lag,batching,original,scale,rekey,replay,keysources")
+parser.add_argument("--sections", default="transform,sink,e2e,idle,lag,batching,original,scale,rekey,replay,keysources,clickhouse")
 parser.add_argument("--messages", type=int, default=20_000,
                     help="messages per end-to-end run, the same for every consumer")
 parser.add_argument("--rtt-ms", default="0,20,50",
@@ -53,6 +53,7 @@ parser.add_argument("--replay-host-messages", type=int, default=20_000,
                     help="messages of the host's end-to-end run the replay is compared with, in the same run")
 parser.add_argument("--scale-concurrency", type=int, default=4)
 parser.add_argument("--keysource-rounds", type=int, default=15, help="starts per key source (medians)")
+parser.add_argument("--clickhouse-events", type=int, default=200_000, help="events of the ClickHouse section (bench/clickhouse.py)")
 parser.add_argument("--results", default=os.path.join(REPO, "bench", "results", "results.json"))
 parser.add_argument("--key-file", required=True)
 args = parser.parse_args()
@@ -736,6 +737,22 @@ def section_batching():
         save()
 
 
+def section_clickhouse():
+    """bench/clickhouse.py in the integrations' venv (chDB): the UDFs and the pipeline beside the
+    built-in query a ClickHouse user would write, on one thread."""
+    log(f"clickhouse: UDFs, pipeline and module beside JSONExtract + encrypt, {args.clickhouse_events} events, one thread")
+    venv = subprocess.run([os.path.join(REPO, "integrations", "test"), "--venv"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    python = os.path.join(venv, "bin", "python")
+    started = time.monotonic()
+    proc = subprocess.run([python, os.path.join(REPO, "bench", "clickhouse.py"), "--events", str(args.clickhouse_events),
+                           "--maskflow", MASKFLOW, "--key-file", args.key_file], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: bench/clickhouse.py failed ({proc.returncode})")
+    results["clickhouse"] = {"date": now(), "wall_s": time.monotonic() - started, **json.loads(proc.stdout)}
+    save()
+
+
 def now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -745,5 +762,6 @@ save()
 for name in args.sections.split(","):
     {"transform": section_transform, "sink": section_sink, "e2e": section_e2e, "idle": section_idle, "lag": section_lag,
      "original": section_original, "scale": section_scale, "batching": section_batching,
-     "rekey": section_rekey, "replay": section_replay, "keysources": section_keysources}[name]()
+     "rekey": section_rekey, "replay": section_replay, "keysources": section_keysources,
+     "clickhouse": section_clickhouse}[name]()
 log(f"results in {args.results}")

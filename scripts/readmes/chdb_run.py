@@ -22,9 +22,10 @@ def statements(text):
         yield rest
 
 
-# What integrations/clickhouse/README.md asks of a ClickHouse server's profile: WebAssembly UDFs
-# on, and no fuel bound per call (blocks of thousands of events). Server settings, so chDB takes
-# them when the database is opened, not from a SET.
+# What integrations/clickhouse/README.md asks of a ClickHouse server: WebAssembly UDFs on (a
+# server setting, so chDB takes it when the database is opened, not from a SET). The functions
+# switch fuel metering off themselves (maskflow.sql); max_fuel=0 only keeps a README's own
+# function, declared without that setting, from stopping on a large block.
 SETTINGS = "allow_experimental_webassembly_udf=1&webassembly_udf_max_fuel=0"
 
 

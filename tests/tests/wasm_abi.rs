@@ -42,6 +42,8 @@ fn module_has_no_imports_and_exactly_the_documented_exports() {
         ("clickhouse_create_buffer", "(i32) -> i32"),
         ("clickhouse_destroy_buffer", "(i32) -> "),
         ("maskflow", "(i32, i32) -> i32"),
+        ("maskflow_typed", "(i32, i32) -> i32"),
+        ("maskflow_batch", "(i32, i32) -> i32"),
         ("maskflow_check", "(i32, i32) -> i32"),
         ("__data_end", "global i32"),
         ("__heap_base", "global i32"),
