@@ -15,7 +15,7 @@ use maskflow_tests::aws_keys::AwsKeys;
 use maskflow_tests::key_files::{malformed_key_files, KeyFileCase};
 use maskflow_tests::run::{generated, Run};
 use maskflow_tests::{maskflow_bin, Services};
-use maskflow_transform::{Error as TransformError, Key};
+use maskflow_transform::{Error as TransformError, Key, KeyFileRule};
 
 /// A 64-byte key: bytes spread over the whole range so every window is distinctive.
 fn key_bytes(seed: u8) -> [u8; 64] {
@@ -126,6 +126,18 @@ fn key_loading_errors_name_the_line_and_rule_never_the_key() {
             assert!(shown.contains(source) && shown.contains(&format!("line {line}")), "{shown}");
             assert_no_key(&output, &[key, other], &format!("{name} ({via:?})"));
         }
+    }
+}
+
+#[test]
+fn the_key_file_fixture_covers_every_rule_and_only_known_rules() {
+    let (key, other) = (STANDARD.encode(key_bytes(5)), STANDARD.encode(key_bytes(200)));
+    let cases = malformed_key_files(&key, &other);
+    for code in KeyFileRule::CODES {
+        assert!(cases.iter().any(|c| c.rule == code), "no fixture case for {code}");
+    }
+    for case in &cases {
+        assert!(KeyFileRule::CODES.contains(&case.rule.as_str()), "{}: {}", case.name, case.rule);
     }
 }
 

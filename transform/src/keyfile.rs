@@ -71,107 +71,13 @@ mod tests {
     use super::*;
     use crate::key::KEY_LEN;
 
-    /// The malformed key files every engine refuses (tests/vectors/key_files.md).
-    const FIXTURE: &str = include_str!("../../tests/vectors/key_files.jsonl");
+    // The malformed key files of tests/vectors/key_files.jsonl are checked against this parser,
+    // the CLI and every engine by tests/tests/secrets.rs (and integrations/*/tests).
 
     /// A key whose every 8-byte window and 8-character base64 window is distinct from the
     /// format's own text (bytes 0x80.. never appear in an error message's ASCII).
     fn key_bytes(seed: u8) -> [u8; KEY_LEN] {
         std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(seed) | 0x80)
-    }
-
-    /// The first 8-character window of the key (base64 text or raw bytes) found in `shown`.
-    fn leaked(shown: &[u8], b64: &str, bytes: &[u8]) -> Option<String> {
-        let windows = b64.as_bytes().windows(8).chain(bytes.windows(8));
-        windows
-            .into_iter()
-            .find(|w| shown.windows(8).any(|s| s == *w))
-            .map(|w| String::from_utf8_lossy(w).into_owned())
-    }
-
-    /// A fixture case: its name, the key file's text, and the line, rule code and words its
-    /// error must have.
-    struct Case {
-        name: String,
-        text: String,
-        line: usize,
-        rule: String,
-        says: String,
-    }
-
-    /// The fixture with its placeholders replaced by `key` and `other` (standard base64).
-    fn malformed(key: &str, other: &str) -> Vec<Case> {
-        let mut mangled = key.to_owned();
-        mangled.replace_range(40..41, "!");
-        let urlsafe = key.replace('+', "-").replace('/', "_");
-        assert_ne!(urlsafe, key, "the test key must hold `+` or `/`");
-        FIXTURE
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("fixture line is JSON");
-                let field = |name: &str| v[name].as_str().expect(name).to_owned();
-                let mut text = field("text")
-                    .replace("{key}", key)
-                    .replace("{other}", other)
-                    .replace("{key_mangled}", &mangled)
-                    .replace("{key_urlsafe}", &urlsafe);
-                while let Some(start) = text.find("{key[") {
-                    let end = start + text[start..].find("]}").expect("slice placeholder ends");
-                    let (from, to) = text[start + 5..end].split_once("..").expect("a range");
-                    let from = if from.is_empty() { 0 } else { from.parse().unwrap() };
-                    let to = if to.is_empty() { key.len() } else { to.parse().unwrap() };
-                    text.replace_range(start..end + 2, &key[from..to]);
-                }
-                assert!(!text.contains('{'), "unknown placeholder in {l}");
-                Case {
-                    name: field("name"),
-                    text,
-                    line: v["line"].as_u64().expect("line") as usize,
-                    rule: field("rule"),
-                    says: field("says"),
-                }
-            })
-            .collect()
-    }
-
-    #[test]
-    fn malformed_key_files_name_the_line_and_rule_and_never_the_key() {
-        let bytes = key_bytes(11);
-        let b64 = STANDARD.encode(bytes);
-        assert_eq!(b64.len(), 88);
-        let other = STANDARD.encode(key_bytes(99));
-        let cases = malformed(&b64, &other);
-        assert!(cases.len() >= 17, "the fixture lost cases: {}", cases.len());
-        for case in cases {
-            let (text, line, name) = (&case.text, case.line, &case.name);
-            let err = Key::parse_key_file(text).map(|_| ()).expect_err(name);
-            let Error::KeyFile { line: got, rule } = &err else { panic!("{name}: {err:?}") };
-            assert_eq!((*got, rule.code()), (line, case.rule.as_str()), "{name}");
-            for shown in [err.to_string(), format!("{err:?}")] {
-                let named = [format!("line {line}"), format!("line: {line}")];
-                assert!(named.iter().any(|n| shown.contains(n)), "{name}: {shown}");
-                assert!(shown.contains(&case.says), "{name} should say {:?}: {shown}", case.says);
-                if let Some(w) = leaked(shown.as_bytes(), &b64, &bytes) {
-                    panic!("{name}: the error shows key material {w:?}: {shown}");
-                }
-                if let Some(w) = leaked(shown.as_bytes(), &other, &key_bytes(99)) {
-                    panic!("{name}: the error shows key material {w:?}: {shown}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn the_fixture_covers_every_rule() {
-        let b64 = STANDARD.encode(key_bytes(11));
-        let cases = malformed(&b64, &STANDARD.encode(key_bytes(99)));
-        for code in KeyFileRule::CODES {
-            assert!(cases.iter().any(|c| c.rule == code), "no fixture case for {code}");
-        }
-        for case in &cases {
-            assert!(KeyFileRule::CODES.contains(&case.rule.as_str()), "{}", case.name);
-        }
     }
 
     #[test]
