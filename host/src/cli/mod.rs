@@ -225,7 +225,7 @@ fn execute(command: Command) -> Result<ExitCode> {
             let (tally, elapsed) = replay_command::run(args.into_config()?)?;
             tally
                 .write_table(&mut std::io::stdout().lock())
-                .map_err(crate::Error::io("cannot write stdout"))?;
+                .map_err(Error::io("cannot write stdout"))?;
             eprintln!("maskflow: replay: {}", tally.finish(dry_run, elapsed));
             match tally.skipped_by_key() {
                 by_key if by_key.is_empty() => Ok(ExitCode::SUCCESS),

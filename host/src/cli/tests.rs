@@ -133,7 +133,7 @@ fn rejections_and_replay_parse_their_documented_forms() {
     let unknown = parse(&["replay", "--reason", "missing_fields"]);
     let Command::Replay(unknown) = unknown else { panic!() };
     let error = unknown.selection.into_selection().unwrap_err();
-    assert_eq!(error.kind(), crate::Kind::Usage, "{error}");
+    assert_eq!(error.kind(), crate::kind::Kind::Usage, "{error}");
     assert!(Cli::try_parse_from(["maskflow", "replay", "--since", "last week"]).is_err());
 }
 
