@@ -8,8 +8,9 @@
 
 use std::cell::RefCell;
 
-use crate::wire::{self, BatchReader, FailureKind, ModuleFailure, STATUS_OK};
-use crate::{Config, Transformer, ABI_VERSION};
+use crate::config::Config;
+use crate::transformer::Transformer;
+use crate::wire::{self, BatchReader, FailureKind, ModuleFailure, ABI_VERSION, STATUS_OK};
 
 thread_local! {
     static TRANSFORMER: RefCell<Option<Transformer>> = const { RefCell::new(None) };

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::mask::NONCE_LEN;
-use crate::Error;
 
 /// Per-column AES-SIV nonces of the default mapping (16 ASCII bytes each). They keep the masks
 /// of different columns in different domains: the same string masks differently as an ip and

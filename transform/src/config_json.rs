@@ -13,7 +13,8 @@ use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
 use crate::config::{default_cache_size, Config, KeyConfig, Mapping};
-use crate::{Error, Key};
+use crate::error::Error;
+use crate::key::Key;
 
 const FIELDS: [&str; 4] = ["keys", "key_file", "mapping", "cache_size"];
 
@@ -127,7 +128,8 @@ mod tests {
     use base64::Engine;
 
     use super::*;
-    use crate::{KeyFileRule, Transformer};
+    use crate::error::KeyFileRule;
+    use crate::transformer::Transformer;
 
     fn b64(seed: u8) -> String {
         STANDARD.encode([seed | 0x80; 64])

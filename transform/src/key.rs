@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::{Error, KeyFileRule};
+use crate::error::{Error, KeyFileRule};
 
 /// Bytes of an AES-256-SIV key (two AES-256 keys: CMAC's and CTR's).
 pub const KEY_LEN: usize = 64;

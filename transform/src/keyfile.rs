@@ -6,8 +6,8 @@
 //! key made while parsing is wiped (`zeroize`) when dropped. The same parser serves the host,
 //! and every engine through the module's `init` (`"key_file"`, ABI.md).
 
+use crate::error::{Error, KeyFileRule};
 use crate::key::{self, valid_id, Key};
-use crate::{Error, KeyFileRule};
 
 impl Key {
     /// Parses a key file: one `id:base64` per line (a bare `base64` line means id `k1`). The

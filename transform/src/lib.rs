@@ -49,6 +49,4 @@ pub use outcome::{Outcome, OutcomeJson, Row};
 pub use reason::{Reason, Rejection};
 pub use sealer::BodySealer;
 pub use transformer::{Message, Transformer, Unmasked};
-
-/// Version of the WebAssembly ABI described in ABI.md; bumped on any incompatible change.
-pub const ABI_VERSION: u32 = 1;
+pub use wire::ABI_VERSION;

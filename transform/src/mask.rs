@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use dbl::Dbl;
 
-use crate::Error;
+use crate::error::Error;
 
 pub use crate::key::{Key, KEY_LEN};
 pub const NONCE_LEN: usize = 16;

@@ -1,7 +1,7 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::{Reason, Rejection};
+use crate::reason::{Reason, Rejection};
 
 /// One output row: a text value (PostgreSQL input syntax) or NULL per column, in mapping order.
 /// Reused across messages by [`crate::Transformer`], so a row costs no allocation once warm.

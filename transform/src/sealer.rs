@@ -2,8 +2,9 @@
 //! traps on a message, a database that refuses a row) without running a whole [`Transformer`].
 
 use crate::config::{nonce_bytes, RAW_BODY_NONCE};
+use crate::error::Error;
+use crate::key::Key;
 use crate::mask::ColumnCipher;
-use crate::{Error, Key};
 
 /// Encrypts message bodies exactly as rejections carry them (`k1.<base64url>`), with the
 /// first (active) key, so `maskflow unmask` recovers them like any rejection's body.
@@ -29,7 +30,8 @@ impl BodySealer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Message, Transformer};
+    use crate::config::Config;
+    use crate::transformer::{Message, Transformer};
 
     #[test]
     fn seals_as_the_transform_rejects() {

@@ -1,9 +1,15 @@
 use crate::cache::{CacheStats, MaskCache};
 use crate::config::{nonce_bytes, Config, KeyConfig, Kind, Mapping, RAW_BODY_NONCE};
+use crate::date;
+use crate::error::Error;
 use crate::flat::scan_flat;
+use crate::ip;
 use crate::mask::{self, ColumnCipher, Key, NONCE_LEN};
+use crate::outcome::Row;
+use crate::reason::{Reason, Rejection};
 use crate::scan::{scan, Found};
-use crate::{date, ip, version, BodySealer, Error, Reason, Rejection, Row};
+use crate::sealer::BodySealer;
+use crate::version;
 
 /// One message as SQS delivers it.
 #[derive(Debug, Clone, Copy)]

@@ -5,7 +5,13 @@
 //! Decoders refuse anything malformed with a [`WireError`] naming what was wrong; they never
 //! panic, whatever the bytes (a host must survive a hostile module, and a module a buggy host).
 
-use crate::{Error, Message, Outcome, Reason, Rejection, Row};
+use crate::error::Error;
+use crate::outcome::{Outcome, Row};
+use crate::reason::{Reason, Rejection};
+use crate::transformer::Message;
+
+/// Version of the WebAssembly ABI described in ABI.md; bumped on any incompatible change.
+pub const ABI_VERSION: u32 = 1;
 
 /// First byte of every result: the payload follows.
 pub const STATUS_OK: u8 = 0;
@@ -343,7 +349,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KeyFileRule;
+    use crate::error::KeyFileRule;
 
     #[test]
     fn a_batch_round_trips() {

@@ -26,7 +26,10 @@ use std::cell::RefCell;
 use rowbinary::{put_string, put_varint, Reader};
 use typed::Shape;
 
-use crate::{Config, Error, Message, OutcomeJson, Transformer};
+use crate::config::Config;
+use crate::error::Error;
+use crate::outcome::OutcomeJson;
+use crate::transformer::{Message, Transformer};
 
 /// The layout ClickHouse reads (its first 8 bytes); `cap` lets us free the data as the `Vec`
 /// it was.

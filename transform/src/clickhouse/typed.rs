@@ -11,7 +11,10 @@
 //! fields; a rejection has every column NULL. So the views read columns, never JSON.
 
 use super::rowbinary::{put_nullable_i32, put_nullable_string, NULL};
-use crate::{Kind, Message, Reason, Rejection, Row, Transformer};
+use crate::config::Kind;
+use crate::outcome::Row;
+use crate::reason::{Reason, Rejection};
+use crate::transformer::{Message, Transformer};
 
 const MS_PER_DAY: i64 = 86_400_000;
 
