@@ -79,15 +79,21 @@ def host_transform(bodies: list[bytes], sent_ms: int = SENT_MS, key_file: Path =
         ).stdout
     finally:
         key_copy.unlink()
+    outcomes = transform_outcomes(out)
+    assert len(outcomes) == len(bodies)
+    return outcomes
+
+
+def transform_outcomes(stdout: bytes) -> list[dict]:
+    """`maskflow transform`'s NDJSON output as outcome JSON (the golden vectors' shape)."""
     outcomes = []
-    for line in out.decode().splitlines():
+    for line in stdout.decode().splitlines():
         record = json.loads(line)
         if "rejected" in record:
             r = record["rejected"]
             outcomes.append({"rejection": {k: r[k] for k in ("reason", "message", "encrypted_body")}})
         else:
             outcomes.append({"row": record})
-    assert len(outcomes) == len(bodies)
     return outcomes
 
 

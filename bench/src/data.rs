@@ -79,6 +79,34 @@ pub fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("bench-{i:08}")).collect()
 }
 
+/// The host's tables in `database_url`, made by its own sink (so they are exactly what a host
+/// creates), then `TRUNCATE`d: its config (plain TCP, local) and a connection for loading.
+pub fn empty_tables(
+    database_url: &str,
+    truncate: &str,
+) -> anyhow::Result<(maskflow::PostgresConfig, postgres::Client)> {
+    use std::time::{Duration, Instant};
+
+    use anyhow::Context;
+    use maskflow::{PostgresConfig, PostgresSink, SslMode, Timeouts, TlsConfig};
+
+    let config = PostgresConfig {
+        client: database_url.parse().context("--database-url")?,
+        tls: TlsConfig { mode: SslMode::Disable, root_certs: None, client_cert: None },
+        table: "user_logins".into(),
+        schema: None,
+        timeouts: Timeouts { connect: Duration::from_secs(10), commit: Duration::from_secs(120) },
+    };
+    let columns =
+        maskflow_transform::Mapping::user_logins().columns.iter().map(|c| c.name.clone()).collect();
+    let mut sink = PostgresSink::new(&config, columns).map_err(anyhow::Error::msg)?;
+    sink.prepare(&[], Instant::now() + Duration::from_secs(60)).context("creating the tables")?;
+    let mut client =
+        postgres::Client::connect(database_url, postgres::NoTls).context("connecting")?;
+    client.batch_execute(&format!("TRUNCATE {truncate}"))?;
+    Ok((config, client))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

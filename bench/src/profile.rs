@@ -101,9 +101,9 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
                     let (at, n) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
                     let result = memory.data(&*store)[at..at + n].to_vec();
                     dealloc.call(&mut *store, (ptr, len)).map_err(|e| anyhow!("{e}"))?;
-                    match wire::split_status(&result)? {
+                    match wire::split_result(&result)? {
                         Ok(payload) => Ok(payload.to_vec()),
-                        Err(message) => bail!("{name}: {message}"),
+                        Err(failure) => bail!("{name}: {failure}"),
                     }
                 };
                 let columns =

@@ -3,14 +3,13 @@
 //! code `maskflow rekey` runs), timed from its start to its last commit.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use maskflow::Generator;
 use maskflow::{rekey, RekeyConfig};
-use maskflow::{PostgresConfig, PostgresSink, SslMode, Timeouts, TlsConfig};
 use maskflow_transform::{Config, Key, Mapping, Message, Transformer};
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use crate::data;
 
@@ -31,18 +30,8 @@ pub struct RekeyArgs {
 
 /// Prints one JSON line: `{"rows", "rejections", "distinct", "seconds", "rows_per_s"}`.
 pub fn run(args: &RekeyArgs) -> Result<()> {
-    let config = PostgresConfig {
-        client: args.database_url.parse().context("--database-url")?,
-        tls: TlsConfig { mode: SslMode::Disable, root_certs: None, client_cert: None },
-        table: "user_logins".into(),
-        schema: None,
-        timeouts: Timeouts { connect: Duration::from_secs(10), commit: Duration::from_secs(120) },
-    };
-    let columns = Mapping::user_logins().columns.iter().map(|c| c.name.clone()).collect();
-    let mut sink = PostgresSink::new(&config, columns).map_err(anyhow::Error::msg)?;
-    sink.prepare(&[], Instant::now() + Duration::from_secs(60)).context("creating the tables")?;
-    let mut client = Client::connect(&args.database_url, NoTls).context("connecting")?;
-    client.batch_execute("TRUNCATE user_logins, user_logins_rejected, maskflow_keys")?;
+    let (config, mut client) =
+        data::empty_tables(&args.database_url, "user_logins, user_logins_rejected, maskflow_keys")?;
     let (k1, k2) = (data::key(), Key::new("k2", [0x24; 64]).expect("valid key"));
     let rejections = load(&mut client, &k1, args.rows)?;
     client.batch_execute("VACUUM ANALYZE user_logins")?;

@@ -6,13 +6,13 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use maskflow::{PostgresConfig, PostgresSink, SslMode, Timeouts, TlsConfig};
 use maskflow_transform::{Config, Key, Mapping, Message, Transformer};
-use postgres::{Client, NoTls};
 use serde_json::Value;
+
+use crate::data;
 
 /// The rejections' SQS time: 2020-09-13 (replayed rows carry that `create_date`).
 const SENT_MS: i64 = 1_600_000_000_000;
@@ -36,18 +36,10 @@ pub struct SeedArgs {
 /// Prints one JSON line: `{"rejections", "seconds"}`.
 pub fn seed(args: &SeedArgs) -> Result<()> {
     let started = Instant::now();
-    let config = PostgresConfig {
-        client: args.database_url.parse().context("--database-url")?,
-        tls: TlsConfig { mode: SslMode::Disable, root_certs: None, client_cert: None },
-        table: "user_logins".into(),
-        schema: None,
-        timeouts: Timeouts { connect: Duration::from_secs(10), commit: Duration::from_secs(120) },
-    };
-    let columns = Mapping::user_logins().columns.iter().map(|c| c.name.clone()).collect();
-    let mut sink = PostgresSink::new(&config, columns).map_err(anyhow::Error::msg)?;
-    sink.prepare(&[], Instant::now() + Duration::from_secs(60)).context("creating the tables")?;
-    let mut client = Client::connect(&args.database_url, NoTls).context("connecting")?;
-    client.batch_execute("TRUNCATE user_logins, user_logins_rejected, maskflow_ledger")?;
+    let (_, mut client) = data::empty_tables(
+        &args.database_url,
+        "user_logins, user_logins_rejected, maskflow_ledger",
+    )?;
 
     let text = std::fs::read_to_string(&args.key_file).context("--key-file")?;
     let keys = Key::parse_key_file(&text).map_err(anyhow::Error::msg)?;

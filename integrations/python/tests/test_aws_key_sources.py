@@ -16,7 +16,7 @@ import pytest
 
 from maskflow import ConfigError, KeySourceError, Transformer, key_source_text
 
-from testkit import SENT_MS, generated, maskflow_bin, put_secret
+from testkit import SENT_MS, generated, maskflow_bin, put_secret, transform_outcomes
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +36,13 @@ def keygen(*args: str) -> str:
     return host(["keygen", *args]).decode().strip()
 
 
-def secret(aws, text: str) -> str:
-    return put_secret(aws, text)
-
-
 def python_outcomes(keys: str, bodies: list[bytes]) -> list[dict]:
     return [o.to_json() for o in Transformer(keys=keys).transform(bodies, sent_timestamp_ms=SENT_MS)]
 
 
 def host_outcomes(source: str, bodies: list[bytes]) -> list[dict]:
     out = host(["transform", "--key-source", source, "--sent-timestamp-ms", str(SENT_MS)], b"\n".join(bodies) + b"\n")
-    outcomes = []
-    for line in out.decode().splitlines():
-        record = json.loads(line)
-        if "rejected" in record:
-            r = record["rejected"]
-            outcomes.append({"rejection": {k: r[k] for k in ("reason", "message", "encrypted_body")}})
-        else:
-            outcomes.append({"row": record})
-    return outcomes
+    return transform_outcomes(out)
 
 
 def test_every_source_gives_the_hosts_masks(aws, tmp_path, monkeypatch):
@@ -66,7 +54,7 @@ def test_every_source_gives_the_hosts_masks(aws, tmp_path, monkeypatch):
     path.chmod(0o600)
     monkeypatch.setenv("MF_PY_KEYS", text)
     bodies = generated(300, seed=23)
-    sources = [f"file:{path}", "env:MF_PY_KEYS", f"aws-secretsmanager:{secret(aws, text)}"]
+    sources = [f"file:{path}", "env:MF_PY_KEYS", f"aws-secretsmanager:{put_secret(aws, text)}"]
     for source in sources:
         keys = key_source_text(source)
         assert ":kms:" not in keys and keys.splitlines()[0].startswith("k2:")
@@ -80,20 +68,20 @@ def test_refusals_name_the_call_and_code_never_the_key(aws):
     wrapped = keygen("--id", "k2", "--kms-key-id", arn)
     moved = wrapped.replace("k2:", "k3:", 1)
     cases = [
-        (f"aws-secretsmanager:{secret(aws, moved)}", "Decrypt", "InvalidCiphertextException"),
+        (f"aws-secretsmanager:{put_secret(aws, moved)}", "Decrypt", "InvalidCiphertextException"),
         (f"aws-secretsmanager:mf-py-missing-{uuid.uuid4().hex[:8]}", "GetSecretValue", "ResourceNotFoundException"),
     ]
     disabled = aws["kms"].create_key()["KeyMetadata"]["Arn"]
     disabled_line = keygen("--id", "k4", "--kms-key-id", disabled)
     aws["kms"].disable_key(KeyId=disabled)
-    cases.append((f"aws-secretsmanager:{secret(aws, disabled_line)}", "Decrypt", "DisabledException"))
+    cases.append((f"aws-secretsmanager:{put_secret(aws, disabled_line)}", "Decrypt", "DisabledException"))
     for source, call, code in cases:
         with pytest.raises(KeySourceError) as e:
             key_source_text(source)
         assert (e.value.call, e.value.code, e.value.transient) == (call, code, False), source
         assert wrapped.rsplit(":", 1)[1][:16] not in str(e.value)
     with pytest.raises(ConfigError, match="holds JSON"):
-        key_source_text(f"aws-secretsmanager:{secret(aws, json.dumps({'key': keygen()}))}")
+        key_source_text(f"aws-secretsmanager:{put_secret(aws, json.dumps({'key': keygen()}))}")
     with pytest.raises(ConfigError, match="not one of"):
         key_source_text("s3:bucket/key")
 
