@@ -54,7 +54,7 @@ pub use error::{
     KeyError, ModuleError, PgKind, PostgresError, ReplayError, RetireError, SqsError, Stop,
     Unsealable,
 };
-pub use keys::{AwsKeyError, AwsService, KeySource};
+pub use keys::{AwsKeyError, AwsService, KeySource, WrappedRule};
 /// The module stage as workers run it: bisection of failed calls, `module_failed` rejections.
 pub use pipeline::ModuleStage;
 pub use runtime::{Failure, Step};

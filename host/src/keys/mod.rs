@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 pub(crate) use self::aws::AwsKeySettings;
 pub use self::aws::{AwsKeyError, AwsService};
-pub use self::error::{KeyError, KeySource};
+pub use self::error::{KeyError, KeySource, WrappedRule};
 pub(crate) use self::source::SourceSpec;
 
 /// Where the keys come from, and how long reaching it may take (built by the CLI layer).
